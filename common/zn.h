@@ -1,0 +1,271 @@
+/*
+ * common/zn.h - the few helpers every zinc module shares: error codes, a byte slice,
+ * JSON-lines logging, and the thread and lock wrappers that pprof instruments.
+ *
+ * Nothing here includes h2o: storage/ and config/ use this header too. Threads and locks
+ * go through these wrappers so that the profiler sees every one of them (thread registry
+ * for CPU timers, stack snapshots and threadcreate; lock hooks for mutex/block profiles
+ * and the execution trace) without touching call sites.
+ */
+#ifndef ZN_COMMON_H
+#define ZN_COMMON_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- errors ------------------------------------------------------------------------- */
+
+typedef enum zn_err {
+    ZN_OK = 0,
+    ZN_ENOENT,   /* object does not exist */
+    ZN_EEXIST,   /* object already exists */
+    ZN_EINVAL,   /* malformed input */
+    ZN_EDIGEST,  /* content does not match its digest */
+    ZN_ERANGE,   /* offset/range does not fit */
+    ZN_ETOOBIG,  /* a size limit was crossed */
+    ZN_EIO,      /* the OS failed a read/write/rename/fsync */
+    ZN_ENOMEM,   /* allocation failed */
+    ZN_EBUSY,    /* resource in use */
+    ZN_EUNSUPP,  /* valid but not supported */
+    ZN_EDENIED,  /* not allowed */
+} zn_err_t;
+
+/* Static, never NULL. */
+const char *zn_err_str(zn_err_t err);
+
+/* ---- byte slices ---------------------------------------------------------------------- */
+
+typedef struct zn_slice {
+    const char *p;
+    size_t n;
+} zn_slice_t;
+
+#define ZN_SLICE_LIT(s) ((zn_slice_t){(s), sizeof(s) - 1})
+static inline zn_slice_t zn_slice(const char *p, size_t n)
+{
+    return (zn_slice_t){p, n};
+}
+bool zn_slice_eq(zn_slice_t a, const char *lit);
+/* Malloc'd NUL-terminated copy; caller frees. Dies on OOM. */
+char *zn_slice_dup(zn_slice_t s);
+
+/* Allocation wrappers: out-of-memory is fatal (logged, then abort). */
+void *zn_malloc(size_t n);
+void *zn_calloc(size_t n, size_t sz);
+void *zn_realloc(void *p, size_t n);
+char *zn_strdup(const char *s);
+
+/* Bounded growable buffer (curl dynbuf style): appending past max fails with ZN_ETOOBIG
+ * and leaves the content unchanged. _init with max; _release frees; _detach hands the
+ * NUL-terminated bytes to the caller (who frees them) and resets the buffer. */
+typedef struct zn_buf {
+    char *p;
+    size_t len, cap, max;
+} zn_buf_t;
+void zn_buf_init(zn_buf_t *b, size_t max);
+void zn_buf_release(zn_buf_t *b);
+zn_err_t zn_buf_append(zn_buf_t *b, const void *p, size_t n);
+zn_err_t zn_buf_printf(zn_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *zn_buf_detach(zn_buf_t *b, size_t *len);
+
+/* Parse a decimal unsigned integer occupying all of s, at most max. */
+zn_err_t zn_parse_u64(zn_slice_t s, uint64_t max, uint64_t *out);
+
+/* Monotonic and wall clocks in nanoseconds. */
+uint64_t zn_now_mono_ns(void);
+uint64_t zn_now_wall_ns(void);
+
+/* ---- logging --------------------------------------------------------------------------- */
+
+typedef enum zn_log_level { ZN_LOG_DEBUG, ZN_LOG_INFO, ZN_LOG_WARN, ZN_LOG_ERROR, ZN_LOG_FATAL } zn_log_level_t;
+
+typedef enum { ZN_LF_END, ZN_LF_STR, ZN_LF_INT, ZN_LF_UINT, ZN_LF_DOUBLE, ZN_LF_BOOL } zn_lf_type_t;
+typedef struct zn_log_field {
+    zn_lf_type_t type;
+    const char *key;
+    union {
+        const char *s;
+        long long i;
+        unsigned long long u;
+        double d;
+    } v;
+    size_t slen; /* for ZN_LF_STR: SIZE_MAX = NUL-terminated */
+} zn_log_field_t;
+
+#define ZN_LSTR(k, s) ((zn_log_field_t){ZN_LF_STR, (k), {.s = (s)}, SIZE_MAX})
+#define ZN_LSTRN(k, s, n) ((zn_log_field_t){ZN_LF_STR, (k), {.s = (s)}, (n)})
+#define ZN_LINT(k, x) ((zn_log_field_t){ZN_LF_INT, (k), {.i = (x)}, 0})
+#define ZN_LUINT(k, x) ((zn_log_field_t){ZN_LF_UINT, (k), {.u = (x)}, 0})
+#define ZN_LDBL(k, x) ((zn_log_field_t){ZN_LF_DOUBLE, (k), {.d = (x)}, 0})
+#define ZN_LBOOL(k, x) ((zn_log_field_t){ZN_LF_BOOL, (k), {.i = !!(x)}, 0})
+
+/* Writes one JSON line {"level","time","message",fields...} if level >= the configured
+ * level. Thread-safe; one write(2) per line. Field arrays end with a ZN_LF_END entry. */
+void zn_log_write(zn_log_level_t level, const char *msg, const zn_log_field_t *fields);
+#define zn_log(level, msg, ...) zn_log_write((level), (msg), (const zn_log_field_t[]){__VA_ARGS__ __VA_OPT__(, ){ZN_LF_END}})
+
+/* Configure: fd to write to (default 2) and minimal level. */
+void zn_log_set_level(zn_log_level_t level);
+void zn_log_set_fd(int fd);
+zn_log_level_t zn_log_get_level(void);
+/* "debug"/"info"/"warn"/"error"/"fatal" (also "warning", "panic"); ZN_EINVAL otherwise. */
+zn_err_t zn_log_level_parse(const char *s, zn_log_level_t *out);
+
+/* ---- threads ----------------------------------------------------------------------------- */
+
+#define ZN_THREAD_NAME_MAX 16
+#define ZN_THREAD_STACK_MAX 32
+#define ZN_THREADS_MAX 256
+
+typedef enum zn_thread_state {
+    ZN_THREAD_RUNNING, /* doing work */
+    ZN_THREAD_IDLE,    /* waiting for I/O (event loop) */
+    ZN_THREAD_BLOCKED, /* waiting on a lock or condition */
+    ZN_THREAD_SYSCALL, /* in a slow syscall (fsync...) */
+    ZN_THREAD_EXITED,
+} zn_thread_state_t;
+
+/* One registered thread. Slots are never freed (ZN_THREADS_MAX), so readers may walk them
+ * without a lock; fields are written by the owning thread or before `live` is published. */
+typedef struct zn_thread_info {
+    int id;                     /* index in the registry */
+    pid_t tid;                  /* kernel thread id */
+    pthread_t pthread;
+    char name[ZN_THREAD_NAME_MAX];
+    _Atomic int live;           /* 1 while the thread runs */
+    _Atomic int state;          /* zn_thread_state_t */
+    uintptr_t create_stack[ZN_THREAD_STACK_MAX]; /* return addresses of the creator, leaf first */
+    int create_depth;
+    uint64_t created_ns;        /* wall clock */
+    void *pprof;                /* owned by pprof (per-thread profiler state) */
+    const char *_Atomic route;  /* route name while a request is being handled, else NULL */
+} zn_thread_info_t;
+
+/* Hooks pprof installs (before any worker starts). Called on the new thread itself. */
+typedef struct zn_thread_hooks {
+    void (*on_start)(zn_thread_info_t *t);
+    void (*on_exit)(zn_thread_info_t *t);
+} zn_thread_hooks_t;
+void zn_thread_set_hooks(const zn_thread_hooks_t *hooks);
+
+/* Create a named, registered thread (name is cut to 15 chars only if the caller passes a
+ * longer one, which is our bug). Returns 0 or an errno. */
+int zn_thread_create(pthread_t *out, const char *name, void *(*fn)(void *), void *arg);
+/* Register the calling thread (main) under name. Idempotent. */
+zn_thread_info_t *zn_thread_register_self(const char *name);
+/* The calling thread's info, or NULL if it is not registered. */
+zn_thread_info_t *zn_thread_self(void);
+/* Number of slots ever used; slots [0, n) are valid to read. */
+int zn_thread_count(void);
+zn_thread_info_t *zn_thread_get(int i);
+static inline void zn_thread_set_state(zn_thread_info_t *t, zn_thread_state_t s)
+{
+    if (t != NULL)
+        t->state = s;
+}
+
+/* Captures return addresses of the caller (leaf first), skipping `skip` frames. Safe in
+ * normal context (not in signal handlers). */
+int zn_backtrace(uintptr_t *pcs, int max, int skip);
+
+/* ---- locks -------------------------------------------------------------------------------- */
+
+typedef struct zn_mutex {
+    pthread_mutex_t m;
+    const char *name;      /* static string naming what it guards */
+    uint64_t _contended_ns; /* set by the holder that waited, read on unlock */
+} zn_mutex_t;
+
+typedef struct zn_cond {
+    pthread_cond_t c;
+} zn_cond_t;
+
+typedef struct zn_rwlock {
+    pthread_rwlock_t l;
+    const char *name;
+} zn_rwlock_t;
+
+/* Profiling hooks (pprof sets them; NULL = off). `wait_ns` is how long the caller waited.
+ * on_contended runs in the waiter after it got the lock (block profile);
+ * on_unlock_contended runs in the holder that releases a lock others waited for, with the
+ * delay it caused (mutex profile). on_block_begin/end bracket a slow wait (trace). */
+typedef struct zn_lock_hooks {
+    void (*on_contended)(const void *lock, uint64_t wait_ns);
+    void (*on_unlock_contended)(const void *lock, uint64_t delay_ns);
+    void (*on_block_begin)(const void *lock);
+    void (*on_block_end)(const void *lock);
+} zn_lock_hooks_t;
+void zn_lock_set_hooks(const zn_lock_hooks_t *hooks);
+
+void zn_mutex_init(zn_mutex_t *m, const char *name);
+void zn_mutex_destroy(zn_mutex_t *m);
+void zn_mutex_lock(zn_mutex_t *m);
+bool zn_mutex_trylock(zn_mutex_t *m);
+void zn_mutex_unlock(zn_mutex_t *m);
+
+void zn_cond_init(zn_cond_t *c);
+void zn_cond_destroy(zn_cond_t *c);
+void zn_cond_wait(zn_cond_t *c, zn_mutex_t *m);
+/* Returns false on timeout. abs_mono_ns is CLOCK_MONOTONIC. */
+bool zn_cond_timedwait(zn_cond_t *c, zn_mutex_t *m, uint64_t abs_mono_ns);
+void zn_cond_signal(zn_cond_t *c);
+void zn_cond_broadcast(zn_cond_t *c);
+
+void zn_rwlock_init(zn_rwlock_t *l, const char *name);
+void zn_rwlock_destroy(zn_rwlock_t *l);
+void zn_rwlock_rdlock(zn_rwlock_t *l);
+void zn_rwlock_wrlock(zn_rwlock_t *l);
+void zn_rwlock_unlock(zn_rwlock_t *l);
+
+/* ---- request context shared by the router and the handlers ---------------------------- */
+
+struct st_h2o_req_t;
+
+/* Access-control actions (zot names). */
+enum { ZN_ACT_READ = 1, ZN_ACT_CREATE = 2, ZN_ACT_UPDATE = 4, ZN_ACT_DELETE = 8 };
+
+#define ZN_ROUTE_PARAMS_MAX 4
+
+/* What the router hands to a handler. Lives in the request's pool. */
+typedef struct zn_reqctx {
+    const char *route;                      /* route name, e.g. "manifest_get" */
+    zn_slice_t params[ZN_ROUTE_PARAMS_MAX]; /* path parameters in pattern order */
+    int nparams;
+    const char *user;                       /* authenticated user, NULL if anonymous */
+    bool is_admin;
+    void *app;                              /* the handler's registered data */
+    /* Authorization callback set by the server: may the caller do `action` on `repo`?
+     * Handlers call it for decisions that depend on state (tag create vs update, mount
+     * source). Always non-NULL. */
+    bool (*can)(struct zn_reqctx *ctx, const char *repo, unsigned action);
+    void *authz; /* server's data for can() */
+} zn_reqctx_t;
+
+/* A handler: returns 0 once it has started or sent a response (h2o convention). */
+typedef int (*zn_handler_fn)(struct st_h2o_req_t *req, zn_reqctx_t *ctx);
+
+enum {
+    ZN_ROUTE_ADMIN = 1,  /* only admins when auth is on (pprof) */
+    ZN_ROUTE_NOAUTH = 2, /* never authenticated (health checks) */
+    ZN_ROUTE_NOREPO_AUTHZ = 4, /* authenticated, but the handler checks access itself (catalog) */
+};
+
+/* One row of the router table. Patterns are literal segments, `{x}` (one segment) and at
+ * most one `{x+}` (one or more segments, matched so that the segments after it match from
+ * the right, as OCI paths must be parsed). A trailing `/` in the pattern is significant.
+ * method "*" matches any method. Params land in ctx->params in pattern order. */
+typedef struct zn_route_def {
+    const char *method;
+    const char *pattern;
+    const char *name; /* route label: logs, pprof `route` tag */
+    zn_handler_fn fn;
+    unsigned action;  /* ZN_ACT_* the caller needs on the repository param, 0 = none */
+    int repo_param;   /* index of the repository param, -1 if none */
+    unsigned flags;   /* ZN_ROUTE_* */
+} zn_route_def_t;
+
+#endif

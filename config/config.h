@@ -1,0 +1,126 @@
+/*
+ * config/config.h - zot's config.json read into plain structs.
+ *
+ * zinc reads the same file zot does: keys are matched case-insensitively (zot lower-cases
+ * every key, map keys included), http.port may be a string or a number, durations are Go
+ * strings ("90s", "1h30m"). Keys zot knows but zinc does not implement produce a warning
+ * naming the key; unknown keys, wrong types and out-of-range values are errors naming the
+ * file, the key path and the problem. The parsed struct is read-only after start.
+ */
+#ifndef ZN_CONFIG_H
+#define ZN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/zn.h"
+
+typedef struct zn_config_policy {
+    char **users;
+    size_t nusers;
+    char **groups;
+    size_t ngroups;
+    unsigned actions; /* ZN_ACT_* bits */
+} zn_config_policy_t;
+
+typedef struct zn_config_repo_access {
+    char *pattern; /* glob, lower-cased as zot does */
+    zn_config_policy_t *policies;
+    size_t npolicies;
+    unsigned default_actions;   /* defaultPolicy */
+    unsigned anonymous_actions; /* anonymousPolicy */
+    bool has_anonymous;         /* anonymousPolicy present (even if empty) */
+} zn_config_repo_access_t;
+
+typedef struct zn_config_group {
+    char *name;
+    char **users;
+    size_t nusers;
+} zn_config_group_t;
+
+typedef struct zn_config_access {
+    zn_config_group_t *groups;
+    size_t ngroups;
+    zn_config_repo_access_t *repos;
+    size_t nrepos;
+    zn_config_policy_t admin; /* adminPolicy */
+    bool has_admin;
+    zn_config_policy_t metrics; /* metrics: users + anonymousPolicy actions in .actions */
+} zn_config_access_t;
+
+typedef struct zn_config {
+    char *path; /* the file read, or NULL for built-in defaults */
+    char *dist_spec_version;
+
+    struct {
+        char *root_directory;   /* required in a file; default "./data" with no file */
+        bool dedupe;            /* true */
+        bool gc;                /* true */
+        bool commit;            /* false: fsync before rename when true */
+        uint64_t gc_delay_ns;   /* 1h */
+        uint64_t gc_interval_ns;/* 1h (0 when gc off and unset) */
+        uint64_t max_blob_size; /* zinc: storage.maxBlobSize, default 64 GiB */
+        uint64_t max_manifest_size; /* zinc: storage.maxManifestSize, default 4 MiB */
+        bool mount_without_from;    /* zinc: storage.mountWithoutFrom, default true */
+    } storage;
+
+    struct {
+        char *address; /* "127.0.0.1" */
+        int port;      /* 8080 */
+        char *realm;   /* "" */
+        int workers;   /* zinc: http.workers, 0 = CPU count */
+        uint64_t read_timeout_ns, write_timeout_ns; /* 60s; 0 = none (idle timeouts) */
+        struct {
+            char *cert, *key, *cacert; /* NULL when unset */
+        } tls;
+        struct {
+            char *htpasswd_path; /* NULL when unset */
+            int fail_delay;      /* seconds */
+        } auth;
+        zn_config_access_t *access; /* NULL when accessControl is absent */
+        char *external_url;
+    } http;
+
+    struct {
+        zn_log_level_t level; /* debug (zot default) */
+        char *output;         /* NULL = stderr */
+        char *audit;          /* NULL = none */
+    } log;
+
+    struct {
+        bool metrics_enable;
+        char *metrics_path; /* "/metrics" */
+    } extensions;
+
+    struct {
+        unsigned profile_max_seconds; /* zinc.profiling.maxSeconds, default 600 */
+        unsigned mutex_rate;          /* zinc.profiling.mutexRate: 1 in N contentions, default 1 */
+        unsigned block_rate_ns;       /* zinc.profiling.blockRate: sample waits >= N ns, default 10000 */
+        bool heap_sampling;           /* zinc.profiling.heap, default true */
+    } zinc;
+} zn_config_t;
+
+/* Fill cfg with defaults (no file). Caller releases with zn_config_release(). */
+void zn_config_init_defaults(zn_config_t *cfg);
+
+/* Warning callback: called once per warning with a message such as
+ * "config.json: extensions.search: not implemented by zinc, ignored". */
+typedef void (*zn_config_warn_fn)(void *data, const char *msg);
+
+/* Read and validate path into cfg (which it initialises). On ZN_OK the caller owns cfg's
+ * contents and releases them with zn_config_release(). On error cfg is released, and
+ * errbuf holds "<file>: <key.path>: <problem>". */
+zn_err_t zn_config_load(const char *path, zn_config_t *cfg, zn_config_warn_fn warn, void *warn_data, char *errbuf,
+                        size_t errlen);
+
+/* Same as zn_config_load on an in-memory JSON text; `name` is used in messages. */
+zn_err_t zn_config_parse(const char *name, const char *text, size_t len, zn_config_t *cfg, zn_config_warn_fn warn,
+                         void *warn_data, char *errbuf, size_t errlen);
+
+void zn_config_release(zn_config_t *cfg);
+
+/* Parse a Go duration ("90s", "1h30m", "1.5h", "0"); a bare non-zero number is rejected. */
+zn_err_t zn_config_parse_duration(const char *s, uint64_t *ns);
+
+#endif

@@ -1,0 +1,51 @@
+/* Unit tests for common/util.c: bounded buffers and number parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/zn.h"
+
+static void test_buf_max(void **state)
+{
+    zn_buf_t b;
+    zn_buf_init(&b, 8);
+    assert_int_equal(zn_buf_append(&b, "12345", 5), ZN_OK);
+    assert_int_equal(zn_buf_append(&b, "678", 3), ZN_OK);
+    assert_int_equal(zn_buf_append(&b, "9", 1), ZN_ETOOBIG);
+    assert_int_equal(b.len, 8);
+    assert_string_equal(b.p, "12345678");
+    zn_buf_release(&b);
+    zn_buf_init(&b, 100);
+    assert_int_equal(zn_buf_printf(&b, "%s-%d", "a", 7), ZN_OK);
+    assert_string_equal(b.p, "a-7");
+    size_t n;
+    char *p = zn_buf_detach(&b, &n);
+    assert_int_equal(n, 3);
+    free(p);
+}
+
+static void test_parse_u64(void **state)
+{
+    uint64_t v;
+    assert_int_equal(zn_parse_u64(ZN_SLICE_LIT("123"), 1000, &v), ZN_OK);
+    assert_int_equal(v, 123);
+    assert_int_equal(zn_parse_u64(ZN_SLICE_LIT("1001"), 1000, &v), ZN_ERANGE);
+    assert_int_equal(zn_parse_u64(ZN_SLICE_LIT(""), 1000, &v), ZN_EINVAL);
+    assert_int_equal(zn_parse_u64(ZN_SLICE_LIT("-1"), 1000, &v), ZN_EINVAL);
+    assert_int_equal(zn_parse_u64(ZN_SLICE_LIT("18446744073709551616"), UINT64_MAX, &v), ZN_ERANGE);
+    assert_int_equal(zn_parse_u64(ZN_SLICE_LIT("18446744073709551615"), UINT64_MAX, &v), ZN_OK);
+    assert_true(v == UINT64_MAX);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_max),
+        cmocka_unit_test(test_parse_u64),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
