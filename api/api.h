@@ -1,0 +1,51 @@
+/*
+ * api/api.h - the OCI distribution API: route rows for the server's router and the OCI
+ * error responses every handler (and the server's 404) sends.
+ */
+#ifndef ZN_API_H
+#define ZN_API_H
+
+#include <h2o.h>
+
+#include "common/zn.h"
+#include "config/config.h"
+
+/* OCI error codes (distribution-spec) plus zinc's NOT_FOUND for unknown routes. */
+typedef enum zn_oci_code {
+    ZN_OCI_BLOB_UNKNOWN,
+    ZN_OCI_BLOB_UPLOAD_INVALID,
+    ZN_OCI_BLOB_UPLOAD_UNKNOWN,
+    ZN_OCI_DIGEST_INVALID,
+    ZN_OCI_MANIFEST_BLOB_UNKNOWN,
+    ZN_OCI_MANIFEST_INVALID,
+    ZN_OCI_MANIFEST_UNKNOWN,
+    ZN_OCI_NAME_INVALID,
+    ZN_OCI_NAME_UNKNOWN,
+    ZN_OCI_SIZE_INVALID,
+    ZN_OCI_UNAUTHORIZED,
+    ZN_OCI_DENIED,
+    ZN_OCI_UNSUPPORTED,
+    ZN_OCI_TOO_MANY_REQUESTS,
+    ZN_OCI_RANGE_INVALID, /* 416 BLOB_UPLOAD_INVALID / range not satisfiable */
+    ZN_OCI_NOT_FOUND,     /* unknown route */
+    ZN_OCI_METHOD_UNKNOWN,
+    ZN_OCI_INTERNAL,      /* 500 */
+    ZN_OCI_CODE_MAX
+} zn_oci_code_t;
+
+/* Default HTTP status of a code (one table, api/errors.c). */
+int zn_api_error_status(zn_oci_code_t code);
+
+/* Sends `{"errors":[{"code","message","detail"}]}` with the code's status (or `status` if
+ * non-zero), Content-Type application/json. detail may be NULL (sent as {}), else a
+ * NUL-terminated string sent as a JSON string. Returns 0 (h2o handler convention). */
+int zn_api_send_error_status(h2o_req_t *req, int status, zn_oci_code_t code, const char *detail);
+static inline int zn_api_send_error(h2o_req_t *req, zn_oci_code_t code, const char *detail)
+{
+    return zn_api_send_error_status(req, 0, code, detail);
+}
+
+/* Adds `Docker-Distribution-API-Version: registry/2.0` (every response carries it). */
+void zn_api_add_version_header(h2o_req_t *req);
+
+#endif
