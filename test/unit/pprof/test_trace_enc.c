@@ -6,8 +6,8 @@
  * with the .trace files in test/data/trace/. Those files were written by this encoder and accepted by
  * Go's own parser (`go tool trace -d`, `-pprof=net|sync|syscall|sched`, Go 1.19 and 1.23);
  * test/data/trace/README.md says how. ZN_TRACE_GOLDEN_UPDATE=1 rewrites them instead.
- * Each file is also re-read by a small decoder here that checks what the Go parser relies
- * on: the header, batches first, argument counts, and per-goroutine sequence numbers.
+ * Each file is also re-read by trace_decode.h, which checks what the Go parser relies on:
+ * the header, batches first, argument counts, per-goroutine sequence numbers, stack ids.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "pprof/trace_enc.h"
+#include "trace_decode.h"
 
 static void test_uvarint(void **state)
 {
@@ -263,102 +264,6 @@ static void build_newthread(struct scen *s)
     zn_trace_buf_go_start(&s->b[0], 2601, &g[1]);
 }
 
-/* ---- a small decoder: what Go's parser needs, checked independently of the encoder ---- */
-
-/* Arguments after the type byte (timestamp included) for each event type we write. */
-static int want_args(uint8_t type)
-{
-    switch (type) {
-    case ZN_TEV_BATCH: return 2;
-    case ZN_TEV_FREQUENCY: case ZN_TEV_PROC_STOP: case ZN_TEV_GO_END: case ZN_TEV_GO_SYSBLOCK: return 1;
-    case ZN_TEV_PROC_START: case ZN_TEV_GO_WAITING: case ZN_TEV_GO_INSYSCALL: case ZN_TEV_GO_BLOCK_SYNC:
-    case ZN_TEV_GO_BLOCK_COND: case ZN_TEV_GO_BLOCK_NET: case ZN_TEV_GO_SYSCALL: return 2;
-    case ZN_TEV_GOMAXPROCS: case ZN_TEV_GO_START: case ZN_TEV_USER_TASK_END: return 3;
-    case ZN_TEV_GO_CREATE: case ZN_TEV_GO_UNBLOCK: case ZN_TEV_GO_SYSEXIT: case ZN_TEV_USER_LOG: return 4;
-    case ZN_TEV_USER_TASK_CREATE: case ZN_TEV_USER_REGION: return 5;
-    }
-    return -1;
-}
-
-struct decoded {
-    int events, batches, strings, stacks;
-    uint64_t seq_seen[NP + 2]; /* bit i set when seq i was used by that G */
-};
-
-static void note_seq(struct decoded *d, uint64_t g, uint64_t seq)
-{
-    assert_true(g < NP + 2 && seq > 0 && seq < 64);
-    assert_false(d->seq_seen[g] & (1ull << seq)); /* a sequence number is never reused */
-    d->seq_seen[g] |= 1ull << seq;
-}
-
-static void decode_args(const uint8_t **p, const uint8_t *end, uint8_t b0, uint64_t *args, int *n)
-{
-    int inl = (b0 >> 6) + 1;
-    *n = 0;
-    if (inl < 4) {
-        for (; *n < inl; (*n)++)
-            assert_int_equal(zn_trace_get_uvarint(p, end, &args[*n]), 0);
-        return;
-    }
-    uint64_t len;
-    assert_int_equal(zn_trace_get_uvarint(p, end, &len), 0);
-    assert_true(len <= 2048 && len <= (uint64_t)(end - *p));
-    const uint8_t *aend = *p + len;
-    while (*p < aend) {
-        assert_true(*n < 2 + 4 * ZN_TRACE_STACK_MAX);
-        assert_int_equal(zn_trace_get_uvarint(p, aend, &args[(*n)++]), 0);
-    }
-}
-
-static void decode_one(struct decoded *d, const uint8_t **p, const uint8_t *end)
-{
-    uint64_t args[2 + 4 * ZN_TRACE_STACK_MAX], v;
-    int n;
-    uint8_t b0 = *(*p)++, type = b0 & 0x3f;
-    if (type == ZN_TEV_STRING) {
-        assert_int_equal(zn_trace_get_uvarint(p, end, &v), 0);
-        assert_int_equal(zn_trace_get_uvarint(p, end, &v), 0);
-        assert_true(v > 0 && v <= (uint64_t)(end - *p));
-        *p += v;
-        d->strings++;
-        return;
-    }
-    assert_true(d->batches > 0 || type == ZN_TEV_BATCH); /* Go 1.22+: a batch comes first */
-    decode_args(p, end, b0, args, &n);
-    if (type == ZN_TEV_STACK) {
-        assert_int_equal(n, 2 + 4 * (int)args[1]);
-        d->stacks++;
-        return;
-    }
-    assert_int_equal(n, want_args(type));
-    d->batches += type == ZN_TEV_BATCH;
-    d->events++;
-    if (type == ZN_TEV_GO_START || type == ZN_TEV_GO_UNBLOCK || type == ZN_TEV_GO_SYSEXIT)
-        note_seq(d, args[1], args[2]);
-    if (type == ZN_TEV_GO_WAITING || type == ZN_TEV_GO_INSYSCALL)
-        note_seq(d, args[1], 1);
-    if (type == ZN_TEV_USER_LOG) {
-        assert_int_equal(zn_trace_get_uvarint(p, end, &v), 0);
-        assert_true(v <= (uint64_t)(end - *p));
-        *p += v;
-    }
-}
-
-static struct decoded decode(const zn_buf_t *t)
-{
-    struct decoded d = {0};
-    const uint8_t *p = (const uint8_t *)t->p, *end = p + t->len;
-    assert_true(t->len > ZN_TRACE_HEADER_LEN);
-    assert_memory_equal(p, ZN_TRACE_HEADER, ZN_TRACE_HEADER_LEN);
-    for (p += ZN_TRACE_HEADER_LEN; p < end;)
-        decode_one(&d, &p, end);
-    /* every G's sequence numbers are 1..max without a gap */
-    for (int g = 0; g < NP + 2; g++)
-        assert_true((d.seq_seen[g] & (d.seq_seen[g] + 2)) == 0);
-    return d;
-}
-
 static void check_golden(const char *name, const zn_buf_t *t)
 {
     char path[512];
@@ -379,6 +284,16 @@ static void check_golden(const char *name, const zn_buf_t *t)
     assert_memory_equal(want, t->p, wlen);
 }
 
+/* The highest sequence number seen for g (the decoder checked they are gap-free). */
+static uint64_t last_seq(const td_stats_t *d, uint64_t g)
+{
+    uint64_t m = 0;
+    for (size_t i = 0; i < d->nseqs; i++)
+        if (d->seqs[i].a == g && d->seqs[i].b > m)
+            m = d->seqs[i].b;
+    return m;
+}
+
 static void test_golden_start(void **state)
 {
     struct scen s;
@@ -390,11 +305,13 @@ static void test_golden_start(void **state)
     scen_flush(&s, 1);
     scen_flush(&s, 2);
     scen_footer(&s);
-    struct decoded d = decode(&s.out);
+    td_stats_t d = td_decode((const uint8_t *)s.out.p, s.out.len);
     assert_int_equal(d.batches, 5);
     assert_int_equal(d.strings, 16);
     assert_int_equal(d.stacks, 10);
-    assert_true(d.seq_seen[1] == 0x3e && d.seq_seen[2] == 0x3e && d.seq_seen[3] == 0xe && d.seq_seen[4] == 0xe);
+    assert_int_equal(d.creates, 4);
+    assert_true(last_seq(&d, 1) == 5 && last_seq(&d, 2) == 5 && last_seq(&d, 3) == 3 && last_seq(&d, 4) == 3);
+    td_release(&d);
     check_golden("start.trace", &s.out);
     zn_buf_release(&s.out);
 }
@@ -407,9 +324,10 @@ static void test_golden_newthread(void **state)
     scen_flush(&s, 1);
     scen_flush(&s, 0);
     scen_footer(&s);
-    struct decoded d = decode(&s.out);
+    td_stats_t d = td_decode((const uint8_t *)s.out.p, s.out.len);
     assert_int_equal(d.batches, 2);
-    assert_true(d.seq_seen[1] == 0xe && d.seq_seen[2] == 0xe);
+    assert_true(last_seq(&d, 1) == 3 && last_seq(&d, 2) == 3);
+    td_release(&d);
     check_golden("newthread.trace", &s.out);
     zn_buf_release(&s.out);
 }

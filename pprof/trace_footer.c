@@ -1,0 +1,170 @@
+/*
+ * pprof/trace_footer.c - ending a trace session: stop recording, collect every thread's
+ * partial chunk, and write the footer (Frequency, String and Stack records).
+ *
+ * Runs on the thread that started the session, after `on` is cleared and every writer has
+ * left (a writer never waits inside a write, so the wait is short). Stacks are the writers'
+ * tables, symbolized here with the caller's symbolizer; function and file names are
+ * deduplicated by pointer (the pprof symbolizer interns them), so each name is written once.
+ */
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pprof/trace_int.h"
+
+void zn_trace_release_session(void);
+
+#define S zn_trace_sess
+#define FOOTER_MAX (256u << 20)
+
+/* name pointer -> string id, open addressing */
+typedef struct names {
+    const char **keys;
+    uint64_t *ids;
+    size_t cap, n;
+    zn_buf_t *out;
+    zn_err_t err;
+} names_t;
+
+static void names_grow(names_t *t)
+{
+    size_t cap = t->cap == 0 ? 1024 : t->cap * 2;
+    const char **keys = zn_calloc(cap, sizeof(*keys));
+    uint64_t *ids = zn_calloc(cap, sizeof(*ids));
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->keys[i] == NULL)
+            continue;
+        size_t j = ((uintptr_t)t->keys[i] >> 3) & (cap - 1);
+        while (keys[j] != NULL)
+            j = (j + 1) & (cap - 1);
+        keys[j] = t->keys[i];
+        ids[j] = t->ids[i];
+    }
+    free(t->keys);
+    free(t->ids);
+    t->keys = keys;
+    t->ids = ids;
+    t->cap = cap;
+}
+
+/* The string id of s, writing its String record the first time; 0 for unknown names. */
+static uint64_t name_id(names_t *t, const char *s)
+{
+    if (s == NULL || s[0] == '\0')
+        return 0;
+    if (t->n * 2 >= t->cap)
+        names_grow(t);
+    size_t j = ((uintptr_t)s >> 3) & (t->cap - 1);
+    for (; t->keys[j] != NULL; j = (j + 1) & (t->cap - 1))
+        if (t->keys[j] == s)
+            return t->ids[j];
+    uint64_t id = atomic_fetch_add(&S.next_string, 1);
+    t->keys[j] = s;
+    t->ids[j] = id;
+    t->n++;
+    zn_err_t err = zn_trace_put_string(t->out, id, s, strlen(s));
+    if (err != ZN_OK && t->err == ZN_OK)
+        t->err = err;
+    return id;
+}
+
+/* Expands each lookup address into its inline chain, innermost first, up to the limit. */
+static int symbolize_stack(names_t *nm, const uintptr_t *pcs, uint32_t n, zn_trace_symbolize_fn sym, void *ctx,
+                           zn_trace_frame_t *frames)
+{
+    int nf = 0;
+    for (uint32_t i = 0; i < n && nf < ZN_TRACE_STACK_MAX; i++) {
+        zn_trace_symframe_t sf[8];
+        int k = sym != NULL ? sym(ctx, pcs[i], sf, 8) : 0;
+        if (k <= 0) {
+            frames[nf++] = (zn_trace_frame_t){pcs[i], 0, 0, 0};
+            continue;
+        }
+        for (int j = 0; j < k && nf < ZN_TRACE_STACK_MAX; j++)
+            frames[nf++] = (zn_trace_frame_t){pcs[i], name_id(nm, sf[j].fn), name_id(nm, sf[j].file),
+                                              sf[j].line > 0 ? (uint64_t)sf[j].line : 0};
+    }
+    return nf;
+}
+
+static zn_err_t write_thread_tables(names_t *nm, int ti, zn_trace_thread_t *tt, zn_trace_symbolize_fn sym, void *ctx)
+{
+    zn_err_t err = ZN_OK;
+    for (int i = 0; i < tt->nroutes && err == ZN_OK; i++)
+        err = zn_trace_put_string(nm->out, tt->routes[i].id, tt->routes[i].name, strlen(tt->routes[i].name));
+    for (size_t i = 0; i < tt->stk.nents && err == ZN_OK; i++) {
+        zn_trace_frame_t frames[ZN_TRACE_STACK_MAX];
+        const struct zn_trace_stkent *e = &tt->stk.ents[i];
+        int nf = symbolize_stack(nm, tt->stk.pcs + e->off, e->n, sym, ctx, frames);
+        err = nm->err != ZN_OK ? nm->err : zn_trace_put_stack(nm->out, zn_trace_stack_id(ti, (uint32_t)i), frames, nf);
+    }
+    return err;
+}
+
+static zn_trace_chunk_t *footer(uint64_t epoch, zn_trace_symbolize_fn sym, void *ctx)
+{
+    zn_buf_t out;
+    names_t nm = {0};
+    zn_trace_chunk_t *c = NULL;
+    zn_err_t err;
+
+    zn_buf_init(&out, FOOTER_MAX);
+    nm.out = &out;
+    if ((err = zn_trace_put_frequency(&out, ZN_TRACE_FREQUENCY)) != ZN_OK ||
+        (err = zn_trace_put_string(&out, ZN_TRACE_STR_REPO, "repo", 4)) != ZN_OK)
+        goto done;
+    int n = zn_thread_count();
+    for (int i = 0; i < n && err == ZN_OK; i++)
+        if (zn_trace_threads[i].epoch == epoch)
+            err = write_thread_tables(&nm, i, &zn_trace_threads[i], sym, ctx);
+    if (err != ZN_OK)
+        goto done;
+    c = zn_malloc(sizeof(*c) + out.len);
+    c->next = NULL;
+    c->len = out.len;
+    memcpy(c->data, out.p, out.len);
+done:
+    if (err != ZN_OK)
+        zn_log(ZN_LOG_ERROR, "trace: footer too large, trace cut", ZN_LSTR("error", zn_err_str(err)));
+    free(nm.keys);
+    free(nm.ids);
+    zn_buf_release(&out);
+    return c;
+}
+
+/* Appends each thread's partial chunk of the session to *tail. */
+static zn_trace_chunk_t **collect_partial(uint64_t epoch, zn_trace_chunk_t **tail)
+{
+    int n = zn_thread_count();
+    for (int i = 0; i < n; i++) {
+        zn_trace_thread_t *tt = &zn_trace_threads[i];
+        if (tt->epoch != epoch || tt->chunk == NULL)
+            continue;
+        tt->chunk->len = tt->buf.len;
+        *tail = tt->chunk;
+        tail = &tt->chunk->next;
+        tt->chunk = NULL;
+    }
+    return tail;
+}
+
+zn_trace_chunk_t *zn_trace_stop(zn_trace_symbolize_fn sym, void *ctx)
+{
+    uint64_t epoch = S.epoch;
+    atomic_store(&S.on, 0);
+    int n = zn_thread_count();
+    for (int i = 0; i < n; i++)
+        while (atomic_load(&zn_trace_threads[i].busy))
+            sched_yield();
+    zn_trace_chunk_t *head = zn_trace_take(), **tail = &head;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    tail = collect_partial(epoch, tail);
+    *tail = footer(epoch, sym, ctx);
+    for (int i = 0; i < n; i++)
+        if (zn_trace_threads[i].epoch == epoch)
+            zn_trace_stktab_reset(&zn_trace_threads[i].stk);
+    zn_trace_release_session();
+    return head;
+}
