@@ -37,15 +37,16 @@ void zn_mutex_destroy(zn_mutex_t *m)
     pthread_mutex_destroy(&m->m);
 }
 
-/* Not inlined, so that a stack captured in a hook starts in the zn_* wrapper. */
-__attribute__((noinline)) static void slow_begin(const void *lock, zn_lock_kind_t kind, zn_thread_info_t *self)
+/* Inlined, so that a stack captured in a hook starts in the zn_* wrapper (Go shows
+ * sync.(*Mutex).Lock there). */
+static inline __attribute__((always_inline)) void slow_begin(const void *lock, zn_lock_kind_t kind, zn_thread_info_t *self)
 {
     zn_thread_set_state(self, ZN_THREAD_BLOCKED);
     if (lock_hooks.on_block_begin != NULL)
         lock_hooks.on_block_begin(lock, kind);
 }
 
-__attribute__((noinline)) static void slow_end(const void *lock, zn_thread_info_t *self, uint64_t waited)
+static inline __attribute__((always_inline)) void slow_end(const void *lock, zn_thread_info_t *self, uint64_t waited)
 {
     zn_thread_set_state(self, ZN_THREAD_RUNNING);
     if (lock_hooks.on_block_end != NULL)
@@ -71,7 +72,7 @@ static void wait_leave(zn_lock_wait_t *w)
 
 /* The holder is about to release: if others wait, report the delay since the first of them
  * arrived (or since the previous such release) and restart the measure from now. */
-static void wait_release(const void *lock, zn_lock_wait_t *w)
+static inline __attribute__((always_inline)) void wait_release(const void *lock, zn_lock_wait_t *w)
 {
     if (atomic_load_explicit(&w->waiters, memory_order_relaxed) == 0)
         return;
@@ -162,7 +163,7 @@ void zn_rwlock_destroy(zn_rwlock_t *l)
     pthread_rwlock_destroy(&l->l);
 }
 
-static void rwlock_slow(zn_rwlock_t *l, int (*lock)(pthread_rwlock_t *))
+static inline __attribute__((always_inline)) void rwlock_slow(zn_rwlock_t *l, int (*lock)(pthread_rwlock_t *))
 {
     zn_thread_info_t *self = zn_thread_self();
     uint64_t t0 = zn_now_mono_ns();
