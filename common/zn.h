@@ -188,6 +188,8 @@ typedef struct zn_mutex {
     const char *name;      /* static string naming what it guards */
     zn_lock_wait_t _wait;
 } zn_mutex_t;
+/* Static initializer: `static zn_mutex_t m = ZN_MUTEX_INITIALIZER("what it guards");` */
+#define ZN_MUTEX_INITIALIZER(name) {PTHREAD_MUTEX_INITIALIZER, (name), {0, 0}}
 
 typedef struct zn_cond {
     pthread_cond_t c;
