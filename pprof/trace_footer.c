@@ -5,7 +5,8 @@
  * Runs on the thread that started the session, after `on` is cleared and every writer has
  * left (a writer never waits inside a write, so the wait is short). Stacks are the writers'
  * tables, symbolized here with the caller's symbolizer; function and file names are
- * deduplicated by pointer (the pprof symbolizer interns them), so each name is written once.
+ * deduplicated by pointer (the pprof symbolizer interns them), so each name is written once
+ * (a symbolizer that does not intern only costs duplicate String records).
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -18,34 +19,25 @@ void zn_trace_release_session(void);
 #define S zn_trace_sess
 #define FOOTER_MAX (256u << 20)
 
-/* name pointer -> string id, open addressing */
+/* Function and file names written so far: name pointer -> string id. */
 typedef struct names {
     const char **keys;
     uint64_t *ids;
-    size_t cap, n;
+    size_t n, cap;
+    zn_pprof_htab_t index;
     zn_buf_t *out;
     zn_err_t err;
 } names_t;
 
-static void names_grow(names_t *t)
+struct name_key {
+    const names_t *t;
+    const char *s;
+};
+
+static bool name_eq(void *ctx, uint32_t i)
 {
-    size_t cap = t->cap == 0 ? 1024 : t->cap * 2;
-    const char **keys = zn_calloc(cap, sizeof(*keys));
-    uint64_t *ids = zn_calloc(cap, sizeof(*ids));
-    for (size_t i = 0; i < t->cap; i++) {
-        if (t->keys[i] == NULL)
-            continue;
-        size_t j = ((uintptr_t)t->keys[i] >> 3) & (cap - 1);
-        while (keys[j] != NULL)
-            j = (j + 1) & (cap - 1);
-        keys[j] = t->keys[i];
-        ids[j] = t->ids[i];
-    }
-    free(t->keys);
-    free(t->ids);
-    t->keys = keys;
-    t->ids = ids;
-    t->cap = cap;
+    const struct name_key *k = ctx;
+    return k->t->keys[i] == k->s;
 }
 
 /* The string id of s, writing its String record the first time; 0 for unknown names. */
@@ -53,16 +45,20 @@ static uint64_t name_id(names_t *t, const char *s)
 {
     if (s == NULL || s[0] == '\0')
         return 0;
-    if (t->n * 2 >= t->cap)
-        names_grow(t);
-    size_t j = ((uintptr_t)s >> 3) & (t->cap - 1);
-    for (; t->keys[j] != NULL; j = (j + 1) & (t->cap - 1))
-        if (t->keys[j] == s)
-            return t->ids[j];
+    struct name_key k = {t, s};
+    uint64_t h = zn_pprof_hash(&s, sizeof(s), 0);
+    int64_t i = zn_pprof_htab_find(&t->index, h, name_eq, &k);
+    if (i >= 0)
+        return t->ids[i];
+    if (t->n == t->cap) {
+        t->cap = t->cap == 0 ? 256 : t->cap * 2;
+        t->keys = zn_realloc(t->keys, t->cap * sizeof(*t->keys));
+        t->ids = zn_realloc(t->ids, t->cap * sizeof(*t->ids));
+    }
     uint64_t id = atomic_fetch_add(&S.next_string, 1);
-    t->keys[j] = s;
-    t->ids[j] = id;
-    t->n++;
+    t->keys[t->n] = s;
+    t->ids[t->n] = id;
+    zn_pprof_htab_insert(&t->index, h, (uint32_t)t->n++);
     zn_err_t err = zn_trace_put_string(t->out, id, s, strlen(s));
     if (err != ZN_OK && t->err == ZN_OK)
         t->err = err;
@@ -129,6 +125,7 @@ done:
         zn_log(ZN_LOG_ERROR, "trace: footer too large, trace cut", ZN_LSTR("error", zn_err_str(err)));
     free(nm.keys);
     free(nm.ids);
+    zn_pprof_htab_release(&nm.index);
     zn_buf_release(&out);
     return c;
 }

@@ -9,6 +9,7 @@
 #ifndef ZN_PPROF_TRACE_INT_H
 #define ZN_PPROF_TRACE_INT_H
 
+#include "pprof/internal.h"
 #include "pprof/trace.h"
 
 /* decl = epoch << 2 | how the G was declared to the parser in that session */
@@ -22,17 +23,15 @@ enum {
     PARK_INSYSCALL /* declared in a syscall: the return writes GoSysExit + GoStart */
 };
 
-/* Interned stacks of one thread: lookup addresses stored flat, hashed for dedup. */
+/* Interned stacks of one thread: lookup addresses stored flat, indexed by hash. */
 typedef struct zn_trace_stktab {
     uintptr_t *pcs;
     size_t npcs, cap_pcs;
     struct zn_trace_stkent {
-        uint64_t hash;
         uint32_t off, n;
     } *ents;
     size_t nents, cap_ents;
-    uint32_t *slots; /* entry index + 1, 0 = empty; power of two */
-    size_t nslots;
+    zn_pprof_htab_t index;
 } zn_trace_stktab_t;
 
 #define ZN_TRACE_STKTAB_MAX (1u << 20) /* stacks per thread; ids must fit 32 bits for Go 1.22+ */

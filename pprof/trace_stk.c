@@ -18,37 +18,24 @@ void zn_trace_stktab_reset(zn_trace_stktab_t *t)
 {
     free(t->pcs);
     free(t->ents);
-    free(t->slots);
+    zn_pprof_htab_release(&t->index);
     memset(t, 0, sizeof(*t));
 }
 
-static uint64_t hash_pcs(const uintptr_t *pcs, uint32_t n)
+struct key {
+    const zn_trace_stktab_t *t;
+    const uintptr_t *pcs;
+    uint32_t n;
+};
+
+static bool eq(void *ctx, uint32_t i)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
-    for (uint32_t i = 0; i < n; i++) {
-        h ^= (uint64_t)pcs[i];
-        h *= 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    return h;
+    const struct key *k = ctx;
+    const struct zn_trace_stkent *e = &k->t->ents[i];
+    return e->n == k->n && memcmp(k->t->pcs + e->off, k->pcs, k->n * sizeof(*k->pcs)) == 0;
 }
 
-static void grow_slots(zn_trace_stktab_t *t)
-{
-    size_t n = t->nslots == 0 ? 256 : t->nslots * 2;
-    uint32_t *slots = zn_calloc(n, sizeof(*slots));
-    for (size_t i = 0; i < t->nents; i++) {
-        size_t j = t->ents[i].hash & (n - 1);
-        while (slots[j] != 0)
-            j = (j + 1) & (n - 1);
-        slots[j] = (uint32_t)i + 1;
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->nslots = n;
-}
-
-static uint32_t add(zn_trace_stktab_t *t, uint64_t h, const uintptr_t *pcs, uint32_t n, size_t slot)
+static uint32_t add(zn_trace_stktab_t *t, uint64_t h, const uintptr_t *pcs, uint32_t n)
 {
     if (t->npcs + n > t->cap_pcs) {
         t->cap_pcs = t->cap_pcs == 0 ? 1024 : t->cap_pcs * 2;
@@ -61,37 +48,22 @@ static uint32_t add(zn_trace_stktab_t *t, uint64_t h, const uintptr_t *pcs, uint
         t->ents = zn_realloc(t->ents, t->cap_ents * sizeof(*t->ents));
     }
     memcpy(t->pcs + t->npcs, pcs, n * sizeof(*pcs));
-    t->ents[t->nents] = (struct zn_trace_stkent){h, (uint32_t)t->npcs, n};
+    t->ents[t->nents] = (struct zn_trace_stkent){(uint32_t)t->npcs, n};
     t->npcs += n;
-    t->slots[slot] = (uint32_t)++t->nents;
-    return (uint32_t)t->nents - 1;
-}
-
-static uint32_t find(const zn_trace_stktab_t *t, uint64_t h, const uintptr_t *pcs, uint32_t n, size_t *slot)
-{
-    size_t j = h & (t->nslots - 1);
-    for (; t->slots[j] != 0; j = (j + 1) & (t->nslots - 1)) {
-        const struct zn_trace_stkent *e = &t->ents[t->slots[j] - 1];
-        if (e->hash == h && e->n == n && memcmp(t->pcs + e->off, pcs, n * sizeof(*pcs)) == 0)
-            return t->slots[j] - 1;
-    }
-    *slot = j;
-    return UINT32_MAX;
+    zn_pprof_htab_insert(&t->index, h, (uint32_t)t->nents);
+    return (uint32_t)t->nents++;
 }
 
 uint32_t zn_trace_stktab_intern(zn_trace_stktab_t *t, const uintptr_t *pcs, uint32_t n)
 {
-    bool full = t->nents >= ZN_TRACE_STKTAB_MAX;
-    size_t slot = 0;
-
-    /* growing at half load keeps empty slots even when full, so find() ends */
-    if (!full && t->nents * 2 >= t->nslots)
-        grow_slots(t);
-    uint64_t h = hash_pcs(pcs, n);
-    uint32_t idx = find(t, h, pcs, n, &slot);
-    if (idx != UINT32_MAX || full)
-        return idx;
-    return add(t, h, pcs, n, slot);
+    struct key k = {t, pcs, n};
+    uint64_t h = zn_pprof_hash(pcs, n * sizeof(*pcs), n);
+    int64_t i = zn_pprof_htab_find(&t->index, h, eq, &k);
+    if (i >= 0)
+        return (uint32_t)i;
+    if (t->nents >= ZN_TRACE_STKTAB_MAX)
+        return UINT32_MAX;
+    return add(t, h, pcs, n);
 }
 
 int zn_trace_capture(uintptr_t *pcs, int max, uintptr_t anchor)
