@@ -45,6 +45,9 @@ void zn_trace_chunks_free(zn_trace_chunk_t *c)
     }
 }
 
+static inline zn_trace_thread_t *enter(int *ti);
+static inline void leave(zn_trace_thread_t *tt);
+
 /* ---- chunks ------------------------------------------------------------------------------ */
 
 static void push_full(zn_trace_chunk_t *c)
@@ -73,6 +76,7 @@ static bool new_chunk(zn_trace_thread_t *tt, int ti, uint64_t ts)
     tt->chunk = c;
     tt->buf = (zn_trace_buf_t){c->data, 0, ZN_TRACE_CHUNK_SIZE, 0};
     zn_trace_buf_open(&tt->buf, (uint64_t)ti, ts);
+    tt->batch_len = tt->buf.len;
     return true;
 }
 
@@ -87,6 +91,20 @@ static bool reserve(zn_trace_thread_t *tt, int ti, size_t need, uint64_t ts)
         tt->chunk = NULL;
     }
     return new_chunk(tt, ti, ts);
+}
+
+void zn_trace_flush_self(void)
+{
+    int ti;
+    zn_trace_thread_t *tt = enter(&ti);
+    if (tt == NULL)
+        return;
+    if (tt->chunk != NULL && tt->buf.len > tt->batch_len) {
+        tt->chunk->len = tt->buf.len;
+        push_full(tt->chunk);
+        tt->chunk = NULL; /* the next event opens a new batch */
+    }
+    leave(tt);
 }
 
 zn_trace_chunk_t *zn_trace_take(void)
@@ -487,3 +505,15 @@ void zn_trace_init(void)
         zn_log(ZN_LOG_WARN, "trace: epoll_wait is not interposed (executable not linked with -rdynamic?); "
                             "traces will not show network waits");
 }
+
+static void on_req_begin(zn_pprof_thread_t *th, const char *route, const char *repo)
+{
+    zn_trace_req_begin(route, repo);
+}
+
+static void on_req_end(zn_pprof_thread_t *th)
+{
+    zn_trace_req_end();
+}
+
+const zn_pprof_listener_t zn_trace_listener = {.on_req_begin = on_req_begin, .on_req_end = on_req_end};

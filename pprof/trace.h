@@ -55,6 +55,10 @@ zn_err_t zn_trace_start(size_t max_bytes);
  * until h2o is done sending). Only the thread that started the session calls this. */
 zn_trace_chunk_t *zn_trace_take(void);
 
+/* Hands the calling thread's partial chunk to the list zn_trace_take reads (the HTTP side
+ * calls it every tick so that something is written and a client that left is noticed). */
+void zn_trace_flush_self(void);
+
 /* True when the session ended by itself (memory cap reached); zn_trace_stop must still run. */
 bool zn_trace_overflowed(void);
 
@@ -69,6 +73,11 @@ typedef int (*zn_trace_symbolize_fn)(void *ctx, uintptr_t pc, zn_trace_symframe_
  * chunks with the footer last (the caller frees them). Symbolizes every address seen with
  * sym (called on this thread). Afterwards a new session may start. */
 zn_trace_chunk_t *zn_trace_stop(zn_trace_symbolize_fn sym, void *ctx);
+
+struct zn_pprof_listener;
+/* Calls zn_trace_req_begin/end around requests (listed in pprof/registry.c). */
+extern const struct zn_pprof_listener zn_trace_listener;
+extern const struct zn_pprof_def zn_pprof_def_trace;
 
 /* Request task and region (the pprof request listener calls these): a task named route with
  * a region of the same name and, when repo != NULL, a log "repo" = repo; end closes the

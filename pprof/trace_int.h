@@ -46,6 +46,7 @@ typedef struct zn_trace_thread {
     uint64_t epoch;
     zn_trace_chunk_t *chunk;
     zn_trace_buf_t buf;
+    size_t batch_len; /* bytes of the Batch header: more means the chunk holds events */
     zn_trace_g_t g;
     int park;
     uint64_t park_stk, park_ts;
