@@ -303,12 +303,20 @@ int zn_pprof_serve_snapshot(h2o_req_t *req, const zn_pprof_def_t *def);
 
 extern const zn_pprof_def_t zn_pprof_def_allocs, zn_pprof_def_heap, zn_pprof_def_goroutine, zn_pprof_def_threadcreate,
     zn_pprof_def_profile, zn_pprof_def_cmdline, zn_pprof_def_symbol;
-extern const zn_pprof_listener_t zn_pprof_cpu_listener, zn_pprof_snap_listener;
+extern const zn_pprof_listener_t zn_pprof_cpu_listener;
 
+/* heap.c: turns the recording of sampled allocations on or off (zinc.profiling.heap). */
+void zn_pprof_heap_enable(bool on);
+/* index.c: reads /proc/self/cmdline once (at init). */
+zn_err_t zn_pprof_cmdline_init(void);
+/* index.c: the symbol endpoint's answer for "0xADDR+0xADDR..." (Go's format), appended to out. */
+zn_err_t zn_pprof_symbol_write(zn_slice_t words, zn_buf_t *out);
 /* cpu.c: SIGPROF handler installation (at init). */
 zn_err_t zn_pprof_cpu_init(void);
 /* snapshot.c: snapshot signal handler installation (at init). */
 zn_err_t zn_pprof_snap_init(void);
+/* unwind.c: per-thread libunwind caches (at init, before any profile). */
+void zn_pprof_unwind_init(void);
 /* Unwinds the interrupted context uc (a signal handler's third argument) into pcs as lookup
  * addresses: the exact pc first, then return addresses - 1. Async-signal-safe. */
 int zn_pprof_unwind_signal(void *uc, uintptr_t *pcs, int max);

@@ -330,8 +330,18 @@ static bool add_inline_chain(Dwfl_Module *mod, uintptr_t pc, const char *file, i
                              zn_pprof_sym_t *out)
 {
     Dwarf_Addr bias;
-    Dwarf_Die *cu = dwfl_module_addrdie(mod, pc, &bias), *scopes = NULL;
+    Dwarf_Die *cu = dwfl_module_addrdie(mod, pc, &bias), *scopes = NULL, inner;
     int n = cu != NULL ? dwarf_getscopes(cu, pc - bias, &scopes) : -1;
+    if (n <= 0) {
+        free(scopes);
+        return false;
+    }
+    /* past an inlined instance dwarf_getscopes follows the abstract definition; the callers
+     * are the DIEs enclosing the innermost scope in the tree, as eu-addr2line -i walks them */
+    inner = scopes[0];
+    free(scopes);
+    scopes = NULL;
+    n = dwarf_getscopes_die(&inner, &scopes);
     Dwarf_Files *files = NULL;
     size_t nfiles = 0;
     bool done = false;
