@@ -181,24 +181,24 @@ static void reset_owner(zn_trace_thread_t *tt, const zn_thread_info_t *t)
 
 /* First event of thread t in session e: find out (or decide) what the parser was told about
  * its G, and write ProcStart and whatever makes its state current. */
-static bool join(zn_trace_thread_t *tt, const zn_thread_info_t *t, uint64_t e, uint64_t ts)
+static bool join(zn_trace_thread_t *tt, const zn_thread_info_t *t, uint64_t e, uint64_t *clock)
 {
     reset_owner(tt, t);
-    if (!new_chunk(tt, t->id, ts))
+    if (!new_chunk(tt, t->id, *clock))
         return false;
     uint64_t d = atomic_load(&tt->decl);
     while (d >> 2 != e && !atomic_compare_exchange_weak(&tt->decl, &d, e << 2 | DECL_SELF))
         ;
     int kind = d >> 2 == e ? (int)(d & 3) : DECL_SELF;
     if (kind == DECL_SELF)
-        write_create(tt, t->id, t, &tt->g, ts, t->created_ns > S.t0_wall);
+        write_create(tt, t->id, t, &tt->g, (*clock)++, t->created_ns > S.t0_wall);
     uint64_t tid = (uint64_t)t->tid;
-    zn_trace_buf_event(&tt->buf, ts, ZN_TEV_PROC_START, &tid, 1);
+    zn_trace_buf_event(&tt->buf, (*clock)++, ZN_TEV_PROC_START, &tid, 1);
     if (kind == DECL_WAITING || kind == DECL_INSYSCALL) {
         tt->g.seq = 1; /* GoWaiting/GoInSyscall was written with seq 1 */
         tt->park = kind == DECL_WAITING ? PARK_WAIT : PARK_INSYSCALL;
     } else {
-        zn_trace_buf_go_start(&tt->buf, ts, &tt->g);
+        zn_trace_buf_go_start(&tt->buf, (*clock)++, &tt->g);
     }
     tt->epoch = e;
     return true;
@@ -216,8 +216,8 @@ static zn_trace_thread_t *enter_slow(int *ti)
     atomic_store(&tt->busy, 1);
     uint64_t e = atomic_load(&S.on);
     if (e != 0 && tt->epoch != e) {
-        uint64_t now = zn_now_mono_ns();
-        if (!join(tt, t, e, now > S.t0 ? now : S.t0 + 1))
+        uint64_t now = zn_now_mono_ns(), clock = now > S.t0 + ZN_TRACE_START_SPAN ? now : S.t0 + ZN_TRACE_START_SPAN;
+        if (!join(tt, t, e, &clock))
             e = 0;
     }
     if (e == 0) {
@@ -244,7 +244,7 @@ static inline void leave(zn_trace_thread_t *tt)
 /* ---- starting a session -------------------------------------------------------------------- */
 
 /* The starter's view of thread t: declare it unless it joined by itself already. */
-static void declare(zn_trace_thread_t *tt, int ti, const zn_thread_info_t *t, uint64_t e, uint64_t ts)
+static void declare(zn_trace_thread_t *tt, int ti, const zn_thread_info_t *t, uint64_t e, uint64_t *clock)
 {
     zn_trace_thread_t *ot = &zn_trace_threads[t->id];
     uint64_t d = atomic_load(&ot->decl);
@@ -256,12 +256,12 @@ static void declare(zn_trace_thread_t *tt, int ti, const zn_thread_info_t *t, ui
                                                                : DECL_RUNNABLE;
     if (!atomic_compare_exchange_strong(&ot->decl, &d, e << 2 | (uint64_t)kind))
         return; /* it joined meanwhile and told the parser itself */
-    if (!reserve(tt, ti, 2 * ZN_TRACE_EV_MAX, ts))
+    if (!reserve(tt, ti, 2 * ZN_TRACE_EV_MAX, *clock))
         return;
     zn_trace_g_t g = {(uint64_t)t->id + 1, 0};
-    write_create(tt, ti, t, &g, ts, false);
+    write_create(tt, ti, t, &g, (*clock)++, false);
     if (kind != DECL_RUNNABLE)
-        zn_trace_buf_go_parked(&tt->buf, ts, &g, kind == DECL_INSYSCALL);
+        zn_trace_buf_go_parked(&tt->buf, (*clock)++, &g, kind == DECL_INSYSCALL);
 }
 
 static bool claim(void)
@@ -287,26 +287,54 @@ zn_err_t zn_trace_start(size_t max_bytes)
     atomic_store(&S.next_string, ZN_TRACE_STR_REPO + 1);
     S.max_bytes = max_bytes;
     S.epoch = ++last_epoch;
-    /* every start event carries t0; a thread joining later uses a later time, so the whole
-     * start section precedes Gomaxprocs' end of initialization for Go 1.22+ */
+    /* the start section's events are stamped t0, t0 + 1, ... (distinct: Go 1.22+'s viewer
+     * needs the starter's GoStart after the first event) and a thread joining by itself
+     * stamps its events after t0 + ZN_TRACE_START_SPAN, so the whole start section precedes
+     * Gomaxprocs, which ends Go 1.22+'s initialization phase */
     S.t0 = zn_now_mono_ns();
+    uint64_t clock = S.t0;
     S.t0_wall = zn_now_wall_ns();
     zn_trace_thread_t *tt = &zn_trace_threads[self->id];
     atomic_store(&tt->busy, 1);
     atomic_store(&S.on, S.epoch);
-    if (join(tt, self, S.epoch, S.t0)) {
+    if (join(tt, self, S.epoch, &clock)) {
         int n = zn_thread_count();
         for (int i = 0; i < n; i++) {
             zn_thread_info_t *t = zn_thread_get(i);
             if (i != self->id && atomic_load(&t->live))
-                declare(tt, self->id, t, S.epoch, S.t0);
+                declare(tt, self->id, t, S.epoch, &clock);
         }
         uint64_t args[2] = {(uint64_t)n, 0};
-        if (reserve(tt, self->id, ZN_TRACE_EV_MAX, S.t0))
-            zn_trace_buf_event(&tt->buf, S.t0, ZN_TEV_GOMAXPROCS, args, 2);
+        if (reserve(tt, self->id, ZN_TRACE_EV_MAX, clock))
+            zn_trace_buf_event(&tt->buf, clock, ZN_TEV_GOMAXPROCS, args, 2);
     }
     leave(tt);
     return ZN_OK;
+}
+
+/* At stop, once every writer has left: a G the parser sees running gets GoPreempt, so its
+ * last GoStart has an end (the viewer dereferences it). This may go a little past the
+ * memory cap: a small chunk of its own when the thread's is full or gone. */
+void zn_trace_end_running(uint64_t epoch)
+{
+    uint64_t now = zn_now_mono_ns(), no_stack = 0;
+    int n = zn_thread_count();
+    for (int i = 0; i < n; i++) {
+        zn_trace_thread_t *tt = &zn_trace_threads[i];
+        if (tt->epoch != epoch || (tt->park != PARK_NONE && tt->park != PARK_SYSCALL))
+            continue;
+        if (tt->chunk == NULL || zn_trace_buf_room(&tt->buf) < ZN_TRACE_EV_MAX) {
+            if (tt->chunk != NULL) {
+                tt->chunk->len = tt->buf.len;
+                push_full(tt->chunk);
+            }
+            tt->chunk = zn_malloc(sizeof(*tt->chunk) + 2 * ZN_TRACE_EV_MAX);
+            tt->chunk->next = NULL;
+            tt->buf = (zn_trace_buf_t){tt->chunk->data, 0, 2 * ZN_TRACE_EV_MAX, 0};
+            zn_trace_buf_open(&tt->buf, (uint64_t)i, now);
+        }
+        zn_trace_buf_event(&tt->buf, now, ZN_TEV_GO_PREEMPT, &no_stack, 1);
+    }
 }
 
 /* Called by trace_footer.c once the session's data is collected. */

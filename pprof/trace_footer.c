@@ -15,6 +15,7 @@
 #include "pprof/trace_int.h"
 
 void zn_trace_release_session(void);
+void zn_trace_end_running(uint64_t epoch);
 
 #define S zn_trace_sess
 #define FOOTER_MAX (256u << 20)
@@ -154,6 +155,7 @@ zn_trace_chunk_t *zn_trace_stop(zn_trace_symbolize_fn sym, void *ctx)
     for (int i = 0; i < n; i++)
         while (atomic_load(&zn_trace_threads[i].busy))
             sched_yield();
+    zn_trace_end_running(epoch);
     zn_trace_chunk_t *head = zn_trace_take(), **tail = &head;
     while (*tail != NULL)
         tail = &(*tail)->next;

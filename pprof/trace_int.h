@@ -68,6 +68,9 @@ typedef struct zn_trace_thread {
 
 extern zn_trace_thread_t zn_trace_threads[ZN_THREADS_MAX];
 
+/* Nanoseconds reserved after t0 for the start section (at most 3 + 2 * 255 + 1 events). */
+#define ZN_TRACE_START_SPAN 4096
+
 #define ZN_TRACE_STR_REPO 1 /* string id of "repo", written by every footer */
 
 /* Session state shared by the starter/consumer and the writers. */

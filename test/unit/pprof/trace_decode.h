@@ -32,6 +32,7 @@ static int td_want_args(uint8_t type)
     case ZN_TEV_GO_BLOCK_COND:
     case ZN_TEV_GO_BLOCK_NET:
     case ZN_TEV_GO_SYSCALL:
+    case ZN_TEV_GO_PREEMPT:
         return 2;
     case ZN_TEV_GOMAXPROCS:
     case ZN_TEV_GO_START:
