@@ -53,6 +53,8 @@ static inline __attribute__((always_inline)) void slow_end(const void *lock, zn_
         lock_hooks.on_block_end(lock);
     if (lock_hooks.on_contended != NULL)
         lock_hooks.on_contended(lock, waited);
+    /* not a tail call: the hook's stack must still show the zn_* wrapper */
+    __asm__ __volatile__("");
 }
 
 static void wait_enter(zn_lock_wait_t *w, uint64_t t0)

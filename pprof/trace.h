@@ -66,12 +66,15 @@ bool zn_trace_overflowed(void);
 typedef struct zn_trace_symframe {
     const char *fn, *file;
     int line;
+    uintptr_t func_start; /* address of the enclosing ELF symbol (same for every inline frame), 0 = unknown */
 } zn_trace_symframe_t;
 typedef int (*zn_trace_symbolize_fn)(void *ctx, uintptr_t pc, zn_trace_symframe_t *out, int max);
 
 /* Ends the session: stops recording, waits for writers to leave, and returns the remaining
  * chunks with the footer last (the caller frees them). Symbolizes every address seen with
- * sym (called on this thread). Afterwards a new session may start. */
+ * sym (called on this thread; NULL writes no names) and ends each stack at its thread's
+ * start function, as Go's stacks end at the goroutine's function (Go 1.22+ names a
+ * goroutine by that root frame). Afterwards a new session may start. */
 zn_trace_chunk_t *zn_trace_stop(zn_trace_symbolize_fn sym, void *ctx);
 
 struct zn_pprof_listener;

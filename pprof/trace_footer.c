@@ -20,6 +20,11 @@ void zn_trace_end_running(uint64_t epoch);
 #define S zn_trace_sess
 #define FOOTER_MAX (256u << 20)
 
+typedef struct sym {
+    zn_trace_symbolize_fn fn;
+    void *ctx;
+} sym_t;
+
 /* Function and file names written so far: name pointer -> string id. */
 typedef struct names {
     const char **keys;
@@ -66,34 +71,49 @@ static uint64_t name_id(names_t *t, const char *s)
     return id;
 }
 
-/* Expands each lookup address into its inline chain, innermost first, up to the limit. */
-static int symbolize_stack(names_t *nm, const uintptr_t *pcs, uint32_t n, zn_trace_symbolize_fn sym, void *ctx,
+/* One frame per lookup address: the outermost function of its inline chain. go tool trace
+ * keys locations by PC, so inline frames sharing a PC would collapse into the innermost and
+ * cut the stack's link to its caller (Go's own traces lose inline callers the same way).
+ * The stack ends at the frame in function `root` (the thread's start function), if any. */
+static int symbolize_stack(names_t *nm, const uintptr_t *pcs, uint32_t n, uintptr_t root, const sym_t *sy,
                            zn_trace_frame_t *frames)
 {
     int nf = 0;
     for (uint32_t i = 0; i < n && nf < ZN_TRACE_STACK_MAX; i++) {
         zn_trace_symframe_t sf[8];
-        int k = sym != NULL ? sym(ctx, pcs[i], sf, 8) : 0;
+        int k = sy->fn != NULL ? sy->fn(sy->ctx, pcs[i], sf, 8) : 0;
         if (k <= 0) {
             frames[nf++] = (zn_trace_frame_t){pcs[i], 0, 0, 0};
             continue;
         }
-        for (int j = 0; j < k && nf < ZN_TRACE_STACK_MAX; j++)
-            frames[nf++] = (zn_trace_frame_t){pcs[i], name_id(nm, sf[j].fn), name_id(nm, sf[j].file),
-                                              sf[j].line > 0 ? (uint64_t)sf[j].line : 0};
+        const zn_trace_symframe_t *f = &sf[k - 1];
+        frames[nf++] = (zn_trace_frame_t){pcs[i], name_id(nm, f->fn), name_id(nm, f->file), f->line > 0 ? (uint64_t)f->line : 0};
+        if (root != 0 && f->func_start == root)
+            break;
     }
     return nf;
 }
 
-static zn_err_t write_thread_tables(names_t *nm, int ti, zn_trace_thread_t *tt, zn_trace_symbolize_fn sym, void *ctx)
+/* The function the thread started in (main: the function that registered it). */
+static uintptr_t thread_root(int ti, const sym_t *sy)
+{
+    zn_trace_symframe_t sf[8];
+    const zn_thread_info_t *t = zn_thread_get(ti);
+    if (sy->fn == NULL || t == NULL || t->start_fn == 0 || sy->fn(sy->ctx, t->start_fn, sf, 8) <= 0)
+        return 0;
+    return sf[0].func_start;
+}
+
+static zn_err_t write_thread_tables(names_t *nm, int ti, zn_trace_thread_t *tt, const sym_t *sy)
 {
     zn_err_t err = ZN_OK;
+    uintptr_t root = thread_root(ti, sy);
     for (int i = 0; i < tt->nroutes && err == ZN_OK; i++)
         err = zn_trace_put_string(nm->out, tt->routes[i].id, tt->routes[i].name, strlen(tt->routes[i].name));
     for (size_t i = 0; i < tt->stk.nents && err == ZN_OK; i++) {
         zn_trace_frame_t frames[ZN_TRACE_STACK_MAX];
         const struct zn_trace_stkent *e = &tt->stk.ents[i];
-        int nf = symbolize_stack(nm, tt->stk.pcs + e->off, e->n, sym, ctx, frames);
+        int nf = symbolize_stack(nm, tt->stk.pcs + e->off, e->n, root, sy, frames);
         err = nm->err != ZN_OK ? nm->err : zn_trace_put_stack(nm->out, zn_trace_stack_id(ti, (uint32_t)i), frames, nf);
     }
     return err;
@@ -101,6 +121,7 @@ static zn_err_t write_thread_tables(names_t *nm, int ti, zn_trace_thread_t *tt, 
 
 static zn_trace_chunk_t *footer(uint64_t epoch, zn_trace_symbolize_fn sym, void *ctx)
 {
+    const sym_t sy = {sym, ctx};
     zn_buf_t out;
     names_t nm = {0};
     zn_trace_chunk_t *c = NULL;
@@ -114,7 +135,7 @@ static zn_trace_chunk_t *footer(uint64_t epoch, zn_trace_symbolize_fn sym, void 
     int n = zn_thread_count();
     for (int i = 0; i < n && err == ZN_OK; i++)
         if (zn_trace_threads[i].epoch == epoch)
-            err = write_thread_tables(&nm, i, &zn_trace_threads[i], sym, ctx);
+            err = write_thread_tables(&nm, i, &zn_trace_threads[i], &sy);
     if (err != ZN_OK)
         goto done;
     c = zn_malloc(sizeof(*c) + out.len);

@@ -38,7 +38,7 @@ static int symbolize(void *ctx, uintptr_t pc, zn_trace_symframe_t *out, int max)
     zn_pprof_sym_lookup(pc, &s);
     int n = s.nframes < max ? s.nframes : max;
     for (int i = 0; i < n; i++)
-        out[i] = (zn_trace_symframe_t){s.frames[i].func, s.frames[i].file, s.frames[i].line};
+        out[i] = (zn_trace_symframe_t){s.frames[i].func, s.frames[i].file, s.frames[i].line, s.func_start};
     return n;
 }
 

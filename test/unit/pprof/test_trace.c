@@ -76,7 +76,7 @@ static int sym_dladdr(void *ctx, uintptr_t pc, zn_trace_symframe_t *out, int max
     Dl_info info;
     if (dladdr((void *)pc, &info) == 0 || info.dli_sname == NULL)
         return 0;
-    out[0] = (zn_trace_symframe_t){info.dli_sname, info.dli_fname, 0};
+    out[0] = (zn_trace_symframe_t){info.dli_sname, info.dli_fname, 0, (uintptr_t)info.dli_saddr};
     return 1;
 }
 
