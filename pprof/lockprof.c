@@ -110,17 +110,30 @@ static void record(table_t *t, uintptr_t anchor, double count, int64_t delay)
     in_hook = false;
 }
 
+bool zn_lockprof_block_sample(uint64_t wait_ns, uint64_t rate, uint64_t rnd, double *count, int64_t *delay)
+{
+    uint64_t c = wait_ns != 0 ? wait_ns : 1;
+    if (rate == 0)
+        return false;
+    if (c >= rate) {
+        *count = 1;
+        *delay = (int64_t)c;
+        return true;
+    }
+    if (rnd % rate > c)
+        return false;
+    *count = (double)rate / (double)c;
+    *delay = (int64_t)rate;
+    return true;
+}
+
 /* A waiter got its lock, or a condition wait ended, after wait_ns. */
 static void on_wait(const void *lock, uint64_t wait_ns)
 {
-    uint64_t rate = block_rate, c = wait_ns != 0 ? wait_ns : 1;
-    if (rate == 0)
-        return;
-    uintptr_t anchor = (uintptr_t)__builtin_return_address(0);
-    if (c >= rate)
-        record(&tables[BLOCK], anchor, 1, (int64_t)c);
-    else if (rand64() % rate <= c)
-        record(&tables[BLOCK], anchor, (double)rate / (double)c, (int64_t)rate);
+    double count;
+    int64_t delay;
+    if (block_rate != 0 && zn_lockprof_block_sample(wait_ns, block_rate, rand64(), &count, &delay))
+        record(&tables[BLOCK], (uintptr_t)__builtin_return_address(0), count, delay);
 }
 
 /* A holder is releasing a lock others waited for; it delayed them by delay_ns. */

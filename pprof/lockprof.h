@@ -19,6 +19,11 @@
  * Call once from zn_pprof_init, before other threads start. */
 void zn_lockprof_init(unsigned mutex_rate, unsigned block_rate_ns);
 
+/* Go's block sampling for one wait: with rnd uniform, keeps a wait of wait_ns with
+ * probability min(1, wait/rate) and gives the (count, delay) to add, unbiased: (1, wait)
+ * for a long wait, (rate/wait, rate) for a short one. False when not kept (or rate == 0). */
+bool zn_lockprof_block_sample(uint64_t wait_ns, uint64_t rate, uint64_t rnd, double *count, int64_t *delay);
+
 extern const zn_pprof_def_t zn_pprof_def_mutex, zn_pprof_def_block;
 
 #endif
