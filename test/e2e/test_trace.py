@@ -121,7 +121,9 @@ class Load:
     def symbols(self, s):
         lo, hi = self.text
         addrs = "+".join("%#x" % random.randrange(lo, hi) for _ in range(200))
-        r = s.post(self.url + PPROF + "symbol", data=addrs, timeout=30)
+        # a new connection each time, so that both workers get some (kept-alive ones could
+        # all land on one worker, which never contends with itself)
+        r = requests.post(self.url + PPROF + "symbol", data=addrs, timeout=30)
         assert r.status_code == 200, r.text
 
     def push_pull(self, s):
@@ -304,7 +306,11 @@ def contended(tmp_path_factory):
     srv.start()
     load = Load(srv).start()
     try:
-        time.sleep(3)
+        deadline = time.time() + 30 * SLOW
+        for name in ("mutex", "block"):
+            while "zn_pprof_sym_lookup" not in requests.get(srv.url + PPROF + name + "?debug=1", timeout=30).text:
+                assert time.time() < deadline, "no contention recorded in the %s profile" % name
+                time.sleep(0.5)
         yield srv
     finally:
         load.stop()
