@@ -66,8 +66,10 @@ typedef struct zn_auth_htpasswd {
     zn_rwlock_t lock;                 /* guards table and gen */
     zn_auth_htpasswd_table_t table;
     uint64_t gen;                     /* bumped on every successful reload */
-    zn_mutex_t reload_lock;           /* one thread at a time stats / re-reads; guards st, reload_failing */
+    zn_mutex_t reload_lock;           /* one thread at a time stats / re-reads; guards st, digest, racy, reload_failing */
     struct stat st;                   /* identity of the file last loaded */
+    uint8_t digest[32];               /* SHA-256 of its bytes */
+    bool racy;                        /* its ctime was too recent to trust stat alone */
     bool reload_failing;              /* the last reload attempt failed (log once) */
     _Atomic uint64_t next_check_ns;   /* monotonic time of the next stat */
     uint64_t check_interval_ns;

@@ -8,21 +8,25 @@
  * sorted array searched by bsearch.
  *
  * Reload: requests call zn_auth_htpasswd_maybe_reload(); at most once per check interval
- * one thread (trylock) stats the file and, if its identity changed, parses it into a new
- * table and swaps it in under the write lock, bumping the generation that cache entries
- * are tied to. Nothing watches the file in between, so an idle server does no work.
+ * one thread (trylock) stats the file and, if its identity changed (or its timestamps are
+ * too recent to be trusted), reads it; only if the bytes differ is it parsed into a new
+ * table swapped in under the write lock, bumping the generation that cache entries are
+ * tied to. Nothing watches the file in between, so an idle server does no work.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/auth_int.h"
 
 #define CHECK_INTERVAL_NS 1000000000ull
+#define RACY_SECONDS 2
 
 static void warn_line(const char *file, size_t line, const char *reason)
 {
@@ -158,27 +162,59 @@ done:
     return err;
 }
 
-static zn_err_t load(const char *path, zn_auth_htpasswd_table_t *t, struct stat *st, char *errbuf, size_t errlen)
+/* What one read of the file gave: its identity, a digest of its bytes, the parsed table. */
+typedef struct loaded {
+    struct stat st;
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    zn_auth_htpasswd_table_t table;
+} loaded_t;
+
+/* Read the file; parse it only if its bytes differ from `known` (NULL: always). *parsed
+ * says whether l->table was filled. */
+static zn_err_t load(const char *path, const uint8_t *known, loaded_t *l, bool *parsed, char *errbuf, size_t errlen)
 {
     zn_buf_t buf;
     zn_err_t err;
 
+    *parsed = false;
     zn_buf_init(&buf, ZN_AUTH_HTPASSWD_MAX);
-    if ((err = read_file(path, &buf, st, errbuf, errlen)) == ZN_OK)
-        zn_auth_htpasswd_parse(path, buf.p != NULL ? buf.p : "", buf.len, t);
+    if ((err = read_file(path, &buf, &l->st, errbuf, errlen)) == ZN_OK) {
+        SHA256((const unsigned char *)(buf.p != NULL ? buf.p : ""), buf.len, l->digest);
+        if (known == NULL || memcmp(known, l->digest, sizeof(l->digest)) != 0) {
+            zn_auth_htpasswd_parse(path, buf.p != NULL ? buf.p : "", buf.len, &l->table);
+            *parsed = true;
+        }
+    }
     if (buf.p != NULL)
         OPENSSL_cleanse(buf.p, buf.len);
     zn_buf_release(&buf);
     return err;
 }
 
+/* File timestamps are coarse (a kernel tick): a change within the same tick as the read
+ * we remember, with the same size and inode, would look like no change. So while the
+ * file's ctime is that close to "now", stat alone is not trusted and the bytes are
+ * compared on each check (git's "racy clean" rule). */
+static void remember(zn_auth_htpasswd_t *h, const loaded_t *l)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    h->st = l->st;
+    memcpy(h->digest, l->digest, sizeof(h->digest));
+    h->racy = now.tv_sec - l->st.st_ctim.tv_sec < RACY_SECONDS;
+}
+
 zn_err_t zn_auth_htpasswd_init(zn_auth_htpasswd_t *h, const char *path, char *errbuf, size_t errlen)
 {
+    loaded_t l;
+    bool parsed;
     zn_err_t err;
 
     memset(h, 0, sizeof(*h));
-    if ((err = load(path, &h->table, &h->st, errbuf, errlen)) != ZN_OK)
+    if ((err = load(path, NULL, &l, &parsed, errbuf, errlen)) != ZN_OK)
         return err;
+    h->table = l.table;
+    remember(h, &l);
     h->path = zn_strdup(path);
     zn_rwlock_init(&h->lock, "auth.htpasswd.table");
     zn_mutex_init(&h->reload_lock, "auth.htpasswd.reload");
@@ -206,16 +242,27 @@ static bool same_file(const struct stat *a, const struct stat *b)
            a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
+static void swap_in(zn_auth_htpasswd_t *h, zn_auth_htpasswd_table_t *t)
+{
+    zn_rwlock_wrlock(&h->lock);
+    zn_auth_htpasswd_table_t old = h->table;
+    h->table = *t;
+    h->gen++;
+    zn_rwlock_unlock(&h->lock);
+    zn_auth_htpasswd_table_release(&old);
+}
+
 /* Called with reload_lock held. */
 static bool reload(zn_auth_htpasswd_t *h)
 {
     struct stat st;
-    zn_auth_htpasswd_table_t t = {NULL, 0};
+    loaded_t l;
+    bool parsed;
     char err[256];
 
-    if (stat(h->path, &st) == 0 && same_file(&st, &h->st))
+    if (stat(h->path, &st) == 0 && same_file(&st, &h->st) && !h->racy)
         return false;
-    if (load(h->path, &t, &st, err, sizeof(err)) != ZN_OK) {
+    if (load(h->path, h->digest, &l, &parsed, err, sizeof(err)) != ZN_OK) {
         /* Keep serving the users we know (zot does the same); a transient failure such as
          * an editor's half-done save must not lock everyone out. Logged once per outage. */
         if (!h->reload_failing)
@@ -224,14 +271,11 @@ static bool reload(zn_auth_htpasswd_t *h)
         return false;
     }
     h->reload_failing = false;
-    zn_rwlock_wrlock(&h->lock);
-    zn_auth_htpasswd_table_t old = h->table;
-    h->table = t;
-    h->gen++;
-    zn_rwlock_unlock(&h->lock);
-    h->st = st;
-    zn_auth_htpasswd_table_release(&old);
-    zn_log(ZN_LOG_INFO, "htpasswd reloaded", ZN_LSTR("file", h->path), ZN_LUINT("users", t.n));
+    remember(h, &l);
+    if (!parsed)
+        return false; /* touched, same bytes: keep the table and the cache */
+    swap_in(h, &l.table);
+    zn_log(ZN_LOG_INFO, "htpasswd reloaded", ZN_LSTR("file", h->path), ZN_LUINT("users", l.table.n));
     return true;
 }
 
