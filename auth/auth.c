@@ -88,6 +88,12 @@ void zn_auth_free(zn_auth_t *a)
     free(a);
 }
 
+bool zn_auth_config_requires_client_cert(const zn_config_t *cfg)
+{
+    bool htpasswd = cfg->http.auth.htpasswd_path != NULL && cfg->http.auth.htpasswd_path[0] != '\0';
+    return !htpasswd && !zn_auth_policy_anonymous_exists(cfg->http.access);
+}
+
 bool zn_auth_enabled(const zn_auth_t *a)
 {
     return a->enabled;

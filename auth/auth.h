@@ -64,6 +64,11 @@ typedef enum zn_authz {
 zn_err_t zn_auth_new(const zn_config_t *cfg, zn_auth_t **out, char *errbuf, size_t errlen);
 void zn_auth_free(zn_auth_t *a);
 
+/* zot's rule for http.tls.cacert: a client certificate is required at the handshake when
+ * neither htpasswd nor an anonymousPolicy could let a request in; otherwise one is
+ * verified if the client sends it. */
+bool zn_auth_config_requires_client_cert(const zn_config_t *cfg);
+
 /* True when an authentication method (htpasswd) is configured. */
 bool zn_auth_enabled(const zn_auth_t *a);
 /* True when a request without credentials proceeds as anonymous: no authentication

@@ -187,6 +187,8 @@ typedef struct zn_auth_policy {
 
 zn_err_t zn_auth_policy_init(zn_auth_policy_t *p, const zn_config_access_t *access, char *errbuf, size_t errlen);
 void zn_auth_policy_release(zn_auth_policy_t *p);
+/* zot's AnonymousPolicyExists: some repository has a non-empty anonymousPolicy. */
+bool zn_auth_policy_anonymous_exists(const zn_config_access_t *access);
 /* The winning rule for repo, or NULL when no pattern matches. */
 const zn_auth_rule_t *zn_auth_policy_rule(const zn_auth_policy_t *p, const char *repo);
 /* ZN_ACT_* the identity holds on repo per zot §3 (user NULL = anonymous); with no

@@ -42,12 +42,18 @@ zn_err_t zn_auth_policy_init(zn_auth_policy_t *p, const zn_config_access_t *acce
         p->rules[i].cfg = r;
         p->rules[i].len = strlen(r->pattern);
         p->nrules++;
-        /* zot's AnonymousPolicyExists: a non-empty anonymousPolicy somewhere */
-        if (r->anonymous_actions != 0)
-            p->has_anonymous = true;
     }
+    p->has_anonymous = zn_auth_policy_anonymous_exists(access);
     qsort(p->rules, p->nrules, sizeof(*p->rules), rule_cmp);
     return ZN_OK;
+}
+
+bool zn_auth_policy_anonymous_exists(const zn_config_access_t *access)
+{
+    for (size_t i = 0; access != NULL && i < access->nrepos; i++)
+        if (access->repos[i].anonymous_actions != 0)
+            return true;
+    return false;
 }
 
 void zn_auth_policy_release(zn_auth_policy_t *p)
