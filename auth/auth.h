@@ -34,7 +34,8 @@ typedef struct zn_auth zn_auth_t;
 #define ZN_AUTH_PASS_MAX 3072 /* base64 of 4 KiB decodes to at most 3 KiB */
 
 /* Credentials decoded from a Basic header. Holds a password: release with
- * zn_auth_creds_wipe() as soon as it is no longer needed. */
+ * zn_auth_creds_wipe() as soon as it is no longer needed. user_len and pass_len always
+ * count the bytes written into user and pass (that is what the wipe clears). */
 typedef struct zn_auth_creds {
     char user[ZN_AUTH_USER_MAX + 1];
     char pass[ZN_AUTH_PASS_MAX + 1];

@@ -116,7 +116,8 @@ typedef struct zn_auth_cache_entry {
 
 typedef struct zn_auth_cache {
     zn_mutex_t lock; /* guards entries and tick */
-    struct evp_mac_ctx_st *hmac; /* HMAC-SHA256 keyed with 32 random bytes; read-only after init */
+    struct evp_md_st *sha256; /* fetched once */
+    uint8_t ipad[64], opad[64]; /* HMAC-SHA256 key (32 random bytes) xor ipad/opad; read-only */
     zn_auth_cache_entry_t *entries;
     size_t nsets;    /* entries = nsets * ZN_AUTH_CACHE_WAYS */
     uint64_t tick;

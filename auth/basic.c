@@ -28,13 +28,15 @@ static int b64_value(unsigned char c)
     return -1;
 }
 
-/* Standard alphabet; padding optional but, when present, correct. */
+/* Standard alphabet; padding optional but, when present, correct. *outlen counts the bytes
+ * written, also when it fails. */
 static bool b64_decode(const char *s, size_t n, char *out, size_t max, size_t *outlen)
 {
     size_t pad = 0, o = 0;
     uint32_t acc = 0;
     int bits = 0;
 
+    *outlen = 0;
     while (n > 0 && s[n - 1] == '=' && pad < 2) {
         n--;
         pad++;
@@ -52,9 +54,9 @@ static bool b64_decode(const char *s, size_t n, char *out, size_t max, size_t *o
             if (o == max)
                 return false;
             out[o++] = (char)((acc >> bits) & 0xff);
+            *outlen = o; /* also on failure: the caller wipes what was written */
         }
     }
-    *outlen = o;
     return true;
 }
 
@@ -117,7 +119,7 @@ zn_auth_status_t zn_auth_basic_parse(const char *hdr, size_t len, zn_auth_creds_
         return ZN_AUTH_FAILED;
     if (b64_decode(tok, toklen, dec, sizeof(dec), &n))
         st = split(dec, n, out);
-    OPENSSL_cleanse(dec, sizeof(dec));
+    OPENSSL_cleanse(dec, n);
     if (st != ZN_AUTH_OK)
         zn_auth_creds_wipe(out);
     return st;
@@ -125,5 +127,8 @@ zn_auth_status_t zn_auth_basic_parse(const char *hdr, size_t len, zn_auth_creds_
 
 void zn_auth_creds_wipe(zn_auth_creds_t *c)
 {
-    OPENSSL_cleanse(c, sizeof(*c));
+    /* only what was written: this runs on every request and the struct is 3 KiB */
+    OPENSSL_cleanse(c->user, (c->user_len < ZN_AUTH_USER_MAX ? c->user_len : ZN_AUTH_USER_MAX) + 1);
+    OPENSSL_cleanse(c->pass, (c->pass_len < ZN_AUTH_PASS_MAX ? c->pass_len : ZN_AUTH_PASS_MAX) + 1);
+    c->user_len = c->pass_len = 0;
 }
