@@ -305,6 +305,20 @@ def test_cache_spares_bcrypt(zinc_factory, tmp_path):
     assert (time.time() - t2) / 2 > rest * 5
 
 
+def test_client_gone_during_verification(zinc_factory, tmp_path):
+    """Requests whose client leaves while bcrypt runs on the verification pool: the answer
+    arrives for a request that no longer exists and must be dropped quietly."""
+    path = str(tmp_path / "htpasswd")
+    write_htpasswd(path, [bcrypt_line("slow", "pw", cost=12)])
+    z = zinc_factory(auth_config(path))
+    for pw in ("pw", "nope", "pw2", "nope2"):
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            requests.get(z.url + "/v2/", headers={"Authorization": basic("slow", pw)}, timeout=0.05)
+    time.sleep(2 * SLOW)
+    assert get(z, "/v2/", "slow", "pw").status_code == 200
+    assert z.proc.poll() is None
+
+
 def test_parallel_clients(zinc_factory, htpasswd):
     z = zinc_factory(auth_config(htpasswd, ACCESS))
     errors = []
