@@ -228,8 +228,7 @@ static zn_err_t set_skip(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *v, cons
 
 /* ---- string lists --------------------------------------------------------------------- */
 
-typedef zn_err_t (*each_fn)(cfg_walk_t *w, const cfg_keypath_t *kp, const char *s, size_t i, const cfg_field_t *f,
-                            char *base);
+typedef zn_err_t (*each_fn)(cfg_walk_t *w, const cfg_keypath_t *kp, const char *s, size_t i, const cfg_field_t *f, char *base);
 
 /* Calls fn for each string of v: an array of strings, or one string standing for a list of
  * one (zot's decoder does the same). */
@@ -403,8 +402,7 @@ static zn_err_t set_arr(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *v, const
 }
 
 /* One map entry: its lower-cased name at offset 0, then its object (null = empty). */
-static zn_err_t map_entry(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *map, json_t *v, const cfg_field_t *f,
-                          char *entry)
+static zn_err_t map_entry(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *map, json_t *v, const cfg_field_t *f, char *entry)
 {
     zn_err_t err;
 
@@ -437,10 +435,9 @@ static zn_err_t set_map(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *v, const
 }
 
 static const setter_fn setters[] = {
-    [CFG_OBJ] = set_obj,   [CFG_PTROBJ] = set_ptrobj, [CFG_MAP] = set_map,   [CFG_ARR] = set_arr,
-    [CFG_STR] = set_str,   [CFG_STRV] = set_strv,     [CFG_BOOL] = set_bool, [CFG_INT] = set_int,
-    [CFG_UINT] = set_int,  [CFG_U64] = set_int,       [CFG_DUR] = set_dur,   [CFG_LEVEL] = set_level,
-    [CFG_ACTS] = set_acts, [CFG_WARN] = set_warn,     [CFG_SKIP] = set_skip,
+    [CFG_OBJ] = set_obj,   [CFG_PTROBJ] = set_ptrobj, [CFG_MAP] = set_map,   [CFG_ARR] = set_arr,   [CFG_STR] = set_str,
+    [CFG_STRV] = set_strv, [CFG_BOOL] = set_bool,     [CFG_INT] = set_int,   [CFG_UINT] = set_int,  [CFG_U64] = set_int,
+    [CFG_DUR] = set_dur,   [CFG_LEVEL] = set_level,   [CFG_ACTS] = set_acts, [CFG_WARN] = set_warn, [CFG_SKIP] = set_skip,
 };
 
 /* The row for key, or the schema's terminating row (name NULL) when none matches. */
@@ -451,8 +448,7 @@ static const cfg_field_t *find_field(const cfg_field_t *f, const char *key)
     return f;
 }
 
-static zn_err_t walk_key(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *obj, json_t *v, const cfg_field_t *fields,
-                         char *base)
+static zn_err_t walk_key(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *obj, json_t *v, const cfg_field_t *fields, char *base)
 {
     const cfg_field_t *f = find_field(fields, kp->key);
     zn_err_t err;
