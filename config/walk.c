@@ -124,16 +124,17 @@ static bool json_to_u64(json_t *v, uint64_t *out)
 /* Go's strconv.ParseBool, plus "" = false as zot's weak decoding has it. */
 static bool str_to_bool(const char *s, bool *out)
 {
-    static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
-    static const char *const no[] = {"", "0", "f", "F", "FALSE", "false", "False"};
+    static const struct {
+        const char *s;
+        bool v;
+    } words[] = {{"1", true},  {"t", true},  {"T", true},  {"TRUE", true},   {"true", true},   {"True", true},  {"", false},
+                 {"0", false}, {"f", false}, {"F", false}, {"FALSE", false}, {"false", false}, {"False", false}};
 
-    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        if (strcmp(s, yes[i]) == 0)
-            return *out = true;
-    }
-    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
-        if (strcmp(s, no[i]) == 0)
-            return !(*out = false);
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcmp(s, words[i].s) == 0) {
+            *out = words[i].v;
+            return true;
+        }
     }
     return false;
 }
