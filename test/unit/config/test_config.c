@@ -2,6 +2,8 @@
  * types, case-insensitive keys, durations), every kind of invalid input with its exact
  * message, warnings for zot features zinc lacks, accessControl, and real-shaped zot example
  * files (test/data/config/) plus zinc's own examples/. */
+#include <dirent.h>
+
 #include "helpers.h"
 
 /* ---- defaults and basic reading ------------------------------------------------------- */
@@ -386,26 +388,53 @@ static void test_zot_examples_more(void **state)
     assert_non_null(strstr(err, "zot-v1-policy.json: http.accessControl.**: unknown key; repository patterns go under"));
 }
 
+/* Every .json file in examples/ must load without a warning; the three named ones must exist. */
 static void test_examples_dir(void **state)
 {
-    static const char *const files[] = {EXAMPLES "config-minimal.json", EXAMPLES "config-htpasswd-acl.json",
-                                        EXAMPLES "config-tls.json"};
+    char path[512];
+    int seen = 0;
+    zn_config_t c;
+    warns_t w;
+    struct dirent *de;
+    DIR *d = opendir(EXAMPLES);
+
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n < 5 || strcmp(de->d_name + n - 5, ".json") != 0)
+            continue;
+        assert_true((size_t)snprintf(path, sizeof(path), "%s%s", EXAMPLES, de->d_name) < sizeof(path));
+        load_ok(path, &c, &w);
+        if (w.n != 0)
+            fail_msg("%s", w.msg[0]);
+        seen += strcmp(de->d_name, "config-minimal.json") == 0 || strcmp(de->d_name, "config-tls.json") == 0 ||
+                strcmp(de->d_name, "config-htpasswd-acl.json") == 0;
+        zn_config_release(&c);
+    }
+    closedir(d);
+    assert_int_equal(seen, 3);
+}
+
+static void test_examples_content(void **state)
+{
     zn_config_t c;
     warns_t w;
 
-    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        load_ok(files[i], &c, &w);
-        assert_int_equal(w.n, 0);
-        zn_config_release(&c);
-    }
     load_ok(EXAMPLES "config-htpasswd-acl.json", &c, &w);
+    assert_non_null(c.http.auth.htpasswd_path);
     assert_int_equal(c.http.access->ngroups, 2);
     assert_int_equal(c.http.access->nrepos, 3);
     assert_true(c.http.access->repos[0].has_anonymous);
+    assert_int_equal(c.http.access->repos[1].npolicies, 2);
     assert_true(c.http.access->has_admin);
     zn_config_release(&c);
     load_ok(EXAMPLES "config-tls.json", &c, &w);
+    assert_non_null(c.http.tls.cert);
+    assert_non_null(c.http.tls.key);
     assert_non_null(c.http.tls.cacert);
+    zn_config_release(&c);
+    load_ok(EXAMPLES "config-minimal.json", &c, &w);
+    assert_int_equal(c.http.port, 5000);
     zn_config_release(&c);
 }
 
@@ -428,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_zot_examples),
         cmocka_unit_test(test_zot_examples_more),
         cmocka_unit_test(test_examples_dir),
+        cmocka_unit_test(test_examples_content),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
