@@ -96,8 +96,8 @@ typedef struct zn_log_field {
     size_t slen; /* for ZN_LF_STR: SIZE_MAX = NUL-terminated */
 } zn_log_field_t;
 
-#define ZN_LSTR(k, str) ((zn_log_field_t){ZN_LF_STR, (k), {.s = (str)}, SIZE_MAX})
-#define ZN_LSTRN(k, str, n) ((zn_log_field_t){ZN_LF_STR, (k), {.s = (str)}, (n)})
+#define ZN_LSTR(k_, v_) ((zn_log_field_t){ZN_LF_STR, (k_), {.s = (v_)}, SIZE_MAX})
+#define ZN_LSTRN(k_, v_, n_) ((zn_log_field_t){ZN_LF_STR, (k_), {.s = (v_)}, (n_)})
 #define ZN_LINT(k, x) ((zn_log_field_t){ZN_LF_INT, (k), {.i = (x)}, 0})
 #define ZN_LUINT(k, x) ((zn_log_field_t){ZN_LF_UINT, (k), {.u = (x)}, 0})
 #define ZN_LDBL(k, x) ((zn_log_field_t){ZN_LF_DOUBLE, (k), {.d = (x)}, 0})

@@ -1,2 +1,227 @@
-/* server/server.c - placeholder until the worker loop lands. */
-#include "common/zn.h"
+/*
+ * server/server.c - worker threads, listeners, signals and graceful shutdown.
+ *
+ * Each worker owns an h2o event loop and its own SO_REUSEPORT listening socket (bound by
+ * the main thread before any worker starts, so a busy port fails at startup). The main
+ * thread blocks SIGTERM/SIGINT in every thread and waits for them with sigwait(); then it
+ * posts a stop message to each worker's loop. A worker that gets it closes its listener,
+ * asks h2o to shut connections down (idle keep-alives close, in-flight requests finish)
+ * and keeps running its loop until no connection is left or the grace period ends.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "server/server_int.h"
+
+static int open_listener(const zn_config_t *cfg, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[8];
+    int fd = -1, on = 1, gai;
+
+    snprintf(port, sizeof(port), "%d", cfg->http.port);
+    const char *host = cfg->http.address != NULL && cfg->http.address[0] != '\0' ? cfg->http.address : NULL;
+    if ((gai = getaddrinfo(host, port, &hints, &res)) != 0) {
+        snprintf(err, errlen, "http.address: cannot resolve %s: %s", host ? host : "*", gai_strerror(gai));
+        return -1;
+    }
+    if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0)) == -1 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+        listen(fd, SOMAXCONN) != 0) {
+        snprintf(err, errlen, "http: cannot listen on %s:%d: %s", host ? host : "*", cfg->http.port, strerror(errno));
+        if (fd != -1)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+/* Large request bodies are kept by h2o in a file-backed buffer once they pass the
+ * threshold; put those files on the storage filesystem and allow bodies up to the
+ * configured blob size. */
+static bool setup_body_buffers(zn_server_t *srv, char *err, size_t errlen)
+{
+    const char *root = srv->cfg->storage.root_directory;
+    char dir[PATH_MAX];
+    int n = snprintf(dir, sizeof(dir), "%s/.zinc", root);
+    if (n < 0 || (size_t)n >= sizeof(dir) - 32) {
+        snprintf(err, errlen, "storage.rootDirectory: path too long");
+        return false;
+    }
+    if ((mkdir(root, 0700) != 0 && errno != EEXIST) || (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
+        snprintf(err, errlen, "storage.rootDirectory: cannot create %s: %s", dir, strerror(errno));
+        return false;
+    }
+    snprintf(dir + n, sizeof(dir) - (size_t)n, "/tmp");
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "storage.rootDirectory: cannot create %s: %s", dir, strerror(errno));
+        return false;
+    }
+    h2o_buffer_mmap_settings_t *mm = &h2o_socket_buffer_mmap_settings;
+    mm->threshold = 4 * 1024 * 1024;
+    if ((size_t)snprintf(mm->fn_template, sizeof(mm->fn_template), "%s/body.XXXXXX", dir) >= sizeof(mm->fn_template)) {
+        snprintf(err, errlen, "storage.rootDirectory: path too long for body buffers");
+        return false;
+    }
+    srv->globalconf.max_request_entity_size = (size_t)srv->cfg->storage.max_blob_size;
+    return true;
+}
+
+static int worker_count(const zn_config_t *cfg)
+{
+    long n = cfg->http.workers > 0 ? cfg->http.workers : sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    return n > ZN_WORKERS_MAX ? ZN_WORKERS_MAX : (int)n;
+}
+
+zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
+{
+    zn_server_t *srv = zn_calloc(1, sizeof(*srv));
+    srv->cfg = cfg;
+    err[0] = '\0';
+    h2o_config_init(&srv->globalconf);
+    srv->router = zn_router_new();
+    if (!setup_body_buffers(srv, err, errlen))
+        goto fail;
+    if ((srv->access = zn_access_new(cfg, err, errlen)) == NULL)
+        goto fail;
+    if ((srv->ssl_ctx = zn_tls_ctx_new(cfg, err, errlen)) == NULL && err[0] != '\0')
+        goto fail;
+    zn_http_setup(srv);
+    srv->nworkers = worker_count(cfg);
+    srv->workers = zn_calloc((size_t)srv->nworkers, sizeof(zn_worker_t));
+    for (int i = 0; i < srv->nworkers; i++) {
+        srv->workers[i].srv = srv;
+        srv->workers[i].index = i;
+        if ((srv->workers[i].listen_fd = open_listener(cfg, err, errlen)) == -1)
+            goto fail;
+    }
+    return srv;
+fail:
+    zn_server_free(srv);
+    return NULL;
+}
+
+void zn_server_free(zn_server_t *srv)
+{
+    if (srv == NULL)
+        return;
+    for (int i = 0; srv->workers != NULL && i < srv->nworkers; i++)
+        if (srv->workers[i].listen_fd > 0)
+            close(srv->workers[i].listen_fd);
+    free(srv->workers);
+    zn_access_free(srv->access);
+    if (srv->ssl_ctx != NULL)
+        SSL_CTX_free(srv->ssl_ctx);
+    zn_router_free(srv->router);
+    h2o_config_dispose(&srv->globalconf);
+    free(srv);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    zn_worker_t *w = listener->data;
+    h2o_socket_t *sock;
+    if (err != NULL)
+        return;
+    /* accept a few per wake-up; the other workers share the load through SO_REUSEPORT */
+    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; i++)
+        h2o_accept(&w->accept_ctx, sock);
+}
+
+static void on_stop(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    zn_worker_t *w = H2O_STRUCT_FROM_MEMBER(zn_worker_t, stop_receiver, receiver);
+    while (!h2o_linklist_is_empty(messages))
+        h2o_linklist_unlink(messages->next);
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    if (w->listener != NULL) {
+        h2o_socket_read_stop(w->listener);
+        h2o_socket_close(w->listener);
+        w->listener = NULL;
+    }
+    h2o_context_request_shutdown(&w->ctx);
+}
+
+static bool has_connections(zn_worker_t *w)
+{
+    return !h2o_linklist_is_empty(&w->ctx.http1._conns) || !h2o_linklist_is_empty(&w->ctx.http2._conns);
+}
+
+static void *worker_main(void *arg)
+{
+    zn_worker_t *w = arg;
+    w->loop = h2o_evloop_create();
+    h2o_context_init(&w->ctx, w->loop, &w->srv->globalconf);
+    w->accept_ctx = (h2o_accept_ctx_t){.ctx = &w->ctx, .hosts = w->srv->globalconf.hosts, .ssl_ctx = w->srv->ssl_ctx};
+    w->queue = h2o_multithread_create_queue(w->loop);
+    h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop);
+    w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listen_fd = -1; /* the socket owns it now */
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+    atomic_store(&w->started, 1);
+
+    while (!w->stopping)
+        h2o_evloop_run(w->loop, INT32_MAX);
+    uint64_t deadline = zn_now_mono_ns() + ZN_SHUTDOWN_GRACE_NS;
+    while (has_connections(w) && zn_now_mono_ns() < deadline)
+        h2o_evloop_run(w->loop, 100);
+    if (has_connections(w))
+        zn_log(ZN_LOG_WARN, "shutdown grace period over, closing connections", ZN_LINT("worker", w->index));
+    return NULL;
+}
+
+int zn_server_run(zn_server_t *srv)
+{
+    sigset_t set;
+    int sig = 0;
+    char name[ZN_THREAD_NAME_MAX];
+
+    /* main() blocked these before any thread started, so only this sigwait takes them */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+
+    for (int i = 0; i < srv->nworkers; i++) {
+        snprintf(name, sizeof(name), "worker-%u", (unsigned)(unsigned char)i); /* i < ZN_WORKERS_MAX */
+        int e = zn_thread_create(&srv->workers[i].thread, name, worker_main, &srv->workers[i]);
+        if (e != 0) {
+            zn_log(ZN_LOG_FATAL, "cannot start worker thread", ZN_LSTR("error", strerror(e)));
+            return 1;
+        }
+    }
+    atomic_store(&srv->ready, 1);
+    zn_log(ZN_LOG_INFO, "listening", ZN_LSTR("address", srv->cfg->http.address), ZN_LINT("port", srv->cfg->http.port),
+           ZN_LINT("workers", srv->nworkers), ZN_LBOOL("tls", srv->ssl_ctx != NULL));
+    while (sigwait(&set, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
+        ;
+    zn_log(ZN_LOG_INFO, "shutting down", ZN_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+    for (int i = 0; i < srv->nworkers; i++) {
+        while (!atomic_load(&srv->workers[i].started))
+            usleep(1000); /* main thread only: a worker still starting up */
+        h2o_multithread_send_message(&srv->workers[i].stop_receiver, &srv->workers[i].stop_msg);
+    }
+    for (int i = 0; i < srv->nworkers; i++)
+        pthread_join(srv->workers[i].thread, NULL);
+    zn_log(ZN_LOG_INFO, "stopped");
+    return 0;
+}

@@ -1,0 +1,49 @@
+# zinc: `make run` serves on 127.0.0.1:8080 with storage in ./data; `make test` runs every
+# test (unit + end-to-end, normal and ASan+UBSan builds). Both install missing packages.
+JOBS ?= $(shell nproc)
+BUILD_DIR ?= build
+ASAN_DIR ?= build-asan
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+.PHONY: all deps deps-test deps-bench build build-asan run test test-unit test-asan bench clean
+
+all: build
+
+deps:
+	@.ci/deps.sh build
+
+deps-test:
+	@.ci/deps.sh test
+
+deps-bench:
+	@.ci/deps.sh bench
+
+build: deps
+	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD_DIR) -j$(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DZN_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_DIR) -j$(JOBS)
+
+run: build
+	@mkdir -p data
+	exec $(BUILD_DIR)/server/zinc serve $(CONFIG)
+
+# The sanitizer build runs the whole suite first; the normal build runs last so its
+# summary line ends the output.
+test: deps-test
+	@$(MAKE) --no-print-directory build build-asan
+	@echo "=== ASan+UBSan build ==="
+	@cd $(ASAN_DIR) && ctest --output-on-failure -j$(JOBS)
+	@echo "=== release build ==="
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS)
+
+test-unit: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -R '^unit_'
+
+bench: deps-bench build
+	@bench/run.sh
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)

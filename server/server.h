@@ -1,0 +1,67 @@
+/*
+ * server/server.h - zinc's HTTP server: worker threads each running one h2o event loop,
+ * listeners (plain or TLS), the router table, access logging, signals and graceful
+ * shutdown. main.c is a thin CLI over this.
+ */
+#ifndef ZN_SERVER_H
+#define ZN_SERVER_H
+
+#include <openssl/ssl.h>
+
+#include "common/zn.h"
+#include "config/config.h"
+
+/* ---- router (pure; unit-tested) ------------------------------------------------------ */
+
+typedef struct zn_router zn_router_t;
+
+/* Empty table. Caller frees with zn_router_free(). */
+zn_router_t *zn_router_new(void);
+void zn_router_free(zn_router_t *r);
+
+/* Appends rows (copied by pointer: defs must outlive the router), each bound to app.
+ * Earlier rows win. ZN_EINVAL if a pattern is malformed (then nothing is added). */
+zn_err_t zn_router_add(zn_router_t *r, const zn_route_def_t *defs, size_t n, void *app);
+
+typedef enum zn_route_result { ZN_ROUTE_FOUND, ZN_ROUTE_NO_PATH, ZN_ROUTE_NO_METHOD } zn_route_result_t;
+
+/* Matches method + path (no query string) against the table. On ZN_ROUTE_FOUND, *def and
+ * *app are the row, and params[] (at least ZN_ROUTE_PARAMS_MAX) point into path. */
+zn_route_result_t zn_router_match(const zn_router_t *r, zn_slice_t method, zn_slice_t path, const zn_route_def_t **def,
+                                  void **app, zn_slice_t *params, int *nparams);
+
+/* ---- server ------------------------------------------------------------------------------- */
+
+typedef struct zn_server zn_server_t;
+
+/* Builds the server for cfg (which must outlive it): storage, auth, routes, listeners
+ * bound (so a busy port fails here). On failure returns NULL with a message in err. */
+zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen);
+
+/* Starts the workers and blocks until SIGTERM/SIGINT, then stops accepting, lets
+ * in-flight requests finish (bounded) and returns 0. */
+int zn_server_run(zn_server_t *srv);
+void zn_server_free(zn_server_t *srv);
+
+/* `zinc probe URL`: GET an http:// URL, 0 when the answer is 2xx (container health check). */
+int zn_probe_main(const char *url);
+
+/* ---- seams implemented in their own files ------------------------------------------- */
+
+struct st_h2o_req_t;
+
+/* server/access.c: authentication and authorization of one request. Fills ctx->user,
+ * ctx->is_admin, ctx->can. Returns true if the handler may run; false if it has sent (or
+ * will send, after a fail delay) the 401/403 itself. */
+typedef struct zn_access zn_access_t;
+zn_access_t *zn_access_new(const zn_config_t *cfg, char *err, size_t errlen);
+void zn_access_free(zn_access_t *a);
+bool zn_access_check(zn_access_t *a, struct st_h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *ctx);
+/* Headers for a 200 on GET /v2/ (zot adds a lower-case challenge when auth is on). */
+void zn_access_base_headers(zn_access_t *a, struct st_h2o_req_t *req);
+
+/* server/tls.c: SSL_CTX for http.tls (HTTP/2 by ALPN, client certs when cacert is set).
+ * NULL with *err set on failure; NULL with err[0] == 0 when TLS is not configured. */
+SSL_CTX *zn_tls_ctx_new(const zn_config_t *cfg, char *err, size_t errlen);
+
+#endif

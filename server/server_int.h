@@ -1,0 +1,47 @@
+/*
+ * server/server_int.h - private to server/: the server struct shared by server.c (threads,
+ * listeners, shutdown) and http.c (dispatch, access log, built-in routes).
+ */
+#ifndef ZN_SERVER_INT_H
+#define ZN_SERVER_INT_H
+
+#include <h2o.h>
+
+#include "server/server.h"
+
+#define ZN_WORKERS_MAX 256
+#define ZN_SHUTDOWN_GRACE_NS (10ull * 1000000000ull)
+
+typedef struct zn_worker {
+    struct zn_server *srv;
+    int index;
+    pthread_t thread;
+    int listen_fd;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t stop_receiver;
+    h2o_multithread_message_t stop_msg;
+    _Atomic int started; /* 1 when the loop is up (stop messages can be delivered) */
+    bool stopping;
+} zn_worker_t;
+
+struct zn_server {
+    const zn_config_t *cfg;
+    h2o_globalconf_t globalconf;
+    zn_router_t *router;
+    zn_access_t *access;
+    SSL_CTX *ssl_ctx;
+    void *api; /* zn_api_t */
+    int nworkers;
+    zn_worker_t *workers;
+    _Atomic int ready; /* storage is usable: readyz/startupz say ok */
+};
+
+/* http.c: registers the catch-all h2o handler and the access logger on the global config,
+ * and the built-in routes (base, health) in the router. */
+void zn_http_setup(struct zn_server *srv);
+
+#endif

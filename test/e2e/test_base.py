@@ -1,0 +1,192 @@
+"""End-to-end tests of the server foundation: base route, health routes, unknown routes,
+the access log, graceful shutdown and the CLI."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import requests
+
+from conftest import ZINC_BIN, REPO, SLOW
+
+API_VERSION = "registry/2.0"
+
+
+def test_base_route(zinc):
+    r = requests.get(zinc.url + "/v2/")
+    assert r.status_code == 200
+    assert r.json() == {}
+    assert r.headers["Docker-Distribution-API-Version"] == API_VERSION
+    assert r.headers["Content-Type"] == "application/json"
+    h = requests.head(zinc.url + "/v2/")
+    assert h.status_code == 200 and h.content == b""
+
+
+def test_health_routes_any_method(zinc):
+    for path in ("/livez", "/readyz", "/startupz"):
+        for method in ("GET", "HEAD", "POST"):
+            r = requests.request(method, zinc.url + path)
+            assert r.status_code == 200, (path, method)
+            if method != "HEAD":
+                assert r.text == "ok"
+
+
+def test_unknown_route_is_oci_404(zinc):
+    for path in ("/nope", "/v2/_nothing_here", "/v3/", "/"):
+        r = requests.get(zinc.url + path)
+        assert r.status_code == 404, path
+        body = r.json()
+        assert body["errors"][0]["code"] and body["errors"][0]["message"]
+        assert r.headers["Docker-Distribution-API-Version"] == API_VERSION
+
+
+def test_wrong_method_is_405(zinc):
+    r = requests.delete(zinc.url + "/v2/")
+    assert r.status_code == 405
+    assert r.json()["errors"][0]["code"] == "UNSUPPORTED"
+
+
+def test_access_log_line(zinc):
+    requests.get(zinc.url + "/v2/?x=1", headers={"Authorization": "Basic c2VjcmV0OnBhc3N3b3Jk"})
+    time.sleep(0.2)
+    lines = [l for l in zinc.log_lines() if l.get("message") == "request" and l.get("path") == "/v2/"]
+    assert lines, zinc.log()
+    l = lines[-1]
+    assert l["level"] == "info" and l["method"] == "GET" and l["status"] == 200
+    assert l["bytes"] == 2 and l["remote"] == "127.0.0.1"
+    assert isinstance(l["duration_ms"], (int, float)) and "time" in l
+    assert "c2VjcmV0OnBhc3N3b3Jk" not in zinc.log() and "password" not in zinc.log()
+
+
+def test_log_level_respected(zinc_factory):
+    s = zinc_factory({"log": {"level": "error"}})
+    requests.get(s.url + "/v2/")
+    time.sleep(0.2)
+    assert not [l for l in s.log_lines() if l.get("message") == "request"]
+
+
+def test_log_output_file(zinc_factory, tmp_path):
+    out = tmp_path / "zinc.json.log"
+    s = zinc_factory({"log": {"level": "info", "output": str(out)}})
+    requests.get(s.url + "/v2/")
+    time.sleep(0.2)
+    lines = [json.loads(l) for l in out.read_text().splitlines()]
+    assert any(l.get("message") == "request" for l in lines)
+
+
+def test_graceful_shutdown_finishes_in_flight_request(zinc):
+    # Send the headers and half a body of a request, signal, then finish it: the request
+    # must be answered and the process must exit 0.
+    sock = socket.create_connection(("127.0.0.1", zinc.port))
+    sock.sendall(b"POST /livez HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+    time.sleep(0.2)
+    zinc.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert zinc.proc.poll() is None, "exited with a request in flight"
+    sock.sendall(b"67890")
+    sock.settimeout(5 * SLOW)
+    data = b""
+    while b"\r\n\r\nok" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data
+    sock.close()
+    assert zinc.proc.wait(timeout=10 * SLOW) == 0
+    # no longer accepting
+    try:
+        socket.create_connection(("127.0.0.1", zinc.port), timeout=1).close()
+        accepted = True
+    except OSError:
+        accepted = False
+    assert not accepted
+
+
+def test_sigint_exits_zero_when_idle(zinc):
+    requests.get(zinc.url + "/v2/")  # leaves an idle keep-alive connection in requests' pool
+    t0 = time.time()
+    assert zinc.stop(signal.SIGINT) == 0
+    assert time.time() - t0 < 3 * SLOW
+
+
+def test_busy_port_fails_at_start(zinc, zinc_factory):
+    s = zinc_factory({"http": {"port": str(zinc.port)}}, start=False)
+    # another process listening without SO_REUSEPORT makes bind fail
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    s.config["http"]["port"] = str(blocker.getsockname()[1])
+    s.write_config()
+    p = subprocess.run([ZINC_BIN, "serve", s.config_path], capture_output=True, text=True, timeout=10 * SLOW)
+    blocker.close()
+    assert p.returncode == 1
+    assert "cannot listen" in p.stderr
+
+
+def test_cli_version_and_help():
+    v = subprocess.run([ZINC_BIN, "version"], capture_output=True, text=True)
+    assert v.returncode == 0 and v.stdout.startswith("zinc ")
+    h = subprocess.run([ZINC_BIN, "--help"], capture_output=True, text=True)
+    assert h.returncode == 0 and "serve" in h.stdout and "verify" in h.stdout
+    u = subprocess.run([ZINC_BIN, "frobnicate"], capture_output=True, text=True)
+    assert u.returncode == 2 and "unknown command" in u.stderr
+
+
+def test_verify_good_files(tmp_path):
+    for name in sorted(os.listdir(os.path.join(REPO, "examples"))):
+        if name.endswith(".json"):
+            p = subprocess.run([ZINC_BIN, "verify", os.path.join(REPO, "examples", name)], capture_output=True, text=True)
+            assert p.returncode == 0, (name, p.stderr)
+
+
+def test_verify_bad_files(tmp_path):
+    cases = {
+        '{"storage":{"rootDirectory":"/tmp/x"},"http":{"port":"99999"}}': "http.port",
+        '{"storage":{"rootDirectory":"/tmp/x"},"http":{"port":"8080","bogus":1}}': "http.bogus",
+        '{"storage":{"rootDirectory":"/tmp/x","gc":"maybe"}}': "storage.gc",
+        '{"storage":{"rootDirectory":"/tmp/x","gcDelay":"5x"}}': "storage.gcDelay",
+        '{"storage":{"rootDirectory":"/tmp/x"},"log":{"level":"loud"}}': "log.level",
+        '{"storage":': "config.json",
+        "": "config.json",
+    }
+    for text, key in cases.items():
+        f = tmp_path / "config.json"
+        f.write_text(text)
+        p = subprocess.run([ZINC_BIN, "verify", str(f)], capture_output=True, text=True)
+        assert p.returncode == 1, text
+        assert "config.json" in p.stderr and key in p.stderr, (text, p.stderr)
+        # the server refuses to start on the same file
+        s = subprocess.run([ZINC_BIN, "serve", str(f)], capture_output=True, text=True, timeout=10 * SLOW)
+        assert s.returncode == 1, text
+
+
+def test_verify_warns_on_zot_keys_not_implemented(tmp_path):
+    f = tmp_path / "config.json"
+    f.write_text('{"storage":{"rootDirectory":"/tmp/x"},"extensions":{"search":{"enable":true}}}')
+    p = subprocess.run([ZINC_BIN, "verify", str(f)], capture_output=True, text=True)
+    assert p.returncode == 0
+    assert "extensions.search" in p.stderr
+
+
+def test_probe_command(zinc):
+    ok = subprocess.run([ZINC_BIN, "probe", zinc.url + "/livez"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([ZINC_BIN, "probe", zinc.url + "/nope"], capture_output=True, text=True)
+    assert bad.returncode == 1
+    port = free_port_closed()
+    down = subprocess.run([ZINC_BIN, "probe", "http://127.0.0.1:%d/livez" % port], capture_output=True, text=True)
+    assert down.returncode == 1
+    junk = subprocess.run([ZINC_BIN, "probe", "ftp://x"], capture_output=True, text=True)
+    assert junk.returncode == 2
+
+
+def free_port_closed():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
