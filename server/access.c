@@ -75,8 +75,7 @@ struct job_anchor {
 typedef struct worker_state {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
-    h2o_timeout_t delay;
-    bool has_delay;
+    h2o_timeout_t delay; /* initialised when failDelay is set */
 } worker_state_t;
 
 static __thread worker_state_t *tls_state;
@@ -138,10 +137,8 @@ static worker_state_t *worker_state(zn_access_t *a, h2o_req_t *req)
         w->queue = h2o_multithread_create_queue(loop);
         h2o_multithread_register_receiver(w->queue, &w->receiver, on_verified);
         uint64_t ms = zn_auth_fail_delay_ms(a->auth);
-        if (ms != 0) {
+        if (ms != 0)
             h2o_timeout_init(loop, &w->delay, ms);
-            w->has_delay = true;
-        }
         tls_state = w;
     }
     return tls_state;
@@ -150,11 +147,11 @@ static worker_state_t *worker_state(zn_access_t *a, h2o_req_t *req)
 /* Refuse, after failDelay when `delayed` (a timer, never a sleep). */
 static void deny(zn_access_t *a, h2o_req_t *req, deny_t kind, bool delayed)
 {
-    worker_state_t *w;
-    if (!delayed || !(w = worker_state(a, req))->has_delay) {
+    if (!delayed || zn_auth_fail_delay_ms(a->auth) == 0) {
         send_deny(a, req, kind);
         return;
     }
+    worker_state_t *w = worker_state(a, req);
     delayed_deny_t *d = h2o_mem_alloc_shared(&req->pool, sizeof(*d), on_delay_dispose);
     memset(d, 0, sizeof(*d));
     d->entry.cb = on_delay;
