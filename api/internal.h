@@ -66,7 +66,8 @@ void zn_api_header_add_str(h2o_req_t *req, const char *name, const char *value);
 void zn_api_header_addf(h2o_req_t *req, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Sends status with no body (Content-Length: 0). */
 int zn_api_send_empty(h2o_req_t *req, int status);
-/* Sends body (copied into the pool) with the given Content-Type; HEAD gets headers only. */
+/* Sends body (copied into the pool) with the given Content-Type and Content-Length: len;
+ * HEAD gets headers only. body may be NULL only for HEAD (len is then what GET would send). */
 int zn_api_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
 /* Sends the OCI error matching a storage error; `code` is used for ZN_ENOENT. ZN_EIO and
  * other internal failures become 500 and are logged here. */

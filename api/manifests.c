@@ -48,8 +48,7 @@ int zn_api_manifest_get(h2o_req_t *req, zn_reqctx_t *ctx)
         return zn_api_send_storage_error(req, err, ZN_OCI_MANIFEST_UNKNOWN, NULL);
     zn_api_header_add_str(req, "docker-content-digest", m.digest.str);
     zn_api_header_addf(req, "etag", "\"%s\"", m.digest.str);
-    zn_api_send_body(req, 200, m.media_type, head ? "" : m.bytes, head ? 0 : (size_t)m.size);
-    req->res.content_length = (size_t)m.size; /* HEAD: the size of what GET would send */
+    zn_api_send_body(req, 200, m.media_type, m.bytes, (size_t)m.size);
     zn_storage_manifest_release(&m);
     return 0;
 }

@@ -70,7 +70,7 @@ int zn_api_send_body(h2o_req_t *req, int status, const char *content_type, const
     req->res.content_length = len;
     if (content_type != NULL)
         zn_api_header_add(req, H2O_TOKEN_CONTENT_TYPE, content_type);
-    h2o_send_inline(req, body, len);
+    h2o_send_inline(req, body != NULL ? body : "", body != NULL ? len : 0);
     return 0;
 }
 
