@@ -55,6 +55,10 @@ zn_err_t zn_api_page_size_parse(const char *s, size_t max, size_t *out);
 /* The repository named by path param `idx`, validated and NUL-terminated in the request
  * pool. On failure sends 400 NAME_INVALID and returns NULL. */
 const char *zn_api_repo_param(h2o_req_t *req, zn_reqctx_t *ctx, int idx);
+/* The digest named by path param `idx`. On failure sends 400 DIGEST_INVALID, returns false. */
+bool zn_api_digest_param(h2o_req_t *req, zn_reqctx_t *ctx, int idx, zn_digest_t *d);
+/* Sends `code` (e.g. BLOB_UNKNOWN) if the repository exists, else NAME_UNKNOWN. */
+int zn_api_send_unknown(h2o_req_t *req, zn_api_t *api, const char *repo, zn_oci_code_t code);
 /* The query string of the request (without '?'), possibly empty. */
 zn_slice_t zn_api_query(h2o_req_t *req);
 /* The value of header `name` (lower-case), or a slice with p == NULL. */
