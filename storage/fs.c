@@ -29,10 +29,6 @@ zn_err_t st_errno(int e)
         return ZN_EEXIST;
     case ENOMEM:
         return ZN_ENOMEM;
-    case EFBIG:
-    case ENOSPC:
-    case EDQUOT:
-        return ZN_ETOOBIG;
     case EACCES:
     case EPERM:
         return ZN_EDENIED;
