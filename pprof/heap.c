@@ -200,7 +200,7 @@ void zn_pprof_heap_alloc_slow(void *p, size_t size)
     if (zn_pprof_heap_busy)
         return; /* the outer call refills the countdown */
     int saved = errno;
-    zn_pprof_heap_busy = 1;
+    zn_pprof_heap_busy++;
     if (!started) {
         /* the thread's stream starts with this allocation: its first point is one draw away */
         started = true;
@@ -218,18 +218,18 @@ void zn_pprof_heap_alloc_slow(void *p, size_t size)
     }
     zn_pprof_heap_countdown = draw();
 done:
-    zn_pprof_heap_busy = 0;
+    zn_pprof_heap_busy--;
     errno = saved;
 }
 
 void zn_pprof_heap_free_slow(void *p)
 {
     int saved = errno;
-    zn_pprof_heap_busy = 1;
+    zn_pprof_heap_busy++;
     pthread_mutex_lock(&H.lock);
     live_remove(p);
     pthread_mutex_unlock(&H.lock);
-    zn_pprof_heap_busy = 0;
+    zn_pprof_heap_busy--;
     errno = saved;
 }
 
