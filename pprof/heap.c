@@ -356,7 +356,8 @@ static zn_err_t heap_text(void *tok, int debug, zn_buf_t *b)
             tot[j] += v[j];
     }
     zn_pprof_profile_merge(&p);
-    qsort(p.samples, p.nsamples, sizeof(*p.samples), cmp_inuse);
+    if (p.nsamples > 1)
+        qsort(p.samples, p.nsamples, sizeof(*p.samples), cmp_inuse);
     err = zn_buf_printf(b, "heap profile: %" PRId64 ": %" PRId64 " [%" PRId64 ": %" PRId64 "] @ heap/%d\n", tot[2], tot[3],
                         tot[0], tot[1], 2 * ZN_PPROF_HEAP_RATE);
     for (size_t i = 0; err == ZN_OK && i < p.nsamples; i++) {

@@ -34,6 +34,11 @@ static int setup(void **state)
     zn_config_release(&cfg);
     pthread_t t;
     assert_int_equal(zn_thread_create(&t, "sleeper", sleeper, NULL), 0);
+    /* the snapshot asks only threads that are running and adopted by pprof */
+    while (zn_thread_count() < 2 || !zn_thread_get(1)->live || zn_thread_get(1)->pprof == NULL) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
     *state = (void *)t;
     return 0;
 }
