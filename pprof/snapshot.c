@@ -61,12 +61,7 @@ static void on_snapshot(int sig, siginfo_t *si, void *uc)
 
 zn_err_t zn_pprof_snap_init(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_snapshot;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigfillset(&sa.sa_mask);
-    return sigaction(ZN_PPROF_SIG_SNAPSHOT, &sa, NULL) == 0 ? ZN_OK : ZN_EIO;
+    return zn_pprof_sigaction(ZN_PPROF_SIG_SNAPSHOT, on_snapshot);
 }
 
 static zn_pprof_thread_t *thread_at(int i)

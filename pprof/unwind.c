@@ -7,9 +7,12 @@
  * show), except right after a signal frame, whose "return address" is the interrupted pc.
  * libunwind's local unwinder does not allocate and blocks signals around its caches, which is
  * what makes it usable from a SIGPROF handler; per-thread caching keeps threads from contending.
+ * The profilers' signal handlers are installed here too, all alike.
  */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <signal.h>
+#include <string.h>
 
 #include "pprof/internal.h"
 
@@ -52,4 +55,15 @@ int zn_pprof_unwind_here(uintptr_t *pcs, int max, int skip)
         return 0;
     /* frame 0 is this function: its ip is a return address into nothing of interest */
     return walk(&c, pcs, max, skip + 1, false);
+}
+
+zn_err_t zn_pprof_sigaction(int sig, void (*fn)(int sig, siginfo_t *si, void *uc))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = fn;
+    /* restart interrupted syscalls; block everything else while we unwind */
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL) == 0 ? ZN_OK : ZN_EIO;
 }
