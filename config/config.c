@@ -28,8 +28,14 @@ enum { SEEN_GC_DELAY = 1, SEEN_GC_INTERVAL = 2, SEEN_METRICS = 4, SEEN_METRICS_E
 #define POL(m) offsetof(zn_config_policy_t, m)
 #define REPO(m) offsetof(zn_config_repo_access_t, m)
 #define GRP(m) offsetof(zn_config_group_t, m)
-#define WARN(n) {.name = (n), .kind = CFG_WARN}
-#define SKIP(n) {.name = (n), .kind = CFG_SKIP}
+#define WARN(n)                                                                                                                    \
+    {                                                                                                                              \
+        .name = (n), .kind = CFG_WARN                                                                                              \
+    }
+#define SKIP(n)                                                                                                                    \
+    {                                                                                                                              \
+        .name = (n), .kind = CFG_SKIP                                                                                              \
+    }
 
 /* Map entries keep their lower-cased name at offset 0 (see CFG_MAP). */
 _Static_assert(offsetof(zn_config_repo_access_t, pattern) == 0, "map entry name first");
@@ -406,14 +412,13 @@ static zn_err_t check_all(cfg_walk_t *w, zn_config_t *cfg)
 {
     zn_err_t err;
 
-    if ((err = check_storage(w, cfg)) != ZN_OK || (err = check_tls(w, cfg)) != ZN_OK ||
-        (err = check_metrics(w, cfg)) != ZN_OK)
+    if ((err = check_storage(w, cfg)) != ZN_OK || (err = check_tls(w, cfg)) != ZN_OK || (err = check_metrics(w, cfg)) != ZN_OK)
         return err;
     return check_access(w, cfg);
 }
 
-zn_err_t zn_config_parse(const char *name, const char *text, size_t len, zn_config_t *cfg, zn_config_warn_fn warn,
-                         void *warn_data, char *errbuf, size_t errlen)
+zn_err_t zn_config_parse(const char *name, const char *text, size_t len, zn_config_t *cfg, zn_config_warn_fn warn, void *warn_data,
+                         char *errbuf, size_t errlen)
 {
     cfg_walk_t w = {name != NULL ? name : "config", warn, warn_data, errbuf, errlen, 0};
     json_t *root = NULL;
@@ -465,8 +470,7 @@ done:
     return err;
 }
 
-zn_err_t zn_config_load(const char *path, zn_config_t *cfg, zn_config_warn_fn warn, void *warn_data, char *errbuf,
-                        size_t errlen)
+zn_err_t zn_config_load(const char *path, zn_config_t *cfg, zn_config_warn_fn warn, void *warn_data, char *errbuf, size_t errlen)
 {
     cfg_walk_t w = {path, warn, warn_data, errbuf, errlen, 0};
     zn_buf_t b;

@@ -110,7 +110,11 @@ typedef void (*zn_config_warn_fn)(void *data, const char *msg);
 
 /* Read and validate path into cfg (which it initialises). On ZN_OK the caller owns cfg's
  * contents and releases them with zn_config_release(). On error cfg is released, and
- * errbuf holds "<file>: <key.path>: <problem>". */
+ * errbuf holds "<file>: <key.path>: <problem>" (cut short with "..." if errlen is too
+ * small): ZN_ENOENT (no such file), ZN_EIO (unreadable), ZN_ETOOBIG (over 16 MiB),
+ * ZN_EINVAL (anything wrong with the content). warn may be NULL; it is called during the
+ * call only, with a message it must copy if it keeps it. Empty-string TLS paths and
+ * htpasswd path come back as NULL. */
 zn_err_t zn_config_load(const char *path, zn_config_t *cfg, zn_config_warn_fn warn, void *warn_data, char *errbuf,
                         size_t errlen);
 
@@ -118,9 +122,11 @@ zn_err_t zn_config_load(const char *path, zn_config_t *cfg, zn_config_warn_fn wa
 zn_err_t zn_config_parse(const char *name, const char *text, size_t len, zn_config_t *cfg, zn_config_warn_fn warn,
                          void *warn_data, char *errbuf, size_t errlen);
 
+/* Free everything cfg owns and zero it; safe on a released or zeroed cfg. */
 void zn_config_release(zn_config_t *cfg);
 
-/* Parse a Go duration ("90s", "1h30m", "1.5h", "0"); a bare non-zero number is rejected. */
+/* Parse a Go duration ("90s", "1h30m", "1.5h", "0"); a bare non-zero number is rejected.
+ * ZN_EINVAL on syntax, ZN_ERANGE when negative or beyond 2^63-1 ns; *ns untouched then. */
 zn_err_t zn_config_parse_duration(const char *s, uint64_t *ns);
 
 #endif

@@ -60,8 +60,8 @@ static uint64_t take_unit(cursor_t *c)
     static const struct {
         const char *name;
         uint64_t ns;
-    } units[] = {{"ns", 1},           {"us", 1000},          {"\xc2\xb5s", 1000}, {"\xce\xbcs", 1000},
-                 {"ms", 1000000},     {"s", 1000000000ull},  {"m", 60000000000ull}, {"h", 3600000000000ull}};
+    } units[] = {{"ns", 1},       {"us", 1000},         {"\xc2\xb5s", 1000},   {"\xce\xbcs", 1000},
+                 {"ms", 1000000}, {"s", 1000000000ull}, {"m", 60000000000ull}, {"h", 3600000000000ull}};
     const char *start = c->p;
     while (c->p < c->end && *c->p != '.' && !(*c->p >= '0' && *c->p <= '9'))
         c->p++;

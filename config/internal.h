@@ -49,26 +49,26 @@ typedef enum cfg_kind {
 } cfg_kind_t;
 
 enum {
-    CFG_F_NEG_NONE = 1, /* CFG_DUR: a negative duration means 0 (none) instead of an error */
-    CFG_F_GROUPS = 2,   /* CFG_STRV of group names: warn on upper case (zot never matches) */
-    CFG_F_GLOB = 4,     /* CFG_MAP: keys must be valid doublestar patterns */
-    CFG_F_PRESENT = 8,  /* set the bool at present_off when the key is given (not null) */
+    CFG_F_NEG_NONE = 1,    /* CFG_DUR: a negative duration means 0 (none) instead of an error */
+    CFG_F_GROUPS = 2,      /* CFG_STRV of group names: warn on upper case (zot never matches) */
+    CFG_F_GLOB = 4,        /* CFG_MAP: keys must be valid doublestar patterns */
+    CFG_F_PRESENT = 8,     /* set the bool at present_off when the key is given (not null) */
     CFG_F_EMPTY_ZERO = 16, /* CFG_INT/UINT/U64: the string "" means 0 (zot's http.port) */
 };
 
 typedef struct cfg_field {
     const char *name; /* canonical spelling, used in messages */
     cfg_kind_t kind;
-    size_t off;                   /* value offset from the base */
-    size_t off_n;                 /* CFG_STRV/MAP/ARR: size_t count offset */
-    const struct cfg_field *sub;  /* CFG_OBJ/PTROBJ/MAP/ARR: keys of the (element) object */
-    size_t elem_size;             /* CFG_PTROBJ/MAP/ARR */
-    uint64_t min, max;            /* CFG_INT/UINT/U64 */
-    unsigned flags;               /* CFG_F_* */
-    size_t present_off;           /* CFG_F_PRESENT: bool offset from the base */
-    unsigned seen;                /* bit or-ed into cfg_walk_t.seen when the key is given */
-    const char *hint;             /* on the NULL-named row ending a schema: appended to
-                                     "unknown key" errors for that object */
+    size_t off;                  /* value offset from the base */
+    size_t off_n;                /* CFG_STRV/MAP/ARR: size_t count offset */
+    const struct cfg_field *sub; /* CFG_OBJ/PTROBJ/MAP/ARR: keys of the (element) object */
+    size_t elem_size;            /* CFG_PTROBJ/MAP/ARR */
+    uint64_t min, max;           /* CFG_INT/UINT/U64 */
+    unsigned flags;              /* CFG_F_* */
+    size_t present_off;          /* CFG_F_PRESENT: bool offset from the base */
+    unsigned seen;               /* bit or-ed into cfg_walk_t.seen when the key is given */
+    const char *hint;            /* on the NULL-named row ending a schema: appended to
+                                    "unknown key" errors for that object */
 } cfg_field_t;
 
 /* Where a value sits in the document: a chain of keys / array indexes on the stack,

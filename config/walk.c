@@ -124,16 +124,17 @@ static bool json_to_u64(json_t *v, uint64_t *out)
 /* Go's strconv.ParseBool, plus "" = false as zot's weak decoding has it. */
 static bool str_to_bool(const char *s, bool *out)
 {
-    static const char *const yes[] = {"1", "t", "T", "TRUE", "true", "True"};
-    static const char *const no[] = {"", "0", "f", "F", "FALSE", "false", "False"};
+    static const struct {
+        const char *s;
+        bool v;
+    } words[] = {{"1", true},  {"t", true},  {"T", true},  {"TRUE", true},   {"true", true},   {"True", true},  {"", false},
+                 {"0", false}, {"f", false}, {"F", false}, {"FALSE", false}, {"false", false}, {"False", false}};
 
-    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        if (strcmp(s, yes[i]) == 0)
-            return *out = true;
-    }
-    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
-        if (strcmp(s, no[i]) == 0)
-            return !(*out = false);
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcmp(s, words[i].s) == 0) {
+            *out = words[i].v;
+            return true;
+        }
     }
     return false;
 }
@@ -228,8 +229,7 @@ static zn_err_t set_skip(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *v, cons
 
 /* ---- string lists --------------------------------------------------------------------- */
 
-typedef zn_err_t (*each_fn)(cfg_walk_t *w, const cfg_keypath_t *kp, const char *s, size_t i, const cfg_field_t *f,
-                            char *base);
+typedef zn_err_t (*each_fn)(cfg_walk_t *w, const cfg_keypath_t *kp, const char *s, size_t i, const cfg_field_t *f, char *base);
 
 /* Calls fn for each string of v: an array of strings, or one string standing for a list of
  * one (zot's decoder does the same). */
@@ -403,8 +403,7 @@ static zn_err_t set_arr(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *v, const
 }
 
 /* One map entry: its lower-cased name at offset 0, then its object (null = empty). */
-static zn_err_t map_entry(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *map, json_t *v, const cfg_field_t *f,
-                          char *entry)
+static zn_err_t map_entry(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *map, json_t *v, const cfg_field_t *f, char *entry)
 {
     zn_err_t err;
 
@@ -437,10 +436,9 @@ static zn_err_t set_map(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *v, const
 }
 
 static const setter_fn setters[] = {
-    [CFG_OBJ] = set_obj,   [CFG_PTROBJ] = set_ptrobj, [CFG_MAP] = set_map,   [CFG_ARR] = set_arr,
-    [CFG_STR] = set_str,   [CFG_STRV] = set_strv,     [CFG_BOOL] = set_bool, [CFG_INT] = set_int,
-    [CFG_UINT] = set_int,  [CFG_U64] = set_int,       [CFG_DUR] = set_dur,   [CFG_LEVEL] = set_level,
-    [CFG_ACTS] = set_acts, [CFG_WARN] = set_warn,     [CFG_SKIP] = set_skip,
+    [CFG_OBJ] = set_obj,   [CFG_PTROBJ] = set_ptrobj, [CFG_MAP] = set_map,   [CFG_ARR] = set_arr,   [CFG_STR] = set_str,
+    [CFG_STRV] = set_strv, [CFG_BOOL] = set_bool,     [CFG_INT] = set_int,   [CFG_UINT] = set_int,  [CFG_U64] = set_int,
+    [CFG_DUR] = set_dur,   [CFG_LEVEL] = set_level,   [CFG_ACTS] = set_acts, [CFG_WARN] = set_warn, [CFG_SKIP] = set_skip,
 };
 
 /* The row for key, or the schema's terminating row (name NULL) when none matches. */
@@ -451,8 +449,7 @@ static const cfg_field_t *find_field(const cfg_field_t *f, const char *key)
     return f;
 }
 
-static zn_err_t walk_key(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *obj, json_t *v, const cfg_field_t *fields,
-                         char *base)
+static zn_err_t walk_key(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *obj, json_t *v, const cfg_field_t *fields, char *base)
 {
     const cfg_field_t *f = find_field(fields, kp->key);
     zn_err_t err;

@@ -101,13 +101,8 @@ static void on_sigprof(int sig, siginfo_t *si, void *uc)
 
 zn_err_t zn_pprof_cpu_init(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_sigprof;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigfillset(&sa.sa_mask);
     zn_pprof_unwind_init();
-    return sigaction(SIGPROF, &sa, NULL) == 0 ? ZN_OK : ZN_EIO;
+    return zn_pprof_sigaction(SIGPROF, on_sigprof);
 }
 
 /* ---- timers (cpu.lock held) ------------------------------------------------------------------------ */

@@ -200,7 +200,7 @@ void zn_pprof_heap_alloc_slow(void *p, size_t size)
     if (zn_pprof_heap_busy)
         return; /* the outer call refills the countdown */
     int saved = errno;
-    zn_pprof_heap_busy = 1;
+    zn_pprof_heap_busy++;
     if (!started) {
         /* the thread's stream starts with this allocation: its first point is one draw away */
         started = true;
@@ -218,18 +218,18 @@ void zn_pprof_heap_alloc_slow(void *p, size_t size)
     }
     zn_pprof_heap_countdown = draw();
 done:
-    zn_pprof_heap_busy = 0;
+    zn_pprof_heap_busy--;
     errno = saved;
 }
 
 void zn_pprof_heap_free_slow(void *p)
 {
     int saved = errno;
-    zn_pprof_heap_busy = 1;
+    zn_pprof_heap_busy++;
     pthread_mutex_lock(&H.lock);
     live_remove(p);
     pthread_mutex_unlock(&H.lock);
-    zn_pprof_heap_busy = 0;
+    zn_pprof_heap_busy--;
     errno = saved;
 }
 
@@ -356,7 +356,8 @@ static zn_err_t heap_text(void *tok, int debug, zn_buf_t *b)
             tot[j] += v[j];
     }
     zn_pprof_profile_merge(&p);
-    qsort(p.samples, p.nsamples, sizeof(*p.samples), cmp_inuse);
+    if (p.nsamples > 1)
+        qsort(p.samples, p.nsamples, sizeof(*p.samples), cmp_inuse);
     err = zn_buf_printf(b, "heap profile: %" PRId64 ": %" PRId64 " [%" PRId64 ": %" PRId64 "] @ heap/%d\n", tot[2], tot[3],
                         tot[0], tot[1], 2 * ZN_PPROF_HEAP_RATE);
     for (size_t i = 0; err == ZN_OK && i < p.nsamples; i++) {

@@ -8,7 +8,9 @@
  * and h2o disposes the request, the timer is unlinked and the owner's cancel callback stops
  * whatever it had started.
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "pprof/internal.h"
 
@@ -169,6 +171,7 @@ int64_t zn_pprof_cap_seconds(int64_t seconds)
 
 struct zn_pprof_wait {
     h2o_timeout_entry_t entry;
+    h2o_req_t *req;
     h2o_context_t *ctx;
     void (*cb)(void *data);
     void (*on_cancel)(void *data);
@@ -176,11 +179,34 @@ struct zn_pprof_wait {
     bool finished;
 };
 
+/* h2o 2.2.5 does not read an HTTP/1 connection while its request is being handled, so it does
+ * not see the client leave; we peek at the socket. EOF (or an error) means nobody will read the
+ * answer. Pending bytes (a pipelined request, a TLS alert) hide the EOF: the wait then runs to
+ * its end. HTTP/2 streams are reset by h2o itself, which disposes the request. */
+static bool peer_gone(h2o_req_t *req)
+{
+    h2o_socket_t *sock;
+    char c;
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL ||
+        (sock = req->conn->callbacks->get_socket(req->conn)) == NULL)
+        return false;
+    ssize_t n = recv(h2o_socket_get_fd(sock), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static void on_timeout(h2o_timeout_entry_t *entry)
 {
     zn_pprof_wait_t *w = H2O_STRUCT_FROM_MEMBER(zn_pprof_wait_t, entry, entry);
-    if (!w->finished)
-        w->cb(w->data);
+    if (w->finished)
+        return;
+    if (peer_gone(w->req)) {
+        /* as Go's handlers when the request context is cancelled: stop, answer 500 to nobody */
+        w->finished = true;
+        w->on_cancel(w->data);
+        zn_pprof_send_error(w->req, 500, "context canceled");
+        return;
+    }
+    w->cb(w->data);
 }
 
 static void on_dispose(void *p)
@@ -199,6 +225,7 @@ zn_pprof_wait_t *zn_pprof_wait_new(h2o_req_t *req, void (*on_cancel)(void *data)
     zn_pprof_wait_t *w = h2o_mem_alloc_shared(&req->pool, sizeof(*w), on_dispose);
     memset(w, 0, sizeof(*w));
     w->entry.cb = on_timeout;
+    w->req = req;
     w->ctx = req->conn->ctx;
     w->on_cancel = on_cancel;
     w->data = data;

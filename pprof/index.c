@@ -64,8 +64,15 @@ static int on_index(h2o_req_t *req, zn_reqctx_t *ctx)
 /* Links on the index are relative, so the directory needs its slash (as Go's ServeMux redirects). */
 static int on_redirect(h2o_req_t *req, zn_reqctx_t *ctx)
 {
+    static const char body[] = "<a href=\"/v2/_zot/pprof/\">Moved Permanently</a>.\n";
+    /* by hand: h2o_send_redirect drops the headers set before it (nosniff) */
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, H2O_STRLIT("/v2/_zot/pprof/"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/html; charset=utf-8"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL, H2O_STRLIT("nosniff"));
-    h2o_send_redirect(req, 301, "Moved Permanently", H2O_STRLIT("/v2/_zot/pprof/"));
+    req->res.status = 301;
+    req->res.reason = "Moved Permanently";
+    req->res.content_length = sizeof(body) - 1;
+    h2o_send_inline(req, body, sizeof(body) - 1);
     return 0;
 }
 

@@ -315,8 +315,11 @@ zn_err_t zn_pprof_symbol_write(zn_slice_t words, zn_buf_t *out);
 zn_err_t zn_pprof_cpu_init(void);
 /* snapshot.c: snapshot signal handler installation (at init). */
 zn_err_t zn_pprof_snap_init(void);
-/* unwind.c: per-thread libunwind caches (at init, before any profile). */
+/* unwind.c: sets libunwind up (at init, before any signal handler may unwind). */
 void zn_pprof_unwind_init(void);
+/* unwind.c: installs an SA_SIGINFO handler for sig (restarting syscalls, all signals blocked
+ * while it runs). ZN_EIO if sigaction fails. */
+zn_err_t zn_pprof_sigaction(int sig, void (*fn)(int sig, siginfo_t *si, void *uc));
 /* Unwinds the interrupted context uc (a signal handler's third argument) into pcs as lookup
  * addresses: the exact pc first, then return addresses - 1. Async-signal-safe. */
 int zn_pprof_unwind_signal(void *uc, uintptr_t *pcs, int max);

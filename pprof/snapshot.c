@@ -61,12 +61,7 @@ static void on_snapshot(int sig, siginfo_t *si, void *uc)
 
 zn_err_t zn_pprof_snap_init(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_snapshot;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigfillset(&sa.sa_mask);
-    return sigaction(ZN_PPROF_SIG_SNAPSHOT, &sa, NULL) == 0 ? ZN_OK : ZN_EIO;
+    return zn_pprof_sigaction(ZN_PPROF_SIG_SNAPSHOT, on_snapshot);
 }
 
 static zn_pprof_thread_t *thread_at(int i)
@@ -209,18 +204,18 @@ static zn_err_t write_dump_frames(zn_buf_t *b, const uintptr_t *pcs, size_t dept
     for (size_t i = 0; err == ZN_OK && i < depth; i++) {
         zn_pprof_sym_t sym;
         zn_pprof_sym_lookup(pcs[i], &sym);
-        if (sym.nframes == 0) {
-            err = zn_buf_printf(b, "?()\n\t?:0 +%#lx\n", (unsigned long)pcs[i]);
+        if (sym.nframes == 0 || sym.func_start == 0) {
+            /* nothing known (a library without symbols): Go's traceback shows the bare pc */
+            err = zn_buf_printf(b, "?()\n\t?:0 pc=%#lx\n", (unsigned long)pcs[i]);
             continue;
         }
         for (int j = 0; err == ZN_OK && j < sym.nframes; j++) {
             const zn_pprof_frame_t *f = &sym.frames[j];
-            const char *fn = f->func[0] != '\0' ? f->func : "?";
+            const char *fn = f->func[0] != '\0' ? f->func : "?", *file = f->file[0] != '\0' ? f->file : "?";
             if (j + 1 < sym.nframes) /* inlined: Go prints no offset */
-                err = zn_buf_printf(b, "%s(...)\n\t%s:%d\n", fn, f->file, f->line);
+                err = zn_buf_printf(b, "%s(...)\n\t%s:%d\n", fn, file, f->line);
             else
-                err = zn_buf_printf(b, "%s()\n\t%s:%d +%#lx\n", fn, f->file, f->line,
-                                    (unsigned long)(sym.func_start != 0 ? pcs[i] - sym.func_start : 0));
+                err = zn_buf_printf(b, "%s()\n\t%s:%d +%#lx\n", fn, file, f->line, (unsigned long)(pcs[i] - sym.func_start));
         }
     }
     return err;

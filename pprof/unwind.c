@@ -5,18 +5,18 @@
  * Addresses come out as lookup addresses: an interrupted pc is exact, a return address is
  * turned into return address - 1 so it falls inside the call instruction (the line pprof must
  * show), except right after a signal frame, whose "return address" is the interrupted pc.
- * libunwind's local unwinder does not allocate and blocks signals around its caches, which is
- * what makes it usable from a SIGPROF handler; per-thread caching keeps threads from contending.
+ * libunwind's local unwinder does not allocate, and with its default global cache it blocks
+ * every signal while it holds the cache lock, which is what makes it usable from a SIGPROF
+ * handler that may interrupt another unwind on the same thread (the heap sampler's). Its
+ * per-thread cache takes no lock and blocks nothing, so it is not safe here and is not used.
+ * The profilers' signal handlers are installed here too, all alike.
  */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <signal.h>
+#include <string.h>
 
 #include "pprof/internal.h"
-
-void zn_pprof_unwind_init(void)
-{
-    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-}
 
 static int walk(unw_cursor_t *c, uintptr_t *pcs, int max, int skip, bool exact_first)
 {
@@ -44,6 +44,15 @@ int zn_pprof_unwind_signal(void *uc, uintptr_t *pcs, int max)
     return walk(&c, pcs, max, 0, true);
 }
 
+void zn_pprof_unwind_init(void)
+{
+    uintptr_t pcs[ZN_PPROF_DEPTH_MAX];
+    /* libunwind sets itself up on first use (locks, dl_iterate_phdr): do that here, not in the
+     * first signal handler */
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_GLOBAL);
+    zn_pprof_unwind_here(pcs, ZN_PPROF_DEPTH_MAX, 0);
+}
+
 int zn_pprof_unwind_here(uintptr_t *pcs, int max, int skip)
 {
     unw_context_t ctx;
@@ -52,4 +61,15 @@ int zn_pprof_unwind_here(uintptr_t *pcs, int max, int skip)
         return 0;
     /* frame 0 is this function: its ip is a return address into nothing of interest */
     return walk(&c, pcs, max, skip + 1, false);
+}
+
+zn_err_t zn_pprof_sigaction(int sig, void (*fn)(int sig, siginfo_t *si, void *uc))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = fn;
+    /* restart interrupted syscalls; block everything else while we unwind */
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL) == 0 ? ZN_OK : ZN_EIO;
 }

@@ -25,6 +25,10 @@ extern void *__libc_pvalloc(size_t n);
 
 const int zn_pprof_heap_hooked = 1;
 
+/* The sampler skips exactly one frame for the hook: never inline one into its caller (LTO, or a
+ * test that includes this file). */
+#define HOOK __attribute__((noinline))
+
 static inline void *sampled(void *p, size_t n)
 {
     if (__builtin_expect((zn_pprof_heap_countdown -= (int64_t)n) < 0, 0) && p != NULL)
@@ -46,18 +50,18 @@ static bool valid_alignment(size_t align)
     return align != 0 && (align & (align - 1)) == 0;
 }
 
-void *malloc(size_t n)
+HOOK void *malloc(size_t n)
 {
     return sampled(__libc_malloc(n), n);
 }
 
-void free(void *p)
+HOOK void free(void *p)
 {
     unsample(p);
     __libc_free(p);
 }
 
-void *calloc(size_t n, size_t size)
+HOOK void *calloc(size_t n, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total))
@@ -65,19 +69,19 @@ void *calloc(size_t n, size_t size)
     return sampled(__libc_calloc(n, size), total);
 }
 
-void *realloc(void *p, size_t n)
+HOOK void *realloc(void *p, size_t n)
 {
     /* the block may move or be freed: it stops being the sampled block either way */
     unsample(p);
     return sampled(__libc_realloc(p, n), n);
 }
 
-void *memalign(size_t align, size_t n)
+HOOK void *memalign(size_t align, size_t n)
 {
     return sampled(__libc_memalign(align, n), n);
 }
 
-void *aligned_alloc(size_t align, size_t n)
+HOOK void *aligned_alloc(size_t align, size_t n)
 {
     if (!valid_alignment(align)) {
         errno = EINVAL;
@@ -86,7 +90,7 @@ void *aligned_alloc(size_t align, size_t n)
     return sampled(__libc_memalign(align, n), n);
 }
 
-int posix_memalign(void **out, size_t align, size_t n)
+HOOK int posix_memalign(void **out, size_t align, size_t n)
 {
     if (!valid_alignment(align) || align % sizeof(void *) != 0)
         return EINVAL;
@@ -99,12 +103,12 @@ int posix_memalign(void **out, size_t align, size_t n)
     return 0;
 }
 
-void *valloc(size_t n)
+HOOK void *valloc(size_t n)
 {
     return sampled(__libc_valloc(n), n);
 }
 
-void *pvalloc(size_t n)
+HOOK void *pvalloc(size_t n)
 {
     return sampled(__libc_pvalloc(n), n);
 }

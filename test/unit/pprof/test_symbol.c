@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pprof/internal.h"
 
@@ -57,11 +58,11 @@ static void test_inline_chain(void **state)
 static void test_library_function(void **state)
 {
     zn_pprof_sym_t sym;
-    /* a libc function: named from its symbol table, without @VERSION */
-    zn_pprof_sym_lookup((uintptr_t)&snprintf + 1, &sym);
+    /* a libc function (one ASan does not intercept): named from its symbol table, without @VERSION */
+    zn_pprof_sym_lookup((uintptr_t)&getpid + 1, &sym);
     assert_true(sym.nframes >= 1);
     assert_null(strchr(sym.frames[sym.nframes - 1].func, '@'));
-    assert_true(strstr(sym.frames[sym.nframes - 1].func, "printf") != NULL);
+    assert_true(strstr(sym.frames[sym.nframes - 1].func, "getpid") != NULL);
     const zn_pprof_mapping_t *m = zn_pprof_sym_mapping(sym.mapping);
     assert_non_null(m);
     assert_false(m->is_main);
