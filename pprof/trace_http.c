@@ -78,7 +78,9 @@ static void end_session(trace_gen_t *g, bool keep)
     if (!g->running)
         return;
     g->running = false;
+    uint64_t t0 = zn_now_mono_ns();
     zn_trace_chunk_t *rest = zn_trace_stop(keep ? symbolize : NULL, NULL);
+    zn_log(ZN_LOG_DEBUG, "pprof: trace stopped", ZN_LBOOL("sent", keep), ZN_LUINT("stop_us", (zn_now_mono_ns() - t0) / 1000));
     if (keep) {
         append(&g->pending, rest);
         g->final_ready = true;
