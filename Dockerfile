@@ -13,12 +13,11 @@ RUN apt-get update \
         libh2o-evloop-dev libssl-dev libjansson-dev libargon2-dev libcrypt-dev zlib1g-dev \
         libprotobuf-c-dev libunwind-dev libdw-dev libelf-dev \
     && rm -rf /var/lib/apt/lists/*
-WORKDIR /src
 # One COPY of the sources .dockerignore lets through (tests, docs and benchmarks do not
 # change the binary, so editing them keeps this stage cached). One layer, not one per
 # module: with the vfs storage driver every layer of this ~500 MB stage is a full copy.
-COPY . .
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZN_BUILD_TESTS=OFF \
+COPY . /src
+RUN cd /src && cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZN_BUILD_TESTS=OFF \
     && cmake --build /build -j"$(nproc)" --target zinc \
     && install -D -m 0755 /build/server/zinc /out/usr/local/bin/zinc \
     && install -D -m 0644 examples/config-container.json /out/etc/zinc/config.json

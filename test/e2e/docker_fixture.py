@@ -1,0 +1,349 @@
+"""A private Docker Engine for the container tests (see shared/docs/containers.md).
+
+The session fixture `dockerd` starts Debian's dockerd as root in a temporary folder: vfs
+storage, no iptables, no bridge, its own data root, exec root, pidfile and socket, so it
+touches nothing of the host's and any number of sessions can run side by side. Containers
+use the host's network (`--network host`): zinc in a container listens on the host's
+loopback. DOCKER_HOST and DOCKER_CONFIG (a temporary folder, so `docker login` never writes
+to the user's ~/.docker) are set for the whole session.
+
+Nothing can be pulled from Docker Hub here, so `debian:bookworm-slim` is made from Debian's
+archive with mmdebstrap (same recipe as the official slim image: minbase, merged /usr, no
+docs, man pages or locales), cached as a rootfs tar under .cache/docker/ in the checkout
+(git-ignored; ZINC_CACHE_DIR overrides) and `docker import`ed into every new daemon.
+
+If dockerd cannot start (no root, no docker.io) the fixture raises: the tests fail loudly,
+they never skip.
+"""
+import glob
+import hashlib
+import json
+import os
+import signal
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+from conftest import REPO, deep_merge, free_port
+
+BASE_IMAGE = "debian:bookworm-slim"
+CACHE_DIR = os.path.join(os.environ.get("ZINC_CACHE_DIR") or os.path.join(REPO, ".cache"), "docker")
+BASE_TAR = os.path.join(CACHE_DIR, "debian-bookworm-slim-rootfs-%s.tar")  # % a hash of the recipe
+# The Docker client of the docker.io package speaks the daemon's own API version; a newer
+# client elsewhere on PATH works too and is the fallback.
+DOCKER_CLI = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else (shutil.which("docker") or "docker")
+DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
+START_TIMEOUT = 60
+# What Debian's official slim image leaves out (debuerreotype's slimification), and its
+# apt/dpkg settings for containers: no fsync per unpacked file, no translations.
+SLIM_APT_OPTS = ['Acquire::Languages "none"']
+SLIM_DPKG_OPTS = [
+    "force-unsafe-io",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/groff/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/lintian/*",
+    "path-exclude=/usr/share/linda/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+]
+
+
+class DockerError(RuntimeError):
+    pass
+
+
+def _die_with_parent():
+    # If pytest is killed (ctest timeout), the kernel sends dockerd SIGTERM instead of
+    # leaving a daemon behind; dockerd then stops its containers and containerd.
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _mounts_under(path):
+    """Mount points below `path`, deepest first (from /proc/self/mountinfo)."""
+    out = []
+    prefix = path.rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].replace("\\040", " ")
+            if mp.startswith(prefix):
+                out.append(mp)
+    return sorted(out, key=len, reverse=True)
+
+
+class Dockerd:
+    """One private dockerd. Use start(), docker(...), stop()."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="zinc-dockerd-")
+        self.sock = os.path.join(self.dir, "docker.sock")
+        self.pidfile = os.path.join(self.dir, "dockerd.pid")
+        self.log_path = os.path.join(self.dir, "dockerd.log")
+        self.config_dir = os.path.join(self.dir, "client-config")
+        os.mkdir(self.config_dir, 0o700)
+        self.env = dict(os.environ, DOCKER_HOST="unix://" + self.sock, DOCKER_CONFIG=self.config_dir)
+        # the daemon's API version: no negotiation round trip, and no newer-client surprises
+        self.env.pop("DOCKER_CONTEXT", None)
+        self.proc = None
+        self.started_in = None
+        # BuildKit (built into dockerd 20.10) snapshots only what changes, runs both stages
+        # at once and keeps no intermediate containers: half the legacy builder's time on
+        # vfs. docker.io's client drives it directly; another client needs buildx.
+        self.buildkit = DOCKER_CLI == "/usr/bin/docker" or subprocess.run(
+            [DOCKER_CLI, "buildx", "version"], capture_output=True).returncode == 0
+
+    def start(self):
+        if os.geteuid() != 0:
+            raise DockerError("the Docker tests need root (a private dockerd); running as uid %d" % os.geteuid())
+        for tool in (DOCKERD, DOCKER_CLI):
+            if not os.path.exists(tool) and shutil.which(tool) is None:
+                raise DockerError("%s not found: install docker.io (.ci/deps.sh test)" % tool)
+        cmd = [
+            DOCKERD, "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
+            "--data-root=" + os.path.join(self.dir, "data"), "--exec-root=" + os.path.join(self.dir, "exec"),
+            "--pidfile=" + self.pidfile, "--host=unix://" + self.sock,
+        ]
+        t0 = time.monotonic()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         preexec_fn=_die_with_parent)
+        deadline = t0 + START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise DockerError("dockerd exited with %s:\n%s" % (self.proc.returncode, self.log_tail()))
+            if os.path.exists(self.sock) and self.docker("version", check=False, timeout=10).returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise DockerError("dockerd did not answer within %d s:\n%s" % (START_TIMEOUT, self.log_tail()))
+            time.sleep(0.2)
+        self.started_in = time.monotonic() - t0
+        return self
+
+    def docker(self, *args, check=True, timeout=300, input=None, env=None):
+        """Runs the Docker client against this daemon; returns the CompletedProcess (text).
+        With check, a non-zero exit raises DockerError carrying the client's output."""
+        cmd = [DOCKER_CLI] + [str(a) for a in args]
+        p = subprocess.run(cmd, env=dict(self.env, **(env or {})), capture_output=True, text=True,
+                           timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL)
+        if check and p.returncode != 0:
+            raise DockerError("%s -> %d\nstdout: %s\nstderr: %s" % (" ".join(cmd), p.returncode, p.stdout[-4000:],
+                                                                   p.stderr[-4000:]))
+        return p
+
+    def build(self, context, tag, timeout=900):
+        """docker build --network host of context's Dockerfile; returns the build log."""
+        args = ["build", "--network", "host", "-t", tag]
+        if self.buildkit:
+            args[1:1] = ["--progress", "plain"]
+        p = self.docker(*args, context, timeout=timeout, env={"DOCKER_BUILDKIT": "1" if self.buildkit else "0"})
+        return p.stdout + p.stderr
+
+    def inspect(self, what):
+        return json.loads(self.docker("inspect", what).stdout)[0]
+
+    def log_tail(self, n=8000):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        """Stops the daemon by its PID (TERM, then KILL after 30 s), unmounts what it left
+        mounted (the default netns) and removes the folder."""
+        if self.proc is not None and self.proc.poll() is None:
+            # the process we started is dockerd itself (its pidfile says the same)
+            pid = self.proc.pid
+            os.kill(pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(pid, signal.SIGKILL)
+                self.proc.wait()
+        for mp in _mounts_under(self.dir):
+            if subprocess.run(["umount", mp], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", mp], capture_output=True)
+        # rm(1) is several times faster than shutil.rmtree on the vfs copies (GBs of small files)
+        if subprocess.run(["rm", "-rf", "--one-file-system", self.dir], capture_output=True).returncode != 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def build_base_rootfs():
+    """Makes the debian:bookworm-slim rootfs tar with mmdebstrap unless it is cached; the
+    file name carries a hash of the recipe, so changing the recipe remakes it. Written to a
+    temporary name and renamed, so an interrupted run leaves no half tar."""
+    cmd = ["mmdebstrap", "--variant=minbase", "--format=tar", "--quiet", "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr"]
+    cmd += ["--dpkgopt=" + o for o in SLIM_DPKG_OPTS] + ["--aptopt=" + o for o in SLIM_APT_OPTS] + ["bookworm"]
+    path = BASE_TAR % hashlib.sha256("\0".join(cmd).encode()).hexdigest()[:12]
+    if os.path.exists(path):
+        return path
+    if shutil.which("mmdebstrap") is None:
+        raise DockerError("mmdebstrap not found: install it (.ci/deps.sh test) to make %s" % BASE_IMAGE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = "%s.part-%d" % (path, os.getpid())
+    cmd.append(tmp)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+        if p.returncode != 0:
+            raise DockerError("mmdebstrap failed (%d):\n%s" % (p.returncode, (p.stdout + p.stderr)[-4000:]))
+        os.rename(tmp, path)
+        for stale in glob.glob(BASE_TAR % "*"):
+            if stale != path:
+                os.unlink(stale)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def import_base_image(d):
+    """Makes BASE_IMAGE exist in daemon `d`."""
+    if d.docker("image", "inspect", BASE_IMAGE, check=False).returncode == 0:
+        return
+    tar = build_base_rootfs()
+    d.docker("import", "--change", 'CMD ["bash"]', tar, BASE_IMAGE, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def dockerd():
+    """A running private Docker Engine with debian:bookworm-slim imported; DOCKER_HOST and
+    DOCKER_CONFIG point at it for the session. Stopped by PID at the end, also on failure."""
+    d = Dockerd()
+    saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "DOCKER_CONFIG")}
+    try:
+        d.start()
+        os.environ["DOCKER_HOST"] = d.env["DOCKER_HOST"]
+        os.environ["DOCKER_CONFIG"] = d.env["DOCKER_CONFIG"]
+        import_base_image(d)
+        yield d
+    except BaseException:
+        print("\n===== dockerd log (%s) =====\n%s" % (d.dir, d.log_tail()))
+        raise
+    finally:
+        d.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+ZINC_UID = 10001  # the image's user zinc (Dockerfile)
+
+
+class ZincContainer:
+    """zinc from `image`, on the host network at a free loopback port, with its config and
+    storage folder mounted from `workdir` (config.json, store/ owned by the image's user)."""
+
+    def __init__(self, d, image, workdir, overrides=None, files=None):
+        self.d, self.image, self.workdir = d, image, workdir
+        self.port = free_port()
+        self.name = "zinc-e2e-%d" % self.port
+        self.store = os.path.join(workdir, "store")
+        os.mkdir(self.store, 0o700)
+        os.chown(self.store, ZINC_UID, ZINC_UID)
+        self.config = deep_merge({
+            "distSpecVersion": "1.1.1",
+            "storage": {"rootDirectory": "/var/lib/zinc"},
+            "http": {"address": "127.0.0.1", "port": str(self.port)},
+            "log": {"level": "info"},
+        }, overrides)
+        self.mounts = {os.path.join(workdir, "config.json"): "/etc/zinc/config.json"}
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            json.dump(self.config, f)
+        for container_path, text in (files or {}).items():
+            host = os.path.join(workdir, os.path.basename(container_path))
+            with open(host, "w") as f:
+                f.write(text)
+            self.mounts[host] = container_path
+        for host in self.mounts:
+            os.chmod(host, 0o644)
+        self.started = False
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    @property
+    def hostport(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self, health_interval="1s"):
+        """docker run -d; the image's own health check, polled every health_interval (the
+        image says 10 s: too slow for a test) so that healthy comes within a second."""
+        args = ["run", "-d", "--name", self.name, "--network", "host", "--health-interval", health_interval]
+        for host, cpath in self.mounts.items():
+            args += ["-v", "%s:%s:ro" % (host, cpath)]
+        args += ["-v", "%s:/var/lib/zinc" % self.store, self.image]
+        self.id = self.d.docker(*args).stdout.strip()
+        self.started = True
+        return self
+
+    def state(self):
+        return self.d.inspect(self.name)["State"]
+
+    def wait_healthy(self, timeout=30):
+        """Seconds until Docker reports healthy; raises with the log if it does not."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            st = self.state()
+            if not st["Running"]:
+                raise DockerError("container exited (%s):\n%s" % (st.get("ExitCode"), self.logs()))
+            if st.get("Health", {}).get("Status") == "healthy":
+                return time.monotonic() - t0
+            time.sleep(0.2)
+        raise DockerError("not healthy after %d s: %s\n%s" % (timeout, json.dumps(self.state().get("Health")),
+                                                              self.logs()))
+
+    def wait_serving(self, timeout=15):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            try:
+                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise DockerError("zinc in %s does not answer:\n%s" % (self.name, self.logs()))
+
+    def logs(self):
+        p = self.d.docker("logs", self.name, check=False)
+        return (p.stdout + p.stderr)[-20000:]
+
+    def remove(self):
+        if self.started:
+            self.d.docker("rm", "-f", "-v", self.name, check=False)
+            self.started = False
+
+
+@pytest.fixture
+def zinc_container(request, tmp_path):
+    """zinc_container(dockerd, image, overrides=None, files=None, start=True) -> ZincContainer;
+    files maps container paths to text mounted read-only. Removed at teardown; the
+    container's log is printed when the test failed."""
+    made = []
+
+    def make(d, image, overrides=None, files=None, start=True):
+        workdir = tempfile.mkdtemp(prefix="zinc-ctr-", dir=str(tmp_path))
+        c = ZincContainer(d, image, workdir, overrides, files)
+        made.append(c)
+        if start:
+            c.start()
+        return c
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for c in made:
+        if failed and c.started:
+            print("\n===== container %s log =====\n%s" % (c.name, c.logs()))
+        c.remove()
