@@ -172,13 +172,37 @@ class Dockerd:
                 os.kill(pid, signal.SIGKILL)
                 self.proc.wait()
         t1 = time.monotonic()
-        for mp in _mounts_under(self.dir):
-            if subprocess.run(["umount", mp], capture_output=True).returncode != 0:
-                subprocess.run(["umount", "-l", mp], capture_output=True)
-        # rm(1) is several times faster than shutil.rmtree on the vfs copies (GBs of small files)
-        if subprocess.run(["rm", "-rf", "--one-file-system", self.dir], capture_output=True).returncode != 0:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        _remove_tree(self.dir)
         print("\ndockerd stopped in %.1f s, its folder removed in %.1f s" % (t1 - t0, time.monotonic() - t1))
+
+
+def _remove_tree(path):
+    """Unmounts what a stopped dockerd left below path, then removes it. rm(1) is several
+    times faster than shutil.rmtree on vfs copies (GBs of small files), and with
+    --one-file-system it never descends into a mount that survived."""
+    for mp in _mounts_under(path):
+        if subprocess.run(["umount", mp], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", mp], capture_output=True)
+    p = subprocess.run(["rm", "-rf", "--one-file-system", path], capture_output=True, text=True)
+    if p.returncode != 0:
+        print("\ncannot remove %s: %s" % (path, p.stderr))
+
+
+def remove_stale_daemon_dirs(max_age=600):
+    """Removes the folders of earlier sessions that were killed (SIGKILL leaves no time to
+    clean up; PR_SET_PDEATHSIG has stopped their dockerd): no live dockerd behind the
+    pidfile and untouched for max_age seconds. Live sessions are left alone."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), "zinc-dockerd-*")):
+        try:
+            if time.time() - os.stat(path).st_mtime < max_age:
+                continue
+            with open(os.path.join(path, "dockerd.pid")) as f:
+                with open("/proc/%d/cmdline" % int(f.read().strip()), "rb") as c:
+                    if path.encode() in c.read():
+                        continue
+        except (OSError, ValueError):
+            pass
+        _remove_tree(path)
 
 
 def build_base_rootfs():
@@ -221,6 +245,7 @@ def import_base_image(d):
 def dockerd():
     """A running private Docker Engine with debian:bookworm-slim imported; DOCKER_HOST and
     DOCKER_CONFIG point at it for the session. Stopped by PID at the end, also on failure."""
+    remove_stale_daemon_dirs()
     d = Dockerd()
     saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "DOCKER_CONFIG")}
     try:
