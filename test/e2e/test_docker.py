@@ -92,6 +92,13 @@ def test_run_healthy_serves_and_stops_gracefully(dockerd, zinc_image, zinc_conta
         uids = [l.split()[1:] for l in f if l.startswith(("Uid:", "Gid:"))]
     assert uids == [[str(ZINC_UID)] * 4] * 2, uids
 
+    # The profiler works under Docker's default seccomp profile (per-thread CPU timers) and
+    # names zinc's functions and source lines from the unstripped binary.
+    g = requests.get(c.url + "/v2/_zot/pprof/goroutine", params={"debug": "2"}, timeout=10)
+    assert g.status_code == 200 and "zn_server_run()" in g.text and "server/server.c:" in g.text, g.text[:2000]
+    cpu = requests.get(c.url + "/v2/_zot/pprof/profile", params={"seconds": "1"}, timeout=10)
+    assert cpu.status_code == 200 and cpu.content[:2] == b"\x1f\x8b", cpu.content[:200]
+
     # A blob upload in flight when `docker stop` sends SIGTERM is finished and stored (as
     # the zinc user, in the mounted folder), then zinc exits 0 within 3 s.
     blob = os.urandom(1 << 20)
