@@ -39,8 +39,8 @@ COPY --from=build /out/ /
 # numeric, so that Kubernetes' runAsNonRoot can verify it
 USER 10001:10001
 VOLUME /var/lib/zinc
-# zot's image listens on 5000 too, so the same -p and probes work after the switch
-EXPOSE 5000
+# the port zinc serves on by default (make run, examples)
+EXPOSE 8080
 # The binary checks itself (no curl in the image). It reads the address and port from the
 # config the server runs with, so a mounted config with another port stays healthy.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

@@ -50,7 +50,7 @@ def test_image_config(dockerd, zinc_image):
     cfg = dockerd.inspect(zinc_image)["Config"]
     assert cfg["User"] == "%d:%d" % (ZINC_UID, ZINC_UID)
     assert cfg["Volumes"] == {"/var/lib/zinc": {}}
-    assert cfg["ExposedPorts"] == {"5000/tcp": {}}
+    assert cfg["ExposedPorts"] == {"8080/tcp": {}}
     assert cfg["Healthcheck"]["Test"] == ["CMD", "/usr/local/bin/zinc", "probe", "--config", "/etc/zinc/config.json",
                                           "/livez"]
     assert cfg["Healthcheck"]["Interval"] == 10 * 10**9 and cfg["Healthcheck"]["Timeout"] == 3 * 10**9
