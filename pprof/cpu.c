@@ -56,7 +56,7 @@ static struct {
     uint64_t last_id;
     _Atomic uint64_t active;        /* the running session's id, 0 when none; read by the handler */
     _Atomic uint64_t lost;          /* samples dropped by the handler, ever */
-} cpu = {.lock = {PTHREAD_MUTEX_INITIALIZER, "pprof cpu profile", 0}};
+} cpu = {.lock = ZN_MUTEX_INITIALIZER("pprof cpu profile")};
 
 static const zn_pprof_kind_t cpu_kind = {
     .nvalues = 2,

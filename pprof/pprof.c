@@ -6,6 +6,8 @@
  * registered before zn_pprof_init (main) are adopted at init.
  */
 #include "pprof/internal.h"
+#include "pprof/lockprof.h"
+#include "pprof/trace.h"
 #include "pprof/pprof.h"
 
 zn_pprof_settings_t zn_pprof_settings = {
@@ -55,6 +57,8 @@ zn_err_t zn_pprof_init(const zn_config_t *cfg)
         zn_log(ZN_LOG_ERROR, "pprof: cannot initialise", ZN_LSTR("error", zn_err_str(err)));
         return err;
     }
+    zn_trace_init();
+    zn_lockprof_init(zn_pprof_settings.mutex_rate, zn_pprof_settings.block_rate_ns);
     zn_thread_set_hooks(&hooks);
     for (int i = 0; i < zn_thread_count(); i++) {
         zn_thread_info_t *t = zn_thread_get(i);

@@ -42,7 +42,7 @@ static struct {
     /* append-only; an entry is complete before nmaps covers it (release) */
     zn_pprof_mapping_t maps[ZN_PPROF_MAPPINGS_MAX];
     _Atomic int nmaps;
-} S = {.lock = {PTHREAD_MUTEX_INITIALIZER, "pprof symbolizer", 0}};
+} S = {.lock = ZN_MUTEX_INITIALIZER("pprof symbolizer")};
 
 /* ---- interned strings ---------------------------------------------------------------------- */
 
