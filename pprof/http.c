@@ -205,9 +205,7 @@ static void on_timeout(h2o_timeout_entry_t *entry)
         /* as Go's handlers when the request context is cancelled: stop, answer 500 to nobody */
         w->finished = true;
         w->on_cancel(w->data);
-        /* an owner that streams (trace) has started its answer and ends it in on_cancel */
-        if (w->req->res.status == 0)
-            zn_pprof_send_error(w->req, 500, "context canceled");
+        zn_pprof_send_error(w->req, 500, "context canceled");
         return;
     }
     w->cb(w->data);

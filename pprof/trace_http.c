@@ -6,11 +6,10 @@
  * have filled, then at the deadline the partial chunks and the footer.
  *
  * Nothing sleeps: a request-owned timer (zn_pprof_wait) ticks on the worker's loop. The
- * generator lives in the request's pool. A client that goes away is seen by the timer (its
- * socket reads EOF) or by h2o when a write fails (h2o then calls stop()): the trace ends at
- * once, its data is dropped, and the response is ended with an error so that h2o closes
- * the connection. Chunks are freed when the pool is disposed, after h2o no longer looks
- * at them.
+ * generator lives in the request's pool. Every tick writes something (the starting
+ * worker's own partial chunk at least), so a client that went away makes a write fail; h2o
+ * then calls stop(): the trace ends at once and its data is dropped. Chunks are freed when
+ * the pool is disposed, after h2o no longer looks at them.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -32,7 +31,6 @@ typedef struct trace_gen {
     bool running;               /* our session is still recording */
     bool final_ready;           /* the footer is in pending */
     bool done;                  /* final send made, or the client went away */
-    bool abort;                 /* the client left while h2o still held the request: end it */
 } trace_gen_t;
 
 static int symbolize(void *ctx, uintptr_t pc, zn_trace_symframe_t *out, int max)
@@ -106,21 +104,11 @@ static void on_tick(void *data)
     send_pending(g);
 }
 
-/* Ends a response nobody will read; h2o then closes the connection and disposes the request. */
-static void send_abort(trace_gen_t *g)
-{
-    g->abort = false;
-    h2o_send(g->req, NULL, 0, H2O_SEND_STATE_ERROR);
-}
-
 static void on_proceed(h2o_generator_t *_g, h2o_req_t *req)
 {
     trace_gen_t *g = (void *)_g;
     g->sending = false;
-    if (g->abort)
-        send_abort(g);
-    else
-        send_pending(g);
+    send_pending(g);
 }
 
 /* The client went away (h2o stops the generator) or the request is being torn down. */
@@ -131,18 +119,10 @@ static void on_stop(h2o_generator_t *_g, h2o_req_t *req)
     end_session(g, false);
 }
 
-/* The request timer saw the client leave (its socket reads EOF), or the request is being
- * disposed (then h2o has stopped the generator already and done is set). */
+/* The request is disposed before the trace ended (h2o stopped the generator first). */
 static void on_cancel(void *data)
 {
-    trace_gen_t *g = data;
-    if (!g->done) {
-        g->done = true;
-        g->abort = true;
-        if (!g->sending)
-            send_abort(g);
-    }
-    end_session(g, false);
+    on_stop(data, NULL);
 }
 
 static void on_dispose(void *data)
