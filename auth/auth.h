@@ -5,7 +5,8 @@
  * $5$/$6$, argon2id). The file is re-read when it changes (checked at most once per
  * second). A verified credential is cached under HMAC(random key, user, password) together
  * with the identity of the user's hash, so repeated requests skip bcrypt; failures are
- * never cached.
+ * never cached. Bearer tokens (token.c) name a user or anonymous for a few minutes, signed
+ * with HMAC-SHA256 under a key the caller keeps; the server mints them for classic Docker.
  *
  * Authorization: accessControl as zot defines it - the longest matching repository glob
  * decides alone (ties: strcmp-smaller pattern), user policy, group policy, defaultPolicy

@@ -4,7 +4,9 @@
  *
  * Per request: health routes skip everything. With htpasswd on, the Authorization header
  * is parsed: two of them, a malformed one or wrong credentials get the authentication 401;
- * none means anonymous if some anonymousPolicy allows that, else the same 401. Credentials
+ * none means anonymous if some anonymousPolicy allows that, else the same 401. A Bearer
+ * token from server/token.c stands for the identity it names (checked with one HMAC, no
+ * pool); an anonymous Docker ping in mixed mode gets token.c's Bearer challenge. Credentials
  * found in auth's cache pass at once. Others are verified on a small pool of threads -
  * bcrypt costs milliseconds and must not stall the worker's other connections - and the
  * request resumes on its own worker when the answer is posted back. Then the route's rule:
