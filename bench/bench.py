@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""zinc's benchmark: zinc and CNCF Distribution side by side on loopback, plus this
+machine's ceilings (one core's SHA-256, nginx on the same files), in one run.
+
+Called by bench/run.sh (see there for the environment). Each metric runs against both
+registries back to back, the order flipping from one metric to the next, while both
+servers stay up; then both restart with bcrypt htpasswd auth for the auth row. Prints
+one markdown table and, unless told not to, inserts it into bench/RESULTS.md.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from lib import measure, oci, report, servers, workloads  # noqa: E402
+
+USER, PASSWORD = "bench", "bench-password"
+STARTED = time.monotonic()
+
+
+def log(msg):
+    print(f"[{time.monotonic() - STARTED:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+class Run:
+    def __init__(self, env):
+        self.tiny = env.get("BENCH_TINY") == "1"
+        self.skip = set(filter(None, env.get("BENCH_SKIP", "").split(",")))
+        self.sz = workloads.TINY if self.tiny else workloads.Sizes()
+        self.zinc_bin = env["ZINC_BIN"]
+        self.tmp = tempfile.mkdtemp(prefix="zinc-bench-")
+        self.run_id = f"{os.getpid()}-{int(time.time())}"
+        self.w = workloads.Workloads(self.sz, self.tmp, env["BENCH_HLOAD"], self.run_id)
+        self.results = {}
+        self.flip = False
+
+    def put(self, key, who, fn):
+        try:
+            v = fn()
+        except Exception as e:  # one broken cell must not end the run; the reason is footnoted
+            v = report.Err(f"{who} {key}: {type(e).__name__}: {e}")
+        self.results.setdefault(key, {})[who] = v
+        log(f"{key:18} {who:13} {report.fmt(v) if report.num(v) else v.reason}")
+
+    def both(self, key, fn, srvs):
+        """Measures key on every server, alternating which one goes first."""
+        order = list(srvs.items())
+        if self.flip:
+            order.reverse()
+        self.flip = not self.flip
+        for who, srv in order:
+            if isinstance(srv, report.Err):
+                self.results.setdefault(key, {})[who] = srv
+            else:
+                self.put(key, who, lambda: fn(srv))
+
+    def start(self, kind, htpasswd=None):
+        root = os.path.join(self.tmp, f"{kind}-root")
+        wd = os.path.join(self.tmp, f"{kind}-{'auth' if htpasswd else 'run'}")
+        try:
+            if kind == "zinc":
+                srv = servers.Zinc(wd, self.zinc_bin, root, htpasswd)
+            else:
+                srv = servers.Distribution(wd, root, htpasswd)
+            return srv.start()
+        except Exception as e:
+            log(f"{kind}: cannot start: {e}")
+            return report.Err(f"{kind} did not start: {e}")
+
+    def ceilings(self):
+        self.put("push_mono", "ceiling", lambda: measure.sha256_mbps(self.sz.sha_seconds))
+        self.results["push_chunked"] = dict(self.results["push_mono"])
+        if "nginx" in self.skip:
+            return
+        try:
+            ngx = servers.Nginx(os.path.join(self.tmp, "nginx"), self.w.nginx_docroot()).start()
+        except Exception as e:
+            for key in ("manifest_get", "manifest_head", "blob_get", "blob_get_par"):
+                self.results.setdefault(key, {})["ceiling"] = report.Err(f"nginx: {e}")
+            return
+        try:
+            for key, fn in (("manifest_get", "small_get"), ("manifest_head", "small_head"),
+                            ("blob_get", "big_get"), ("blob_get_par", "par_get")):
+                self.put(key, "ceiling", lambda: self.w.nginx_ceilings_one(ngx, fn))
+        finally:
+            ngx.stop()
+
+    def registries(self):
+        kinds = ["zinc"] + ([] if "dist" in self.skip else ["distribution"])
+        srvs = {k: self.start(k) for k in kinds}
+        w = self.w
+        steps = [
+            ("manifest_get", lambda s: (w.seed_manifest(s), w.manifest_get(s))[1]),
+            ("manifest_head", w.manifest_head),
+            ("catalog", lambda s: (w.seed_catalog(s), w.catalog(s))[1]),
+            ("tags_list", lambda s: (w.seed_tags(s), w.tags_list(s))[1]),
+            ("push_mono", w.push_mono),
+            ("push_chunked", w.push_chunked),
+            ("blob_get", w.blob_get),
+            ("blob_get_par", w.blob_get_parallel),
+        ]
+        if "skopeo" not in self.skip:
+            steps += [("skopeo_push", w.skopeo_push), ("skopeo_pull", w.skopeo_pull)]
+        steps.append(("small_push", w.small_push))
+        for key, fn in steps:
+            self.both(key, fn, srvs)
+        for who, srv in srvs.items():
+            hwm = srv if isinstance(srv, report.Err) else srv.stop()
+            self.results.setdefault("peak_rss", {})[who] = hwm / 1024 if hwm else report.Err(f"{who}: no VmHWM")
+        self.auth(kinds)
+
+    def auth(self, kinds):
+        htpasswd = os.path.join(self.tmp, "htpasswd")
+        workloads.write_htpasswd(htpasswd, USER, PASSWORD)
+        srvs = {k: self.start(k, htpasswd) for k in kinds}
+        cred = workloads.basic_auth(USER, PASSWORD)
+        try:
+            self.both("manifest_get_auth", lambda s: self.w.manifest_get(s, cred), srvs)
+        finally:
+            for srv in srvs.values():
+                if not isinstance(srv, report.Err):
+                    srv.stop()
+
+    def cleanup(self):
+        if os.environ.get("BENCH_KEEP_TMP") == "1":
+            log(f"kept {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def commit_id(repo):
+    def git(*args):
+        return subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True).stdout.strip()
+    c = git("rev-parse", "--short", "HEAD") or "unknown"
+    return c + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def main():
+    env = os.environ
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = Run(env)
+    try:
+        log(f"data in {run.tmp} ({'tiny' if run.tiny else 'full'} sizes)")
+        run.w.prepare()
+        log("data ready")
+        run.ceilings()
+        run.registries()
+    finally:
+        run.cleanup()
+    header = f"## {report.now_utc()} · commit {commit_id(repo)} · {report.machine()}"
+    body = report.table(run.results, run.sz)
+    notes = ["", f"{report.summary(run.results)}; {time.monotonic() - STARTED:.0f} s; "
+             "MB/s = 10^6 bytes/s; wrk/hload 64 connections, 2 threads, "
+             f"{run.sz.seconds} s; bcrypt cost 5; skipped: {', '.join(sorted(run.skip)) or 'none'}"]
+    print("\n".join([header, ""] + body + notes))
+    if env.get("BENCH_JSON"):
+        with open(env["BENCH_JSON"], "w") as f:
+            json.dump({k: {w: (v if report.num(v) else {"error": v.reason}) for w, v in c.items()}
+                       for k, c in run.results.items()}, f, indent=1)
+    dest = env.get("BENCH_RESULTS", "" if run.tiny else os.path.join(repo, "bench", "RESULTS.md"))
+    if dest:
+        report.record(dest, header, body + notes)
+        log(f"recorded in {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
