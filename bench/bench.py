@@ -75,6 +75,9 @@ class Run:
     def ceilings(self):
         self.put("push_mono", "ceiling", lambda: measure.sha256_mbps(self.sz.sha_seconds))
         self.results["push_chunked"] = dict(self.results["push_mono"])
+        if "skopeo" not in self.skip:
+            self.put("skopeo_push", "ceiling", self.w.skopeo_local)
+            self.results["skopeo_pull"] = dict(self.results["skopeo_push"])
         if "nginx" in self.skip:
             return
         try:
@@ -110,8 +113,9 @@ class Run:
         for key, fn in steps:
             self.both(key, fn, srvs)
         for who, srv in srvs.items():
-            hwm = srv if isinstance(srv, report.Err) else srv.stop()
-            self.results.setdefault("peak_rss", {})[who] = hwm / 1024 if hwm else report.Err(f"{who}: no VmHWM")
+            hwm, anon = (srv, srv) if isinstance(srv, report.Err) else srv.stop()
+            for key, v in (("peak_rss", hwm), ("peak_anon", anon)):
+                self.results.setdefault(key, {})[who] = v / 1024 if report.num(v) and v else report.Err(f"{who}: no {key}")
         self.auth(kinds)
 
     def auth(self, kinds):

@@ -27,12 +27,13 @@ def rows(sz):
         ("blob_get_par", f"blob GET {mib(sz.par)}, {sz.streams} streams", "MB/s", True, "nginx same file"),
         ("push_mono", f"blob push {mib(sz.big)} monolithic", "MB/s", True, "SHA-256 1 core"),
         ("push_chunked", f"blob push {mib(sz.big)}, {mib(sz.chunk)} PATCHes", "MB/s", True, "SHA-256 1 core"),
-        ("skopeo_push", f"skopeo push {sz.layers}×{mib(sz.layer)}", "s", False, None),
-        ("skopeo_pull", f"skopeo pull {sz.layers}×{mib(sz.layer)}", "s", False, None),
+        ("skopeo_push", f"skopeo push {sz.layers}×{mib(sz.layer)}", "s", False, "skopeo oci:→dir: locally"),
+        ("skopeo_pull", f"skopeo pull {sz.layers}×{mib(sz.layer)}", "s", False, "skopeo oci:→dir: locally"),
         ("small_push", f"small image pushes, {sz.clients} clients", "img/s", True, None),
         ("tags_list", f"tags list, {sz.tags} tags", "req/s", True, None),
         ("catalog", f"catalog, {sz.repos} repos", "req/s", True, None),
         ("peak_rss", "peak RSS (VmHWM)", "MiB", False, None),
+        ("peak_anon", "peak anonymous RSS (sampled 50/s)", "MiB", False, None),
     ]
 
 

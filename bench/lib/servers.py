@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import requests
@@ -22,16 +23,42 @@ def free_port():
         return s.getsockname()[1]
 
 
-def vm_hwm_kib(pid):
-    """Peak resident set size of pid in KiB, or None if the process is gone."""
+def proc_status_kib(pid, field):
+    """A KiB field of /proc/PID/status (VmHWM, RssAnon, ...), or None if the process is gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return None
+
+
+class AnonSampler:
+    """Samples RssAnon of pid every `period` s on a thread and keeps the peak.
+
+    VmHWM also counts file-backed pages the process maps (h2o keeps large request bodies
+    in an mmap'd temp file); the anonymous peak separates those from heap and stacks.
+    """
+
+    def __init__(self, pid, period=0.02):
+        self.pid, self.period, self.peak = pid, period, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(self.period):
+            v = proc_status_kib(self.pid, "RssAnon")
+            if v is None:
+                return
+            self.peak = max(self.peak, v)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 class Server:
@@ -44,6 +71,7 @@ class Server:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
+        self.sampler = None
         self.log_path = os.path.join(workdir, f"{self.name}.log")
         os.makedirs(workdir, exist_ok=True)
 
@@ -65,6 +93,7 @@ class Server:
             try:
                 r = requests.get(self.ready_url(), timeout=1)
                 if r.status_code in (200, 401):
+                    self.sampler = AnonSampler(self.proc.pid)
                     return self
             except requests.RequestException:
                 pass
@@ -72,14 +101,15 @@ class Server:
         self.stop()
         raise RuntimeError(f"{self.name} not ready on {self.url} after {timeout}s: {self.log_tail()}")
 
-    def peak_rss_kib(self):
-        return vm_hwm_kib(self.proc.pid) if self.proc else None
-
     def stop(self):
-        """Stops the process (SIGTERM, then SIGKILL after 10 s); returns its peak RSS in KiB."""
+        """Stops the process (SIGTERM, then SIGKILL after 10 s); returns (VmHWM, sampled
+        peak RssAnon) in KiB, None where unknown."""
         if self.proc is None:
-            return None
-        hwm = self.peak_rss_kib()
+            return None, None
+        hwm = proc_status_kib(self.proc.pid, "VmHWM")
+        anon = self.sampler.stop() if self.sampler else None
+        if anon is not None:
+            anon = max(anon, proc_status_kib(self.proc.pid, "RssAnon") or 0)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -88,7 +118,7 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
-        return hwm
+        return hwm, anon
 
     def log_tail(self, n=1500):
         try:

@@ -210,12 +210,16 @@ class Workloads:
     def skopeo_push(self, srv):
         return measure.skopeo_seconds(self.layout, self._docker_ref(srv))
 
-    def skopeo_pull(self, srv):
+    def skopeo_pull(self, srv, src=None):
         dest = tempfile.mkdtemp(prefix="pull-", dir=self.tmp)
         try:
-            return measure.skopeo_seconds(self._docker_ref(srv), f"dir:{dest}")
+            return measure.skopeo_seconds(src or self._docker_ref(srv), f"dir:{dest}")
         finally:
             shutil.rmtree(dest, ignore_errors=True)
+
+    def skopeo_local(self):
+        """skopeo's own floor: the same image copied from the OCI layout to dir:, no registry."""
+        return self.skopeo_pull(None, self.layout)
 
     def small_push(self, srv):
         return measure.wrk_smallpush(srv.url, self.sz.seconds, self.pushdir, self.run_id, self.sz.clients)
