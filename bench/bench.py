@@ -148,6 +148,7 @@ def main():
     env = os.environ
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     run = Run(env)
+    load_start = os.getloadavg()[0]
     try:
         log(f"data in {run.tmp} ({'tiny' if run.tiny else 'full'} sizes)")
         run.w.prepare()
@@ -158,7 +159,8 @@ def main():
         run.cleanup()
     header = f"## {report.now_utc()} · commit {commit_id(repo)} · {report.machine()}"
     body = report.table(run.results, run.sz)
-    notes = ["", f"{report.summary(run.results)}; {time.monotonic() - STARTED:.0f} s; "
+    notes = ["", f"{report.summary(run.results)}; {time.monotonic() - STARTED:.0f} s; load average (1 min) "
+             f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end; "
              "MB/s = 10^6 bytes/s; wrk/hload 64 connections, 2 threads, "
              f"{run.sz.seconds} s; bcrypt cost 5; skipped: {', '.join(sorted(run.skip)) or 'none'}"]
     print("\n".join([header, ""] + body + notes))
