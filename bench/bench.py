@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lib import measure, oci, report, servers, workloads  # noqa: E402
+from lib import measure, profile, report, servers, workloads  # noqa: E402
 
 USER, PASSWORD = "bench", "bench-password"
 STARTED = time.monotonic()
@@ -38,6 +38,9 @@ class Run:
         self.w = workloads.Workloads(self.sz, self.tmp, env["BENCH_HLOAD"], self.run_id)
         self.results = {}
         self.flip = False
+        self.profile_dir = env.get("BENCH_PROFILE") or None
+        if self.profile_dir:
+            os.makedirs(self.profile_dir, exist_ok=True)
 
     def put(self, key, who, fn):
         try:
@@ -56,8 +59,13 @@ class Run:
         for who, srv in order:
             if isinstance(srv, report.Err):
                 self.results.setdefault(key, {})[who] = srv
-            else:
-                self.put(key, who, lambda: fn(srv))
+                continue
+            prof = None
+            if self.profile_dir and who == "zinc":
+                prof = profile.CpuProfile(srv, os.path.join(self.profile_dir, f"{key}.pb.gz"), self.sz.seconds)
+            self.put(key, who, lambda: fn(srv))
+            if prof and (why := prof.finish()):
+                log(f"{key}: no CPU profile: {why}")
 
     def start(self, kind, htpasswd=None):
         root = os.path.join(self.tmp, f"{kind}-root")
@@ -123,6 +131,9 @@ class Run:
         workloads.write_htpasswd(htpasswd, USER, PASSWORD)
         srvs = {k: self.start(k, htpasswd) for k in kinds}
         cred = workloads.basic_auth(USER, PASSWORD)
+        for srv in srvs.values():
+            if not isinstance(srv, report.Err):
+                srv.authorization = cred
         try:
             self.both("manifest_get_auth", lambda s: self.w.manifest_get(s, cred), srvs)
         finally:
@@ -168,7 +179,8 @@ def main():
         with open(env["BENCH_JSON"], "w") as f:
             json.dump({k: {w: (v if report.num(v) else {"error": v.reason}) for w, v in c.items()}
                        for k, c in run.results.items()}, f, indent=1)
-    dest = env.get("BENCH_RESULTS", "" if run.tiny else os.path.join(repo, "bench", "RESULTS.md"))
+    default = "" if run.tiny or run.profile_dir else os.path.join(repo, "bench", "RESULTS.md")
+    dest = env.get("BENCH_RESULTS", default)
     if dest:
         report.record(dest, header, body + notes)
         log(f"recorded in {dest}")

@@ -11,6 +11,8 @@
 #   BENCH_RESULTS   file to record the run in ("" = don't record)
 #   BENCH_JSON      also write the raw numbers to this file
 #   BENCH_KEEP_TMP=1 keep the temp dir (server logs, data)
+#   BENCH_PROFILE=DIR  save zinc CPU profiles (its /v2/_zot/pprof/profile) per metric in DIR;
+#                   a profiled run is not recorded
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)

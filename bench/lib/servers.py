@@ -72,6 +72,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
         self.sampler = None
+        self.authorization = None  # an Authorization header value once auth is on
         self.log_path = os.path.join(workdir, f"{self.name}.log")
         os.makedirs(workdir, exist_ok=True)
 
