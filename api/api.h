@@ -30,6 +30,8 @@ typedef enum zn_oci_code {
     ZN_OCI_NOT_FOUND,     /* unknown route */
     ZN_OCI_METHOD_UNKNOWN,
     ZN_OCI_INTERNAL,      /* 500 */
+    ZN_OCI_TAG_INVALID,
+    ZN_OCI_PAGINATION_NUMBER_INVALID,
     ZN_OCI_CODE_MAX
 } zn_oci_code_t;
 
@@ -47,5 +49,19 @@ static inline int zn_api_send_error(h2o_req_t *req, zn_oci_code_t code, const ch
 
 /* Adds `Docker-Distribution-API-Version: registry/2.0` (every response carries it). */
 void zn_api_add_version_header(h2o_req_t *req);
+
+/* ---- the distribution API ------------------------------------------------------------------ */
+
+typedef struct zn_api zn_api_t;
+
+/* Creates the API and its storage (cfg->storage). cfg must outlive it. On failure returns
+ * NULL with a message in err. Free with zn_api_free (NULL is a no-op). */
+zn_api_t *zn_api_new(const zn_config_t *cfg, char *err, size_t errlen);
+void zn_api_free(zn_api_t *api);
+
+/* The OCI router rows (static; *n set to their count). Register them with app = the
+ * zn_api_t. They cover blobs, uploads, manifests, tags, catalog and referrers; /v2/ itself
+ * and the 404 fallback are the server's. */
+const zn_route_def_t *zn_api_routes(size_t *n);
 
 #endif

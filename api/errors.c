@@ -33,6 +33,8 @@ static const struct {
     [ZN_OCI_NOT_FOUND] = {"NOT_FOUND", "resource not found", 404},
     [ZN_OCI_METHOD_UNKNOWN] = {"UNSUPPORTED", "method not allowed for this resource", 405},
     [ZN_OCI_INTERNAL] = {"UNKNOWN", "internal server error", 500},
+    [ZN_OCI_TAG_INVALID] = {"TAG_INVALID", "manifest tag did not match URI", 400},
+    [ZN_OCI_PAGINATION_NUMBER_INVALID] = {"PAGINATION_NUMBER_INVALID", "invalid number of results requested", 400},
 };
 
 int zn_api_error_status(zn_oci_code_t code)

@@ -67,6 +67,11 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     ctx->route = def->name;
     if (!zn_access_check(srv->access, req, def, ctx))
         return 0;
+    return zn_http_run_handler(req, def, ctx);
+}
+
+int zn_http_run_handler(h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *ctx)
+{
     if (ctx->user != NULL)
         remember_user(req, ctx->user);
 

@@ -104,6 +104,11 @@ zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
     if ((srv->ssl_ctx = zn_tls_ctx_new(cfg, err, errlen)) == NULL && err[0] != '\0')
         goto fail;
     zn_http_setup(srv);
+    if ((srv->api = zn_api_new(cfg, err, errlen)) == NULL)
+        goto fail;
+    size_t nroutes;
+    const zn_route_def_t *routes = zn_api_routes(&nroutes);
+    zn_router_add(srv->router, routes, nroutes, srv->api);
     srv->nworkers = worker_count(cfg);
     srv->workers = zn_calloc((size_t)srv->nworkers, sizeof(zn_worker_t));
     for (int i = 0; i < srv->nworkers; i++) {
@@ -127,6 +132,7 @@ void zn_server_free(zn_server_t *srv)
             close(srv->workers[i].listen_fd);
     free(srv->workers);
     zn_access_free(srv->access);
+    zn_api_free(srv->api);
     if (srv->ssl_ctx != NULL)
         SSL_CTX_free(srv->ssl_ctx);
     zn_router_free(srv->router);

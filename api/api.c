@@ -1,0 +1,53 @@
+/*
+ * api/api.c - the API object (configuration + storage) and the table of OCI routes the
+ * server registers. Authorization of the repository param happens in the server before a
+ * handler runs (action column); handlers ask ctx->can for decisions that depend on state.
+ */
+#include <stdlib.h>
+
+#include "api/internal.h"
+
+#define NAME "/v2/{name+}"
+
+static const zn_route_def_t routes[] = {
+    {"GET", NAME "/blobs/{digest}", "blob_get", zn_api_blob_get, ZN_ACT_READ, 0, 0},
+    {"HEAD", NAME "/blobs/{digest}", "blob_head", zn_api_blob_get, ZN_ACT_READ, 0, 0},
+    {"DELETE", NAME "/blobs/{digest}", "blob_delete", zn_api_blob_delete, ZN_ACT_DELETE, 0, 0},
+    {"POST", NAME "/blobs/uploads/", "upload_start", zn_api_upload_post, ZN_ACT_CREATE, 0, 0},
+    {"PATCH", NAME "/blobs/uploads/{uuid}", "upload_patch", zn_api_upload_patch, ZN_ACT_CREATE, 0, 0},
+    {"PUT", NAME "/blobs/uploads/{uuid}", "upload_put", zn_api_upload_put, ZN_ACT_CREATE, 0, 0},
+    {"GET", NAME "/blobs/uploads/{uuid}", "upload_status", zn_api_upload_status, ZN_ACT_READ, 0, 0},
+    {"DELETE", NAME "/blobs/uploads/{uuid}", "upload_delete", zn_api_upload_delete, ZN_ACT_DELETE, 0, 0},
+    {"GET", NAME "/manifests/{reference}", "manifest_get", zn_api_manifest_get, ZN_ACT_READ, 0, 0},
+    {"HEAD", NAME "/manifests/{reference}", "manifest_head", zn_api_manifest_get, ZN_ACT_READ, 0, 0},
+    {"PUT", NAME "/manifests/{reference}", "manifest_put", zn_api_manifest_put, ZN_ACT_CREATE, 0, 0},
+    {"DELETE", NAME "/manifests/{reference}", "manifest_delete", zn_api_manifest_delete, ZN_ACT_DELETE, 0, 0},
+    {"GET", NAME "/tags/list", "tags_list", zn_api_tags_list, ZN_ACT_READ, 0, 0},
+    {"GET", NAME "/referrers/{digest}", "referrers", zn_api_referrers, ZN_ACT_READ, 0, 0},
+    {"GET", "/v2/_catalog", "catalog", zn_api_catalog, 0, -1, ZN_ROUTE_NOREPO_AUTHZ},
+};
+
+const zn_route_def_t *zn_api_routes(size_t *n)
+{
+    *n = sizeof(routes) / sizeof(routes[0]);
+    return routes;
+}
+
+zn_api_t *zn_api_new(const zn_config_t *cfg, char *err, size_t errlen)
+{
+    zn_api_t *api = zn_calloc(1, sizeof(*api));
+    api->cfg = cfg;
+    if (zn_storage_open(cfg, &api->st, err, errlen) != ZN_OK) {
+        free(api);
+        return NULL;
+    }
+    return api;
+}
+
+void zn_api_free(zn_api_t *api)
+{
+    if (api == NULL)
+        return;
+    zn_storage_free(api->st);
+    free(api);
+}

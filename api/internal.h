@@ -1,0 +1,112 @@
+/*
+ * api/internal.h - private to api/: the API object, the request parsers (parse.c) and the
+ * response helpers (respond.c) every handler file shares.
+ */
+#ifndef ZN_API_INTERNAL_H
+#define ZN_API_INTERNAL_H
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "storage/storage.h"
+
+struct zn_api {
+    const zn_config_t *cfg;
+    zn_storage_t *st;
+};
+
+/* ---- parse.c: pure parsers (unit-tested) ----------------------------------------------- */
+
+/* Finds `name` in the query string q (without '?') and percent-decodes its first value
+ * into out (NUL-terminated, at most outlen-1 bytes). ZN_ENOENT if absent, ZN_EINVAL if
+ * malformed or too long. '+' is taken literally (OCI values never hold spaces). */
+zn_err_t zn_api_query_get(zn_slice_t q, const char *name, char *out, size_t outlen);
+
+/* A byte range [first, last] resolved against a size. */
+typedef struct zn_api_range {
+    uint64_t first, last;
+} zn_api_range_t;
+
+/* Parses a Range header ("bytes=a-b", "bytes=a-", "bytes=-n") against size. ZN_OK with
+ * *out set; ZN_ERANGE when well formed but not satisfiable (start past the end, empty
+ * blob); ZN_EINVAL when malformed or a multi-range (zinc answers both with 416). */
+zn_err_t zn_api_range_parse(zn_slice_t header, uint64_t size, zn_api_range_t *out);
+
+/* Parses a PATCH Content-Range: "<first>-<last>", also with a "bytes " or "bytes=" prefix
+ * and an optional "/<total>" or "/\*" suffix. ZN_EINVAL if malformed or last < first. */
+zn_err_t zn_api_content_range_parse(zn_slice_t header, zn_api_range_t *out);
+
+/* A manifest reference: a tag or a digest. */
+typedef struct zn_api_ref {
+    bool is_digest;
+    zn_digest_t digest; /* when is_digest */
+    char text[ZN_DIGEST_STR_MAX]; /* the tag or the digest text, NUL-terminated */
+} zn_api_ref_t;
+
+/* Classifies ref: contains ':' => digest (errors of zn_digest_parse), else a tag
+ * (ZN_EINVAL if not a valid tag). */
+zn_err_t zn_api_ref_parse(zn_slice_t ref, zn_api_ref_t *out);
+
+/* Parses a decimal `n` page size (0..max). ZN_EINVAL if not a number. */
+zn_err_t zn_api_page_size_parse(const char *s, size_t max, size_t *out);
+
+/* ---- respond.c: request and response helpers ------------------------------------------- */
+
+/* The repository named by path param `idx`, validated and NUL-terminated in the request
+ * pool. On failure sends 400 NAME_INVALID and returns NULL. */
+const char *zn_api_repo_param(h2o_req_t *req, zn_reqctx_t *ctx, int idx);
+/* The query string of the request (without '?'), possibly empty. */
+zn_slice_t zn_api_query(h2o_req_t *req);
+/* The value of header `name` (lower-case), or a slice with p == NULL. */
+zn_slice_t zn_api_header(h2o_req_t *req, const h2o_token_t *token);
+/* Adds a response header with a copied value. */
+void zn_api_header_add(h2o_req_t *req, const h2o_token_t *token, const char *value);
+void zn_api_header_add_str(h2o_req_t *req, const char *name, const char *value);
+/* Adds a header with a printf-formatted value. */
+void zn_api_header_addf(h2o_req_t *req, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Sends status with no body (Content-Length: 0). */
+int zn_api_send_empty(h2o_req_t *req, int status);
+/* Sends body (copied into the pool) with the given Content-Type; HEAD gets headers only. */
+int zn_api_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
+/* Sends the OCI error matching a storage error; `code` is used for ZN_ENOENT. ZN_EIO and
+ * other internal failures become 500 and are logged here. */
+int zn_api_send_storage_error(h2o_req_t *req, zn_err_t err, zn_oci_code_t enoent_code, const char *detail);
+/* Range: 0-<size-1> as the spec shows it ("0-0" for an empty upload). */
+void zn_api_add_upload_range(h2o_req_t *req, uint64_t size);
+/* Writes the request body to the upload in bounded chunks (the body may be a file-backed
+ * mapping of several GiB: it is never copied). */
+zn_err_t zn_api_write_body(h2o_req_t *req, zn_upload_t *up);
+
+/* 401 with a Basic challenge for an anonymous caller, 403 DENIED for a user. */
+int zn_api_send_denied(h2o_req_t *req, zn_reqctx_t *ctx, const zn_config_t *cfg);
+
+/* Pagination parameters ?n=&last= of tags/list and _catalog. */
+typedef struct zn_api_page {
+    size_t max; /* SIZE_MAX without n */
+    bool has_n, has_last;
+    char last[ZN_REPO_NAME_MAX + 1];
+} zn_api_page_t;
+/* Reads n and last; on a malformed value sends 400 and returns false. */
+bool zn_api_page_params(h2o_req_t *req, zn_api_page_t *page);
+/* Sends body (consumed) with body[key] = the names, and a Link to the next page
+ * (link_path?n=..&last=..) when more remain and n was given. */
+int zn_api_send_page(h2o_req_t *req, json_t *body, const char *key, const zn_storage_list_t *l, const zn_api_page_t *page,
+                     const char *link_path);
+
+/* ---- handlers (one file per resource) -------------------------------------------------------- */
+
+int zn_api_blob_get(h2o_req_t *req, zn_reqctx_t *ctx);
+int zn_api_blob_delete(h2o_req_t *req, zn_reqctx_t *ctx);
+int zn_api_upload_post(h2o_req_t *req, zn_reqctx_t *ctx);
+int zn_api_upload_patch(h2o_req_t *req, zn_reqctx_t *ctx);
+int zn_api_upload_put(h2o_req_t *req, zn_reqctx_t *ctx);
+int zn_api_upload_status(h2o_req_t *req, zn_reqctx_t *ctx);
+int zn_api_upload_delete(h2o_req_t *req, zn_reqctx_t *ctx);
+int zn_api_manifest_get(h2o_req_t *req, zn_reqctx_t *ctx);
+int zn_api_manifest_put(h2o_req_t *req, zn_reqctx_t *ctx);
+int zn_api_manifest_delete(h2o_req_t *req, zn_reqctx_t *ctx);
+int zn_api_tags_list(h2o_req_t *req, zn_reqctx_t *ctx);
+int zn_api_catalog(h2o_req_t *req, zn_reqctx_t *ctx);
+int zn_api_referrers(h2o_req_t *req, zn_reqctx_t *ctx);
+
+#endif

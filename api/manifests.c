@@ -1,0 +1,124 @@
+/*
+ * api/manifests.c - HEAD/GET/PUT/DELETE /v2/<name>/manifests/<reference>.
+ *
+ * The reference is a tag or a digest. GET and HEAD answer with the stored media type (as
+ * zot does, whatever Accept says), Docker-Content-Digest and the exact stored bytes. PUT
+ * validates and stores (storage/manifest_check.c), needs `update` rather than `create`
+ * when it moves an existing tag, and echoes the subject in OCI-Subject. A malformed
+ * reference on a read is simply unknown (404); on a write it is a client error (400).
+ */
+#include <string.h>
+
+#include "api/internal.h"
+
+/* The reference param; on a malformed one sends the error for `method` and returns false. */
+static bool ref_param(h2o_req_t *req, zn_reqctx_t *ctx, bool is_read, zn_api_ref_t *ref)
+{
+    zn_err_t err = zn_api_ref_parse(ctx->params[1], ref);
+    if (err == ZN_OK)
+        return true;
+    bool digest_like = memchr(ctx->params[1].p, ':', ctx->params[1].n) != NULL;
+    if (is_read || (!digest_like && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE"))))
+        zn_api_send_error(req, ZN_OCI_MANIFEST_UNKNOWN, NULL);
+    else
+        zn_api_send_error(req, digest_like ? ZN_OCI_DIGEST_INVALID : ZN_OCI_TAG_INVALID, NULL);
+    return false;
+}
+
+static int send_manifest_unknown(h2o_req_t *req, zn_api_t *api, const char *repo)
+{
+    bool repo_exists = zn_storage_repo_exists(api->st, repo) == ZN_OK;
+    return zn_api_send_error(req, repo_exists ? ZN_OCI_MANIFEST_UNKNOWN : ZN_OCI_NAME_UNKNOWN, NULL);
+}
+
+int zn_api_manifest_get(h2o_req_t *req, zn_reqctx_t *ctx)
+{
+    zn_api_t *api = ctx->app;
+    const char *repo = zn_api_repo_param(req, ctx, 0);
+    bool head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    zn_storage_manifest_t m;
+    zn_api_ref_t ref;
+
+    if (repo == NULL || !ref_param(req, ctx, true, &ref))
+        return 0;
+    zn_err_t err = zn_storage_manifest_get(api->st, repo, ref.text, !head, &m);
+    if (err == ZN_ENOENT)
+        return send_manifest_unknown(req, api, repo);
+    if (err != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_MANIFEST_UNKNOWN, NULL);
+    zn_api_header_add_str(req, "docker-content-digest", m.digest.str);
+    zn_api_header_addf(req, "etag", "\"%s\"", m.digest.str);
+    zn_api_send_body(req, 200, m.media_type, head ? "" : m.bytes, head ? 0 : (size_t)m.size);
+    req->res.content_length = (size_t)m.size; /* HEAD: the size of what GET would send */
+    zn_storage_manifest_release(&m);
+    return 0;
+}
+
+/* Moving an existing tag needs `update` (zot); a new tag or a digest needs `create`. */
+static bool may_put(zn_reqctx_t *ctx, zn_api_t *api, const char *repo, const zn_api_ref_t *ref)
+{
+    zn_storage_manifest_t m;
+    if (ref->is_digest || zn_storage_manifest_get(api->st, repo, ref->text, false, &m) != ZN_OK)
+        return true;
+    return ctx->can(ctx, repo, ZN_ACT_UPDATE);
+}
+
+static int send_put_error(h2o_req_t *req, zn_err_t err, const char *detail)
+{
+    const char *d = detail[0] != '\0' ? detail : NULL;
+    switch (err) {
+    case ZN_EINVAL:
+        return zn_api_send_error(req, ZN_OCI_MANIFEST_INVALID, d);
+    case ZN_ENOENT:
+        return zn_api_send_error(req, ZN_OCI_MANIFEST_BLOB_UNKNOWN, d);
+    case ZN_EDIGEST:
+        return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, "digest does not match the manifest");
+    default:
+        return zn_api_send_storage_error(req, err, ZN_OCI_MANIFEST_UNKNOWN, d);
+    }
+}
+
+int zn_api_manifest_put(h2o_req_t *req, zn_reqctx_t *ctx)
+{
+    zn_api_t *api = ctx->app;
+    const char *repo = zn_api_repo_param(req, ctx, 0);
+    uint64_t max = api->cfg->storage.max_manifest_size;
+    size_t len = req->entity.base != NULL ? req->entity.len : 0;
+    char detail[512];
+    zn_storage_put_t res;
+    zn_api_ref_t ref;
+
+    if (repo == NULL || !ref_param(req, ctx, false, &ref))
+        return 0;
+    if (max != 0 && len > max)
+        return zn_api_send_error_status(req, 413, ZN_OCI_SIZE_INVALID, "manifest too large");
+    if (!may_put(ctx, api, repo, &ref))
+        return zn_api_send_denied(req, ctx, api->cfg);
+    zn_slice_t ct = zn_api_header(req, H2O_TOKEN_CONTENT_TYPE);
+    const char *content_type = ct.p != NULL ? h2o_strdup(&req->pool, ct.p, ct.n).base : NULL;
+    zn_err_t err = zn_storage_manifest_put(api->st, repo, ref.is_digest ? NULL : ref.text, ref.is_digest ? &ref.digest : NULL,
+                                           content_type, len != 0 ? req->entity.base : "", len, &res, detail, sizeof(detail));
+    if (err != ZN_OK)
+        return send_put_error(req, err, detail);
+    zn_api_header_addf(req, "location", "/v2/%s/manifests/%s", repo, res.digest.str);
+    zn_api_header_add_str(req, "docker-content-digest", res.digest.str);
+    if (res.has_subject)
+        zn_api_header_add_str(req, "oci-subject", res.subject.str);
+    return zn_api_send_empty(req, 201);
+}
+
+int zn_api_manifest_delete(h2o_req_t *req, zn_reqctx_t *ctx)
+{
+    zn_api_t *api = ctx->app;
+    const char *repo = zn_api_repo_param(req, ctx, 0);
+    zn_api_ref_t ref;
+
+    if (repo == NULL || !ref_param(req, ctx, false, &ref))
+        return 0;
+    zn_err_t err = zn_storage_manifest_delete(api->st, repo, ref.text);
+    if (err == ZN_ENOENT)
+        return send_manifest_unknown(req, api, repo);
+    if (err != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_MANIFEST_UNKNOWN, NULL);
+    return zn_api_send_empty(req, 202);
+}

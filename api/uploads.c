@@ -1,0 +1,204 @@
+/*
+ * api/uploads.c - blob uploads: POST /v2/<name>/blobs/uploads/ (session, monolithic with
+ * ?digest=, cross-repository mount), PATCH/PUT/GET/DELETE on the session URL.
+ *
+ * The session URL is /v2/<name>/blobs/uploads/<uuid> and carries no state in its query, so
+ * it stays valid after every chunk and across restarts (storage re-opens the session from
+ * its file). Bodies go from h2o's request buffer to the session file in bounded chunks
+ * while being hashed; PUT verifies the digest before the blob becomes visible.
+ */
+#include <string.h>
+
+#include "api/internal.h"
+
+static int send_blob_created(h2o_req_t *req, const char *repo, const zn_digest_t *d)
+{
+    zn_api_header_addf(req, "location", "/v2/%s/blobs/%s", repo, d->str);
+    zn_api_header_add_str(req, "docker-content-digest", d->str);
+    return zn_api_send_empty(req, 201);
+}
+
+static void add_session_headers(h2o_req_t *req, const char *repo, const char *uuid, uint64_t size)
+{
+    zn_api_header_addf(req, "location", "/v2/%s/blobs/uploads/%s", repo, uuid);
+    zn_api_header_add_str(req, "docker-upload-uuid", uuid);
+    zn_api_add_upload_range(req, size);
+}
+
+/* Reads the `digest` query parameter; *present tells whether it was given at all. */
+static zn_err_t query_digest(h2o_req_t *req, const char *name, zn_digest_t *d, bool *present)
+{
+    char buf[ZN_DIGEST_STR_MAX + 16];
+    zn_err_t err = zn_api_query_get(zn_api_query(req), name, buf, sizeof(buf));
+    *present = err != ZN_ENOENT;
+    if (err != ZN_OK)
+        return err;
+    return zn_digest_parse(zn_slice(buf, strlen(buf)), d);
+}
+
+/* Tries a cross-repository mount; true if the blob is now in repo. */
+static bool try_mount(h2o_req_t *req, zn_reqctx_t *ctx, const char *repo, const zn_digest_t *d)
+{
+    zn_api_t *api = ctx->app;
+    char from[ZN_REPO_NAME_MAX + 1];
+    uint64_t size;
+
+    if (zn_storage_blob_stat(api->st, repo, d, &size) == ZN_OK)
+        return true;
+    zn_err_t err = zn_api_query_get(zn_api_query(req), "from", from, sizeof(from));
+    if (err == ZN_ENOENT) {
+        if (!api->cfg->storage.mount_without_from || zn_storage_blob_locate(api->st, d, from, sizeof(from)) != ZN_OK)
+            return false;
+    } else if (err != ZN_OK || !zn_storage_name_valid(zn_slice(from, strlen(from)))) {
+        return false;
+    }
+    if (!ctx->can(ctx, from, ZN_ACT_READ))
+        return false;
+    return zn_storage_blob_mount(api->st, repo, from, d) == ZN_OK;
+}
+
+/* POST ?digest=: the whole blob in one request. */
+static int upload_monolithic(h2o_req_t *req, zn_api_t *api, const char *repo, const zn_digest_t *d)
+{
+    char uuid[ZN_UUID_LEN + 1];
+    zn_upload_t *up;
+    zn_err_t err;
+
+    if ((err = zn_storage_upload_start(api->st, repo, uuid, &up)) != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_NAME_UNKNOWN, NULL);
+    if ((err = zn_api_write_body(req, up)) != ZN_OK) {
+        zn_storage_upload_cancel(up);
+        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
+    }
+    if ((err = zn_storage_upload_finish(up, d)) != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
+    return send_blob_created(req, repo, d);
+}
+
+int zn_api_upload_post(h2o_req_t *req, zn_reqctx_t *ctx)
+{
+    zn_api_t *api = ctx->app;
+    const char *repo = zn_api_repo_param(req, ctx, 0);
+    char uuid[ZN_UUID_LEN + 1];
+    zn_digest_t d;
+    bool present;
+    zn_err_t err;
+
+    if (repo == NULL)
+        return 0;
+    if ((err = query_digest(req, "mount", &d, &present)) != ZN_OK && present)
+        return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, "mount");
+    if (present && try_mount(req, ctx, repo, &d))
+        return send_blob_created(req, repo, &d);
+    if ((err = query_digest(req, "digest", &d, &present)) != ZN_OK && present)
+        return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, NULL);
+    if (present)
+        return upload_monolithic(req, api, repo, &d);
+    if ((err = zn_storage_upload_start(api->st, repo, uuid, NULL)) != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_NAME_UNKNOWN, NULL);
+    add_session_headers(req, repo, uuid, 0);
+    return zn_api_send_empty(req, 202);
+}
+
+/* Opens the session named by the path; on failure sends the error and returns NULL. */
+static zn_upload_t *open_session(h2o_req_t *req, zn_reqctx_t *ctx, const char **repo, const char **uuid)
+{
+    zn_api_t *api = ctx->app;
+    zn_upload_t *up = NULL;
+
+    if ((*repo = zn_api_repo_param(req, ctx, 0)) == NULL)
+        return NULL;
+    *uuid = h2o_strdup(&req->pool, ctx->params[1].p, ctx->params[1].n).base;
+    zn_err_t err = zn_storage_upload_open(api->st, *repo, *uuid, &up);
+    if (err == ZN_EBUSY)
+        zn_api_send_error(req, ZN_OCI_BLOB_UPLOAD_INVALID, "another request is writing to this upload");
+    else if (err != ZN_OK)
+        zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
+    return err == ZN_OK ? up : NULL;
+}
+
+/* Checks Content-Range (if any) against the session and the body; false after sending 416. */
+static bool check_chunk(h2o_req_t *req, zn_upload_t *up, const char *repo, const char *uuid)
+{
+    zn_slice_t cr = zn_api_header(req, H2O_TOKEN_CONTENT_RANGE);
+    uint64_t size = zn_storage_upload_size(up), len = req->entity.base != NULL ? req->entity.len : 0;
+    zn_api_range_t r;
+
+    if (cr.p == NULL)
+        return true;
+    if (zn_api_content_range_parse(cr, &r) == ZN_OK && r.first == size && r.last - r.first + 1 == len)
+        return true;
+    add_session_headers(req, repo, uuid, size);
+    zn_api_send_error(req, ZN_OCI_RANGE_INVALID, NULL);
+    return false;
+}
+
+int zn_api_upload_patch(h2o_req_t *req, zn_reqctx_t *ctx)
+{
+    const char *repo, *uuid;
+    zn_upload_t *up = open_session(req, ctx, &repo, &uuid);
+    zn_err_t err;
+
+    if (up == NULL)
+        return 0;
+    if (!check_chunk(req, up, repo, uuid)) {
+        zn_storage_upload_close(up);
+        return 0;
+    }
+    err = zn_api_write_body(req, up);
+    uint64_t size = zn_storage_upload_size(up);
+    zn_storage_upload_close(up);
+    if (err != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
+    add_session_headers(req, repo, uuid, size);
+    return zn_api_send_empty(req, 202);
+}
+
+int zn_api_upload_put(h2o_req_t *req, zn_reqctx_t *ctx)
+{
+    const char *repo, *uuid;
+    zn_digest_t d;
+    bool present;
+    zn_err_t err;
+
+    if (query_digest(req, "digest", &d, &present) != ZN_OK)
+        return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, present ? NULL : "digest parameter missing");
+    zn_upload_t *up = open_session(req, ctx, &repo, &uuid);
+    if (up == NULL)
+        return 0;
+    if (!check_chunk(req, up, repo, uuid)) {
+        zn_storage_upload_close(up);
+        return 0;
+    }
+    if ((err = zn_api_write_body(req, up)) != ZN_OK) {
+        zn_storage_upload_close(up);
+        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
+    }
+    if ((err = zn_storage_upload_finish(up, &d)) != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
+    return send_blob_created(req, repo, &d);
+}
+
+int zn_api_upload_status(h2o_req_t *req, zn_reqctx_t *ctx)
+{
+    const char *repo, *uuid;
+    zn_upload_t *up = open_session(req, ctx, &repo, &uuid);
+    if (up == NULL)
+        return 0;
+    uint64_t size = zn_storage_upload_size(up);
+    zn_storage_upload_close(up);
+    add_session_headers(req, repo, uuid, size);
+    return zn_api_send_empty(req, 204);
+}
+
+int zn_api_upload_delete(h2o_req_t *req, zn_reqctx_t *ctx)
+{
+    const char *repo, *uuid;
+    zn_upload_t *up = open_session(req, ctx, &repo, &uuid);
+    if (up == NULL)
+        return 0;
+    zn_err_t err = zn_storage_upload_cancel(up);
+    if (err != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
+    return zn_api_send_empty(req, 204);
+}

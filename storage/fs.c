@@ -1,0 +1,307 @@
+/*
+ * storage/fs.c - the filesystem primitives every storage file uses: bounded path building,
+ * temp file + fsync (storage.commit) + rename, small whole-file reads with a maximum,
+ * chunked hashing and verified copies. Large files are only ever touched in bounded chunks.
+ *
+ * fsync and rename are the slow calls: they go through st_sync_fd / st_sync_parent /
+ * st_rename so that syscall instrumentation has one place to hook.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "storage/internal.h"
+
+zn_err_t st_errno(int e)
+{
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR:
+        return ZN_ENOENT;
+    case EEXIST:
+        return ZN_EEXIST;
+    case ENOMEM:
+        return ZN_ENOMEM;
+    case EFBIG:
+    case ENOSPC:
+    case EDQUOT:
+        return ZN_ETOOBIG;
+    case EACCES:
+    case EPERM:
+        return ZN_EDENIED;
+    default:
+        return ZN_EIO;
+    }
+}
+
+zn_err_t st_path(char *buf, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, PATH_MAX, fmt, ap);
+    va_end(ap);
+    return n < 0 || n >= PATH_MAX ? ZN_EINVAL : ZN_OK;
+}
+
+zn_err_t st_blob_path(zn_storage_t *st, char *buf, const char *repo, const zn_digest_t *d)
+{
+    return st_path(buf, "%s/%s/blobs/%s/%s", st->root, repo, zn_digest_algo_name(d->algo), zn_digest_hex(d));
+}
+
+void st_random_hex(char *out, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[64];
+    if (n > sizeof(raw))
+        n = sizeof(raw); /* callers ask for at most 16 */
+    if (RAND_bytes(raw, (int)n) != 1) {
+        zn_log(ZN_LOG_FATAL, "RAND_bytes failed");
+        abort();
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+zn_err_t st_mkdirs(const char *dir)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n >= sizeof(buf))
+        return ZN_EINVAL;
+    memcpy(buf, dir, n + 1);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return st_errno(errno);
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return st_errno(errno);
+    return ZN_OK;
+}
+
+zn_err_t st_sync_fd(zn_storage_t *st, int fd)
+{
+    if (!st->cfg->storage.commit)
+        return ZN_OK;
+    return fsync(fd) == 0 ? ZN_OK : ZN_EIO;
+}
+
+zn_err_t st_sync_parent(zn_storage_t *st, const char *path)
+{
+    if (!st->cfg->storage.commit)
+        return ZN_OK;
+    char buf[PATH_MAX];
+    if (st_path(buf, "%s", path) != ZN_OK)
+        return ZN_EINVAL;
+    int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1)
+        return st_errno(errno);
+    zn_err_t err = fsync(fd) == 0 ? ZN_OK : ZN_EIO;
+    close(fd);
+    return err;
+}
+
+zn_err_t st_rename(const char *from, const char *to)
+{
+    return rename(from, to) == 0 ? ZN_OK : st_errno(errno);
+}
+
+static zn_err_t write_all(int fd, const void *bytes, size_t len)
+{
+    const char *p = bytes;
+    while (len != 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return st_errno(errno);
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return ZN_OK;
+}
+
+/* Creates <tmpdir>/tmp-<random>, 0600. */
+static zn_err_t open_temp(const char *tmpdir, char *path, int *fd)
+{
+    char rnd[33];
+    st_random_hex(rnd, 16);
+    if (st_path(path, "%s/tmp-%s", tmpdir, rnd) != ZN_OK)
+        return ZN_EINVAL;
+    if ((*fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
+        return st_errno(errno);
+    return ZN_OK;
+}
+
+zn_err_t st_write_atomic(zn_storage_t *st, const char *tmpdir, const char *path, const void *bytes, size_t len,
+                         bool exclusive)
+{
+    char tmp[PATH_MAX];
+    int fd = -1;
+    zn_err_t err;
+
+    if ((err = open_temp(tmpdir, tmp, &fd)) != ZN_OK)
+        return err;
+    if ((err = write_all(fd, bytes, len)) != ZN_OK || (err = st_sync_fd(st, fd)) != ZN_OK)
+        goto done;
+    if (close(fd) != 0) {
+        fd = -1;
+        err = ZN_EIO;
+        goto done;
+    }
+    fd = -1;
+    if (exclusive)
+        err = link(tmp, path) == 0 ? ZN_OK : st_errno(errno);
+    else
+        err = st_rename(tmp, path);
+    if (err == ZN_OK)
+        err = st_sync_parent(st, path);
+done:
+    if (fd != -1)
+        close(fd);
+    if (exclusive || err != ZN_OK)
+        unlink(tmp);
+    return err;
+}
+
+zn_err_t st_read_file(const char *path, size_t max, char **out, size_t *len, struct stat *sbp)
+{
+    zn_err_t err = ZN_EIO;
+    int fd = -1;
+    char *buf = NULL;
+    struct stat sb;
+    size_t got = 0;
+
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+        err = st_errno(errno);
+        goto done;
+    }
+    if (fstat(fd, &sb) != 0)
+        goto done;
+    if ((uint64_t)sb.st_size > max) {
+        err = ZN_ETOOBIG;
+        goto done;
+    }
+    buf = zn_malloc((size_t)sb.st_size + 1);
+    while (got < (size_t)sb.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)sb.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            goto done; /* shrank under us, or an I/O error */
+        got += (size_t)r;
+    }
+    buf[got] = '\0';
+    if (sbp != NULL)
+        *sbp = sb;
+    *out = buf;
+    *len = got;
+    buf = NULL;
+    err = ZN_OK;
+done:
+    free(buf);
+    if (fd != -1)
+        close(fd);
+    return err;
+}
+
+zn_err_t st_hash_fd(int fd, uint64_t len, zn_hash_t *h)
+{
+    char *buf = zn_malloc(ST_COPY_CHUNK);
+    zn_err_t err = ZN_OK;
+    uint64_t off = 0;
+    while (off < len) {
+        size_t want = len - off < ST_COPY_CHUNK ? (size_t)(len - off) : ST_COPY_CHUNK;
+        ssize_t r = pread(fd, buf, want, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            err = ZN_EIO;
+            break;
+        }
+        if (r == 0) {
+            err = len == UINT64_MAX ? ZN_OK : ZN_EIO;
+            break;
+        }
+        zn_hash_update(h, buf, (size_t)r);
+        off += (uint64_t)r;
+    }
+    free(buf);
+    return err;
+}
+
+/* Copies all of in to out in bounded chunks, hashing as it goes. */
+static zn_err_t copy_hashing(int in, int out, zn_hash_t *h)
+{
+    char *buf = zn_malloc(ST_COPY_CHUNK);
+    zn_err_t err = ZN_OK;
+    while (1) {
+        ssize_t r = read(in, buf, ST_COPY_CHUNK);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            err = r == 0 ? ZN_OK : ZN_EIO;
+            break;
+        }
+        zn_hash_update(h, buf, (size_t)r);
+        if ((err = write_all(out, buf, (size_t)r)) != ZN_OK)
+            break;
+    }
+    free(buf);
+    return err;
+}
+
+zn_err_t st_copy_verified(zn_storage_t *st, const char *src, const char *tmpdir, const char *dst, const zn_digest_t *d)
+{
+    char tmp[PATH_MAX];
+    int in = -1, out = -1;
+    zn_hash_t *h = zn_hash_new(d->algo);
+    zn_digest_t got;
+    zn_err_t err;
+
+    tmp[0] = '\0';
+    if ((in = open(src, O_RDONLY | O_CLOEXEC)) == -1) {
+        err = st_errno(errno);
+        goto done;
+    }
+    if ((err = open_temp(tmpdir, tmp, &out)) != ZN_OK)
+        goto done;
+    if ((err = copy_hashing(in, out, h)) != ZN_OK || (err = st_sync_fd(st, out)) != ZN_OK)
+        goto done;
+    zn_hash_final(h, &got);
+    if (!zn_digest_eq(&got, d)) {
+        err = ZN_EDIGEST;
+        goto done;
+    }
+    if (close(out) != 0) {
+        out = -1;
+        err = ZN_EIO;
+        goto done;
+    }
+    out = -1;
+    if ((err = st_rename(tmp, dst)) == ZN_OK)
+        err = st_sync_parent(st, dst);
+done:
+    if (out != -1)
+        close(out);
+    if (in != -1)
+        close(in);
+    if (err != ZN_OK && tmp[0] != '\0')
+        unlink(tmp);
+    zn_hash_free(h);
+    return err;
+}

@@ -1,0 +1,165 @@
+/*
+ * storage/internal.h - private to storage/: the store struct, the per-repository cache and
+ * the filesystem helpers the storage files share. Nothing outside storage/ includes this.
+ */
+#ifndef ZN_STORAGE_INTERNAL_H
+#define ZN_STORAGE_INTERNAL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "storage/storage.h"
+
+#define ST_REF_NAME "org.opencontainers.image.ref.name"
+#define ST_INDEX_MAX (64u << 20) /* index.json larger than this is treated as corrupt */
+#define ST_COPY_CHUNK (256u << 10)
+
+/* ---- string-keyed hash map (no lock: its owner's lock guards it) --------------------------- */
+
+typedef struct st_map_entry {
+    struct st_map_entry *next;
+    void *value;
+    char key[];
+} st_map_entry_t;
+
+typedef struct st_map {
+    st_map_entry_t **buckets;
+    size_t nbuckets, count;
+} st_map_t;
+
+void st_map_init(st_map_t *m);
+/* Frees the entries; values are the caller's (free_value(NULL-safe) called on each if given). */
+void st_map_release(st_map_t *m, void (*free_value)(void *));
+void *st_map_get(const st_map_t *m, const char *key);
+/* Inserts or replaces; the key is copied. Returns the previous value or NULL. */
+void *st_map_put(st_map_t *m, const char *key, void *value);
+/* Removes and returns the value, or NULL. */
+void *st_map_del(st_map_t *m, const char *key);
+/* Calls fn on every entry until it returns false. */
+void st_map_each(const st_map_t *m, bool (*fn)(void *data, const char *key, void *value), void *data);
+
+/* ---- the store ------------------------------------------------------------------------------- */
+
+/* One repository known to exist. Never freed before the store. */
+typedef struct st_repo {
+    char *name;
+    zn_mutex_t lock; /* guards idx and the idx_* stamp; held across an index.json rewrite */
+    json_t *idx;     /* parsed index.json, never mutated once published (readers incref it) */
+    struct timespec idx_mtime;
+    ino_t idx_ino;
+    off_t idx_size;
+} st_repo_t;
+
+struct zn_storage {
+    const zn_config_t *cfg;
+    char *root;
+
+    zn_mutex_t repos_lock; /* guards repos */
+    st_map_t repos;        /* name -> st_repo_t* */
+
+    zn_mutex_t uploads_lock; /* guards uploads and every session's `busy` flag */
+    st_map_t uploads;        /* "<repo>\n<uuid>" -> struct st_session* */
+
+    zn_mutex_t info_lock; /* guards infos */
+    st_map_t infos;       /* manifest digest -> struct st_minfo* (referrers cache) */
+
+    pthread_t rebuild_thread;
+    bool rebuild_started;
+    _Atomic int stopping;
+};
+
+/* ---- paths and files (fs.c) ---------------------------------------------------------------- */
+
+/* snprintf into buf (PATH_MAX); ZN_EINVAL if it does not fit. */
+zn_err_t st_path(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* <root>/<repo>/blobs/<algo>/<hex> */
+zn_err_t st_blob_path(zn_storage_t *st, char *buf, const char *repo, const zn_digest_t *d);
+/* Random lower-case hex of 2*n chars into out (2*n+1 bytes). */
+void st_random_hex(char *out, size_t n);
+/* Creates dir and missing parents with mode 0700. */
+zn_err_t st_mkdirs(const char *dir);
+/* fsync(fd) when storage.commit is on. */
+zn_err_t st_sync_fd(zn_storage_t *st, int fd);
+/* fsync the directory holding path when storage.commit is on (after a rename or link). */
+zn_err_t st_sync_parent(zn_storage_t *st, const char *path);
+/* rename(2) with errno mapped. */
+zn_err_t st_rename(const char *from, const char *to);
+/* Writes bytes to a new temp file in tmpdir and renames it over path (or, with exclusive,
+ * links it there so an existing file wins: then ZN_EEXIST). */
+zn_err_t st_write_atomic(zn_storage_t *st, const char *tmpdir, const char *path, const void *bytes, size_t len,
+                         bool exclusive);
+/* Reads a whole small file (at most max bytes, else ZN_ETOOBIG). On ZN_OK *out is malloc'd
+ * (NUL-terminated) and owned by the caller. ZN_ENOENT if missing. */
+zn_err_t st_read_file(const char *path, size_t max, char **out, size_t *len, struct stat *sb);
+/* Hashes the file's first `len` bytes (all of it when len is UINT64_MAX). */
+zn_err_t st_hash_fd(int fd, uint64_t len, zn_hash_t *h);
+/* Copies src to a temp file in tmpdir, checks it against d, renames it to dst. */
+zn_err_t st_copy_verified(zn_storage_t *st, const char *src, const char *tmpdir, const char *dst, const zn_digest_t *d);
+/* Maps an errno to ZN_ENOENT / ZN_EEXIST / ZN_EIO... */
+zn_err_t st_errno(int e);
+
+/* ---- repositories (repo.c) ------------------------------------------------------------------- */
+
+/* The cached repository, or ZN_ENOENT if it does not exist (nothing is cached then). */
+zn_err_t st_repo_find(zn_storage_t *st, const char *name, st_repo_t **out);
+/* Creates the layout if missing (safe against concurrent creators) and returns it. */
+zn_err_t st_repo_create(zn_storage_t *st, const char *name, st_repo_t **out);
+void st_repo_free(void *repo);
+
+/* ---- index.json (index.c) ---------------------------------------------------------------------- */
+
+/* A new reference to the repository's current index (re-read when the file changed on
+ * disk). The caller json_decref()s it and must not modify it. */
+zn_err_t st_index_get(zn_storage_t *st, st_repo_t *repo, json_t **out);
+/* Read-modify-write under the repository's lock and flock: fn edits a private copy of the
+ * current index; when it returns ZN_OK (and sets *changed) the copy replaces index.json. */
+typedef zn_err_t (*st_index_edit_fn)(void *data, json_t *index, bool *changed);
+zn_err_t st_index_edit(zn_storage_t *st, st_repo_t *repo, st_index_edit_fn fn, void *data);
+/* Sorts names[0..n) (pointers borrowed), drops duplicates and fills out with copies of those
+ * after `last` (NULL = all), at most max; out->more tells whether some were left. */
+void st_list_page(const char **names, size_t n, const char *last, size_t max, zn_storage_list_t *out);
+/* The tag of an index descriptor, or NULL. */
+const char *st_desc_tag(json_t *desc);
+/* The descriptor's digest string, or NULL. */
+const char *st_desc_digest(json_t *desc);
+
+/* ---- dedupe index (dedupe.c) ------------------------------------------------------------------ */
+
+/* Records that repo holds d (best effort: failures are logged, not returned). */
+void st_dedupe_record(zn_storage_t *st, const char *repo, const zn_digest_t *d);
+/* Starts the background rebuild if <root>/.zinc/dedupe is missing. */
+zn_err_t st_dedupe_init(zn_storage_t *st);
+/* Walks every repository under the root; calls fn(data, repo name) for each. Stops early
+ * when fn returns false. */
+zn_err_t st_walk_repos(zn_storage_t *st, bool (*fn)(void *data, const char *repo), void *data);
+
+/* ---- blobs (blobs.c) ------------------------------------------------------------------------ */
+
+/* Publishes the verified file at tmp as blob d of repo: an existing copy wins, else a dedupe
+ * link, else tmp is renamed. tmp is gone afterwards on success. */
+zn_err_t st_blob_publish(zn_storage_t *st, const char *repo, const char *tmp, const zn_digest_t *d);
+
+/* ---- upload sessions (uploads.c) ------------------------------------------------------------ */
+
+void st_session_free(void *session);
+
+/* ---- manifests (manifest.c / referrers.c) ---------------------------------------------------- */
+
+typedef struct st_manifest_check {
+    char media_type[ZN_MEDIA_TYPE_MAX];
+    bool has_subject;
+    zn_digest_t subject;
+} st_manifest_check_t;
+
+/* Parses and validates a manifest against the repository (referenced blobs must exist
+ * there). Errors as zn_storage_manifest_put. */
+zn_err_t st_manifest_check(zn_storage_t *st, const char *repo, const char *content_type, const char *bytes, size_t len,
+                           st_manifest_check_t *out, char *detail, size_t detail_len);
+/* Whether any manifest in the index references blob d (config, layer or child). */
+bool st_manifest_refs_blob(zn_storage_t *st, const char *repo, json_t *index, const zn_digest_t *d);
+void st_minfo_free(void *info);
+
+#endif

@@ -1,0 +1,292 @@
+/*
+ * storage/manifests.c - manifests and tags: PUT (validate, store the exact bytes as a
+ * blob, point the index at it), GET by tag or digest, DELETE, and the tag list.
+ *
+ * index.json follows zot: one descriptor per tag (annotation org.opencontainers.image.ref.name)
+ * plus one untagged descriptor for a manifest pushed by digest that no tag names. Moving a
+ * tag replaces its descriptor; deleting a manifest's last tag leaves it untagged; deleting
+ * by digest removes every descriptor of it and its blob.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage/internal.h"
+
+void zn_storage_manifest_release(zn_storage_manifest_t *m)
+{
+    free(m->bytes);
+    m->bytes = NULL;
+}
+
+static bool is_digest_ref(const char *ref)
+{
+    return strchr(ref, ':') != NULL;
+}
+
+/* The first descriptor naming ref (a tag, or a digest text), or NULL. Borrowed from idx. */
+static json_t *find_desc(json_t *idx, const char *ref, size_t *at)
+{
+    json_t *desc, *list = json_object_get(idx, "manifests");
+    size_t i;
+    bool by_digest = is_digest_ref(ref);
+    json_array_foreach(list, i, desc)
+    {
+        const char *v = by_digest ? st_desc_digest(desc) : st_desc_tag(desc);
+        if (v != NULL && strcmp(v, ref) == 0) {
+            if (at != NULL)
+                *at = i;
+            return desc;
+        }
+    }
+    return NULL;
+}
+
+zn_err_t zn_storage_manifest_get(zn_storage_t *st, const char *repo, const char *ref, bool want_bytes,
+                                 zn_storage_manifest_t *out)
+{
+    char path[PATH_MAX];
+    st_repo_t *r;
+    json_t *idx = NULL;
+    struct stat sb;
+    size_t len;
+    zn_err_t err;
+
+    memset(out, 0, sizeof(*out));
+    if ((err = st_repo_find(st, repo, &r)) != ZN_OK || (err = st_index_get(st, r, &idx)) != ZN_OK)
+        return err;
+    json_t *desc = find_desc(idx, ref, NULL);
+    const char *digest = st_desc_digest(desc), *mt = json_string_value(json_object_get(desc, "mediaType"));
+    if (digest == NULL || zn_digest_parse(zn_slice(digest, strlen(digest)), &out->digest) != ZN_OK) {
+        err = ZN_ENOENT;
+        goto done;
+    }
+    snprintf(out->media_type, sizeof(out->media_type), "%s", mt != NULL ? mt : "application/vnd.oci.image.manifest.v1+json");
+    if ((err = st_blob_path(st, path, repo, &out->digest)) != ZN_OK)
+        goto done;
+    if (want_bytes)
+        err = st_read_file(path, ST_INDEX_MAX, &out->bytes, &len, &sb);
+    else
+        err = stat(path, &sb) == 0 ? ZN_OK : st_errno(errno);
+    out->size = (uint64_t)sb.st_size;
+done:
+    json_decref(idx);
+    return err;
+}
+
+/* ---- PUT ---------------------------------------------------------------------------------- */
+
+struct put_edit {
+    const char *tag;
+    const char *digest;
+    const char *media_type;
+    size_t size;
+};
+
+static json_t *new_desc(const struct put_edit *e)
+{
+    json_t *desc = json_pack("{s:s,s:s,s:I}", "mediaType", e->media_type, "digest", e->digest, "size", (json_int_t)e->size);
+    if (e->tag != NULL)
+        json_object_set_new(desc, "annotations", json_pack("{s:s}", ST_REF_NAME, e->tag));
+    return desc;
+}
+
+static zn_err_t put_edit(void *data, json_t *idx, bool *changed)
+{
+    struct put_edit *e = data;
+    json_t *list = json_object_get(idx, "manifests"), *desc;
+    size_t i = 0;
+
+    if (e->tag == NULL) {
+        if (find_desc(idx, e->digest, NULL) != NULL)
+            return ZN_OK; /* already known, tagged or not */
+    } else {
+        desc = find_desc(idx, e->tag, &i);
+        if (desc != NULL && strcmp(st_desc_digest(desc) ? st_desc_digest(desc) : "", e->digest) == 0)
+            return ZN_OK;
+        /* drop the tag's old descriptor and the digest's untagged one */
+        while (i < json_array_size(list)) {
+            desc = json_array_get(list, i);
+            const char *tag = st_desc_tag(desc), *d = st_desc_digest(desc);
+            bool same_tag = tag != NULL && strcmp(tag, e->tag) == 0;
+            bool untagged_same = tag == NULL && d != NULL && strcmp(d, e->digest) == 0;
+            if (same_tag || untagged_same)
+                json_array_remove(list, i);
+            else
+                i++;
+        }
+    }
+    json_array_append_new(list, new_desc(e));
+    *changed = true;
+    return ZN_OK;
+}
+
+static zn_err_t store_bytes(zn_storage_t *st, const char *repo, const zn_digest_t *d, const char *bytes, size_t len)
+{
+    char dir[PATH_MAX], tmpdir[PATH_MAX], path[PATH_MAX];
+    struct stat sb;
+    zn_err_t err;
+
+    if ((err = st_blob_path(st, path, repo, d)) != ZN_OK)
+        return err;
+    if (stat(path, &sb) == 0)
+        return ZN_OK;
+    if ((err = st_path(dir, "%s/%s/blobs/%s", st->root, repo, zn_digest_algo_name(d->algo))) != ZN_OK ||
+        (err = st_mkdirs(dir)) != ZN_OK || (err = st_path(tmpdir, "%s/%s/.uploads", st->root, repo)) != ZN_OK)
+        return err;
+    err = st_write_atomic(st, tmpdir, path, bytes, len, true);
+    if (err == ZN_OK)
+        st_dedupe_record(st, repo, d);
+    return err == ZN_EEXIST ? ZN_OK : err;
+}
+
+zn_err_t zn_storage_manifest_put(zn_storage_t *st, const char *repo, const char *tag, const zn_digest_t *by_digest,
+                                 const char *content_type, const char *bytes, size_t len, zn_storage_put_t *res,
+                                 char *detail, size_t detail_len)
+{
+    uint64_t max = st->cfg->storage.max_manifest_size;
+    st_manifest_check_t chk;
+    st_repo_t *r;
+    zn_err_t err;
+
+    memset(res, 0, sizeof(*res));
+    if (detail_len != 0)
+        detail[0] = '\0';
+    if (max != 0 && len > max)
+        return ZN_ETOOBIG;
+    if (tag != NULL && !zn_storage_tag_valid(zn_slice(tag, strlen(tag))))
+        return ZN_EINVAL;
+    zn_digest_of(by_digest != NULL ? by_digest->algo : ZN_DIGEST_SHA256, bytes, len, &res->digest);
+    if (by_digest != NULL && !zn_digest_eq(by_digest, &res->digest))
+        return ZN_EDIGEST;
+    if ((err = st_manifest_check(st, repo, content_type, bytes, len, &chk, detail, detail_len)) != ZN_OK)
+        return err;
+    res->has_subject = chk.has_subject;
+    res->subject = chk.subject;
+    if ((err = st_repo_create(st, repo, &r)) != ZN_OK || (err = store_bytes(st, repo, &res->digest, bytes, len)) != ZN_OK)
+        return err;
+    struct put_edit e = {tag, res->digest.str, chk.media_type, len};
+    return st_index_edit(st, r, put_edit, &e);
+}
+
+/* ---- DELETE ----------------------------------------------------------------------------- */
+
+static zn_err_t delete_digest_edit(void *data, json_t *idx, bool *changed)
+{
+    const char *digest = data;
+    json_t *list = json_object_get(idx, "manifests");
+    size_t i = 0;
+    while (i < json_array_size(list)) {
+        const char *d = st_desc_digest(json_array_get(list, i));
+        if (d != NULL && strcmp(d, digest) == 0) {
+            json_array_remove(list, i);
+            *changed = true;
+        } else {
+            i++;
+        }
+    }
+    return *changed ? ZN_OK : ZN_ENOENT;
+}
+
+static zn_err_t delete_tag_edit(void *data, json_t *idx, bool *changed)
+{
+    const char *tag = data;
+    json_t *list = json_object_get(idx, "manifests");
+    size_t at;
+    json_t *desc = find_desc(idx, tag, &at);
+    if (desc == NULL)
+        return ZN_ENOENT;
+    json_t *copy = json_deep_copy(desc);
+    const char *digest = st_desc_digest(copy);
+    json_array_remove(list, at);
+    if (digest != NULL && find_desc(idx, digest, NULL) == NULL) {
+        /* the manifest's last tag: keep it, untagged */
+        json_t *ann = json_object_get(copy, "annotations");
+        json_object_del(ann, ST_REF_NAME);
+        if (json_object_size(ann) == 0)
+            json_object_del(copy, "annotations");
+        json_array_insert(list, at, copy);
+    }
+    json_decref(copy);
+    *changed = true;
+    return ZN_OK;
+}
+
+zn_err_t zn_storage_manifest_delete(zn_storage_t *st, const char *repo, const char *ref)
+{
+    char path[PATH_MAX];
+    st_repo_t *r;
+    zn_digest_t d;
+    zn_err_t err;
+
+    if ((err = st_repo_find(st, repo, &r)) != ZN_OK)
+        return err;
+    if (!is_digest_ref(ref))
+        return st_index_edit(st, r, delete_tag_edit, (void *)ref);
+    if ((err = zn_digest_parse(zn_slice(ref, strlen(ref)), &d)) != ZN_OK)
+        return err;
+    if ((err = st_index_edit(st, r, delete_digest_edit, (void *)ref)) != ZN_OK)
+        return err;
+    if ((err = st_blob_path(st, path, repo, &d)) != ZN_OK)
+        return err;
+    if (unlink(path) != 0 && errno != ENOENT)
+        return ZN_EIO;
+    return st_sync_parent(st, path);
+}
+
+/* ---- tags ------------------------------------------------------------------------------- */
+
+void zn_storage_list_release(zn_storage_list_t *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        free(l->names[i]);
+    free(l->names);
+    memset(l, 0, sizeof(*l));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorts names[0..n) (pointers borrowed), drops duplicates, and copies the page into out. */
+void st_list_page(const char **names, size_t n, const char *last, size_t max, zn_storage_list_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    qsort(names, n, sizeof(*names), cmp_str);
+    out->names = zn_calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        if ((i > 0 && strcmp(names[i], names[i - 1]) == 0) || (last != NULL && strcmp(names[i], last) <= 0))
+            continue;
+        if (out->count == max) {
+            out->more = true;
+            break;
+        }
+        out->names[out->count++] = zn_strdup(names[i]);
+    }
+}
+
+zn_err_t zn_storage_tags_list(zn_storage_t *st, const char *repo, const char *last, size_t max, zn_storage_list_t *out)
+{
+    st_repo_t *r;
+    json_t *idx = NULL, *desc;
+    size_t i, n = 0;
+    zn_err_t err;
+
+    memset(out, 0, sizeof(*out));
+    if ((err = st_repo_find(st, repo, &r)) != ZN_OK || (err = st_index_get(st, r, &idx)) != ZN_OK)
+        return err;
+    json_t *list = json_object_get(idx, "manifests");
+    const char **tags = zn_calloc(json_array_size(list) + 1, sizeof(*tags));
+    json_array_foreach(list, i, desc)
+    {
+        const char *tag = st_desc_tag(desc);
+        if (tag != NULL)
+            tags[n++] = tag;
+    }
+    st_list_page(tags, n, last, max, out);
+    free(tags);
+    json_decref(idx);
+    return ZN_OK;
+}

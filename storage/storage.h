@@ -1,0 +1,196 @@
+/*
+ * storage/storage.h - the content store, on the zot storage layout.
+ *
+ * Every repository is an OCI image layout under the root directory:
+ *   <root>/<repo>/oci-layout, index.json, blobs/<algo>/<hex>, .uploads/<uuid>
+ * Tags are index.json descriptors annotated org.opencontainers.image.ref.name. Files become
+ * visible only by rename (temp file in <repo>/.uploads, fsync when storage.commit, rename);
+ * blobs are verified against their digest first. index.json is rewritten under a
+ * per-repository mutex plus an flock on the repository directory (another process on the
+ * same root, zot included, sees whole files only). Identical blobs are hard-linked across
+ * repositories (storage.dedupe) using a digest -> repository index kept in <root>/.zinc/dedupe.
+ *
+ * All functions are thread-safe. Names, tags and digests passed in must have been validated
+ * with the zn_storage_*_valid / zn_digest_parse functions below; storage re-checks names
+ * before touching the filesystem, so a bad name is ZN_EINVAL, never a path outside the root.
+ * Errors are zn_err_t; storage never knows about HTTP.
+ */
+#ifndef ZN_STORAGE_H
+#define ZN_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/zn.h"
+#include "config/config.h"
+
+/* ---- names, tags, digests ------------------------------------------------------------- */
+
+#define ZN_REPO_NAME_MAX 255
+#define ZN_TAG_MAX 128
+#define ZN_UUID_LEN 36
+
+/* Repository name: components [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)* joined by '/', <= 255 bytes. */
+bool zn_storage_name_valid(zn_slice_t name);
+/* Tag: [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}. */
+bool zn_storage_tag_valid(zn_slice_t tag);
+/* Upload session id as zinc makes them: 8-4-4-4-12 lower-case hex. */
+bool zn_storage_uuid_valid(zn_slice_t uuid);
+
+typedef enum zn_digest_algo { ZN_DIGEST_SHA256, ZN_DIGEST_SHA512 } zn_digest_algo_t;
+
+#define ZN_DIGEST_STR_MAX (7 + 128 + 1)
+
+/* A parsed digest. `str` is the canonical "algo:hex" text, NUL-terminated. */
+typedef struct zn_digest {
+    zn_digest_algo_t algo;
+    size_t len; /* strlen(str) */
+    char str[ZN_DIGEST_STR_MAX];
+} zn_digest_t;
+
+/* Parses "sha256:<64 lower hex>" or "sha512:<128 lower hex>". ZN_EUNSUPP for a digest that
+ * follows the grammar algorithm ":" encoded but names another algorithm, ZN_EINVAL for
+ * anything else (wrong length, upper-case hex, missing colon...). */
+zn_err_t zn_digest_parse(zn_slice_t s, zn_digest_t *out);
+/* "sha256" / "sha512". Static. */
+const char *zn_digest_algo_name(zn_digest_algo_t algo);
+/* The hex part of d->str. Points into d. */
+const char *zn_digest_hex(const zn_digest_t *d);
+static inline bool zn_digest_eq(const zn_digest_t *a, const zn_digest_t *b)
+{
+    return a->len == b->len && __builtin_memcmp(a->str, b->str, a->len) == 0;
+}
+
+/* Incremental hashing (OpenSSL EVP). _new never fails (OOM is fatal); _free(NULL) is a no-op. */
+typedef struct zn_hash zn_hash_t;
+zn_hash_t *zn_hash_new(zn_digest_algo_t algo);
+void zn_hash_update(zn_hash_t *h, const void *p, size_t n);
+/* Writes the digest of everything fed so far; the hash can be finalised only once. */
+void zn_hash_final(zn_hash_t *h, zn_digest_t *out);
+void zn_hash_free(zn_hash_t *h);
+/* Digest of a buffer in one call. */
+void zn_digest_of(zn_digest_algo_t algo, const void *p, size_t n, zn_digest_t *out);
+
+/* ---- the store -------------------------------------------------------------------------- */
+
+typedef struct zn_storage zn_storage_t;
+
+/* Opens the store at cfg->storage.root_directory, creating it (0700) if missing, and starts
+ * rebuilding the dedupe index in the background when it is missing. cfg must outlive the
+ * store. On ZN_OK the caller owns *out (zn_storage_free). Else err holds a message. */
+zn_err_t zn_storage_open(const zn_config_t *cfg, zn_storage_t **out, char *err, size_t errlen);
+/* Waits for the background rebuild, frees everything. NULL is a no-op. */
+void zn_storage_free(zn_storage_t *st);
+
+/* ZN_OK if the repository exists (its directory holds oci-layout), ZN_ENOENT if not. */
+zn_err_t zn_storage_repo_exists(zn_storage_t *st, const char *repo);
+
+/* A sorted (byte order) page of names. Owned by the caller: zn_storage_list_release. */
+typedef struct zn_storage_list {
+    char **names;
+    size_t count;
+    bool more; /* entries exist after the last one returned */
+} zn_storage_list_t;
+void zn_storage_list_release(zn_storage_list_t *l);
+
+/* Filter for the catalog: return true to include `repo`. */
+typedef bool (*zn_storage_repo_filter_fn)(void *data, const char *repo);
+
+/* Repositories sorted by name, those after `last` (NULL = from the start), at most `max`
+ * (SIZE_MAX = all) of those `filter` accepts (NULL = all). ZN_EIO if the root is unreadable. */
+zn_err_t zn_storage_catalog(zn_storage_t *st, const char *last, size_t max, zn_storage_repo_filter_fn filter,
+                            void *filter_data, zn_storage_list_t *out);
+
+/* ---- blobs ---------------------------------------------------------------------------- */
+
+/* ZN_OK with *size set if the blob is in the repository; ZN_ENOENT if not (or no repo). */
+zn_err_t zn_storage_blob_stat(zn_storage_t *st, const char *repo, const zn_digest_t *d, uint64_t *size);
+/* Opens the blob for reading. On ZN_OK the caller owns *fd (close it) and *size is its size. */
+zn_err_t zn_storage_blob_open(zn_storage_t *st, const char *repo, const zn_digest_t *d, int *fd, uint64_t *size);
+/* Removes the blob from the repository. ZN_ENOENT if absent; ZN_EBUSY if a manifest in the
+ * repository's index references it (config, layer, index child). */
+zn_err_t zn_storage_blob_delete(zn_storage_t *st, const char *repo, const zn_digest_t *d);
+/* Makes the blob `d` of repository `from` available in `repo` (created if needed): hard
+ * link, or a verified copy when dedupe is off or linking fails. ZN_ENOENT if `from` lacks it. */
+zn_err_t zn_storage_blob_mount(zn_storage_t *st, const char *repo, const char *from, const zn_digest_t *d);
+/* Finds a repository holding `d` through the dedupe index. On ZN_OK writes its name to
+ * repo (NUL-terminated, at most len bytes). ZN_ENOENT if none is known. */
+zn_err_t zn_storage_blob_locate(zn_storage_t *st, const zn_digest_t *d, char *repo, size_t len);
+
+/* ---- upload sessions -------------------------------------------------------------------- */
+
+typedef struct zn_upload zn_upload_t;
+
+/* Starts a session in `repo`, creating the repository if needed. On ZN_OK uuid holds the
+ * NUL-terminated session id (ZN_UUID_LEN + 1 bytes) and the caller owns *out if out != NULL
+ * (close with zn_storage_upload_close); pass NULL to only create it. */
+zn_err_t zn_storage_upload_start(zn_storage_t *st, const char *repo, char *uuid, zn_upload_t **out);
+/* Opens an existing session for exclusive use, also one started before a restart (its data
+ * is re-hashed then). ZN_ENOENT if unknown, ZN_EBUSY if another request holds it. On ZN_OK
+ * the caller owns *out and must call exactly one of _close, _finish, _cancel. */
+zn_err_t zn_storage_upload_open(zn_storage_t *st, const char *repo, const char *uuid, zn_upload_t **out);
+/* Bytes received so far. */
+uint64_t zn_storage_upload_size(const zn_upload_t *up);
+/* Appends n bytes (and hashes them). All or nothing: on error the session keeps its former
+ * size. ZN_ETOOBIG past storage.maxBlobSize, ZN_EIO on a write error. */
+zn_err_t zn_storage_upload_write(zn_upload_t *up, const void *p, size_t n);
+/* Releases the session; it stays resumable. */
+void zn_storage_upload_close(zn_upload_t *up);
+/* Checks the content against d and publishes it as blob d; the session ends either way.
+ * ZN_EDIGEST if the content does not match (nothing stored), ZN_EIO on a filesystem error.
+ * Frees up. */
+zn_err_t zn_storage_upload_finish(zn_upload_t *up, const zn_digest_t *d);
+/* Deletes the session and its data. Frees up. */
+zn_err_t zn_storage_upload_cancel(zn_upload_t *up);
+
+/* ---- manifests and tags ------------------------------------------------------------------ */
+
+#define ZN_MEDIA_TYPE_MAX 256
+
+/* A manifest as stored. bytes is malloc'd and owned by the struct (zn_storage_manifest_release). */
+typedef struct zn_storage_manifest {
+    zn_digest_t digest;
+    char media_type[ZN_MEDIA_TYPE_MAX];
+    uint64_t size;
+    char *bytes; /* NULL unless asked for */
+} zn_storage_manifest_t;
+void zn_storage_manifest_release(zn_storage_manifest_t *m);
+
+/* Looks `ref` (a valid tag or digest text) up in the index. With want_bytes, loads the
+ * content too. ZN_ENOENT if the repository or the reference is unknown. */
+zn_err_t zn_storage_manifest_get(zn_storage_t *st, const char *repo, const char *ref, bool want_bytes,
+                                 zn_storage_manifest_t *out);
+
+/* Result of a manifest PUT. */
+typedef struct zn_storage_put {
+    zn_digest_t digest;
+    bool has_subject;
+    zn_digest_t subject;
+} zn_storage_put_t;
+
+/* Validates and stores a manifest, then points `tag` (NULL = none) at it. The digest is of
+ * the exact bytes, with `by_digest`'s algorithm when given (and must equal it: ZN_EDIGEST).
+ * content_type is the request's Content-Type (NULL if absent). Failures, with a message in
+ * detail: ZN_ETOOBIG (over storage.maxManifestSize), ZN_EINVAL (not a valid manifest of a
+ * supported media type), ZN_ENOENT (a referenced blob or child manifest is missing),
+ * ZN_EDIGEST, ZN_EIO. Nothing is stored unless ZN_OK. Creates the repository if needed. */
+zn_err_t zn_storage_manifest_put(zn_storage_t *st, const char *repo, const char *tag, const zn_digest_t *by_digest,
+                                 const char *content_type, const char *bytes, size_t len, zn_storage_put_t *res,
+                                 char *detail, size_t detail_len);
+
+/* Deletes by digest (every index entry of it and its blob) or by tag (that tag only; the
+ * manifest stays, untagged if no other tag names it). ZN_ENOENT if unknown. */
+zn_err_t zn_storage_manifest_delete(zn_storage_t *st, const char *repo, const char *ref);
+
+/* Tags of the repository sorted by name, after `last` (NULL = start), at most `max`.
+ * ZN_ENOENT if the repository does not exist. */
+zn_err_t zn_storage_tags_list(zn_storage_t *st, const char *repo, const char *last, size_t max, zn_storage_list_t *out);
+
+/* The referrers of `subject` in `repo` as the JSON text of an OCI image index (always valid,
+ * empty "manifests" when none or no repository). artifact_type (NULL = no filter) keeps only
+ * entries of that artifact type. On ZN_OK the caller frees *json. */
+zn_err_t zn_storage_referrers(zn_storage_t *st, const char *repo, const zn_digest_t *subject, const char *artifact_type,
+                              char **json, size_t *len);
+
+#endif
