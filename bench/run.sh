@@ -18,8 +18,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 build=${BENCH_BUILD_DIR:-$repo/build}
-ZINC_BIN=${ZINC_BIN:-$build/server/zinc}
-BENCH_HLOAD=${BENCH_HLOAD:-$build/bench/hload}
+ZINC_BIN=$(realpath -m "${ZINC_BIN:-$build/server/zinc}")
+BENCH_HLOAD=$(realpath -m "${BENCH_HLOAD:-$build/bench/hload}")
 export ZINC_BIN BENCH_HLOAD
 
 if [ ! -x "$ZINC_BIN" ]; then

@@ -7,7 +7,6 @@ error or status >= 400 during a run fails the measurement instead of inflating i
 """
 import json
 import os
-import statistics
 import subprocess
 import time
 
@@ -93,9 +92,6 @@ def curl_get_mbps(urls, expect_size, headers=()):
     return len(urls) * expect_size / took / 1e6
 
 
-def median_of(fn, reps):
-    """Median of reps runs of fn() (a rate); a single failure fails the metric."""
-    return statistics.median([fn() for _ in range(reps)])
 
 
 def sha256_mbps(seconds):

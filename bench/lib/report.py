@@ -92,8 +92,9 @@ def table(results, sz):
 
     def cell(v):
         if isinstance(v, Err):
-            notes.append(v.reason)
-            return f"ERR[{len(notes)}]"
+            if v.reason not in notes:
+                notes.append(v.reason)
+            return f"ERR[{notes.index(v.reason) + 1}]"
         return fmt(v)
 
     for key, label, unit, _, ceil_name in rows(sz):

@@ -33,13 +33,16 @@ class Sizes:
     clients: int = 16             # small pushes
     images_per_client: int = 4000
     seconds: int = 5              # wrk / hload duration
-    reps: int = 3                 # blob GET repetitions (median)
-    push_reps: int = 2            # blob push repetitions (median)
+    rate_rounds: int = 2          # rounds of each wrk/hload metric (best kept)
+    get_rounds: int = 3           # rounds of each blob GET
+    push_rounds: int = 3          # rounds of each blob push (a new repository each)
+    pull_rounds: int = 2          # skopeo pull rounds (push is once: blobs exist after it)
     sha_seconds: int = 2
 
 
 TINY = Sizes(big=MIB, par=64 << 10, chunk=256 << 10, layers=2, layer=64 << 10, tags=20, repos=10,
-             images_per_client=300, seconds=1, reps=1, push_reps=1, sha_seconds=1)
+             images_per_client=300, seconds=1, rate_rounds=1, get_rounds=1, push_rounds=1, pull_rounds=1,
+             sha_seconds=1)
 
 MANIFEST_REPO = "bench/manifest"
 TAGS_REPO = "bench/tags"
@@ -162,47 +165,45 @@ class Workloads:
         self._check(len(tags) == self.sz.tags, f"tags list has {len(tags)} tags, expected {self.sz.tags}")
         return measure.wrk_rate(url, self.sz.seconds)
 
-    def _push_mbps(self, srv, name, chunked):
+    def _push_mbps(self, srv, name, chunked, rnd):
         path, digest = self.files[name]
         kind = "chunked" if chunked else "mono"
-        rates = []
-        for i in range(self.sz.push_reps):
-            c = oci.Client(srv.url)
-            try:
-                if chunked:
-                    secs = c.push_file_chunked(f"bench/{kind}{i}", path, digest, self.sz.chunk)
-                else:
-                    secs = c.push_file(f"bench/{kind}{i}", path, digest)
-            except oci.RegistryError as e:
-                raise measure.MeasureError(str(e)) from e
-            finally:
-                c.close()
-            rates.append(os.path.getsize(path) / secs / 1e6)
-        return sorted(rates)[len(rates) // 2]
-
-    def push_mono(self, srv):
-        return self._push_mbps(srv, "big", False)
-
-    def push_chunked(self, srv):
-        return self._push_mbps(srv, "big2", True)
-
-    def blob_get(self, srv):
-        """Single stream of the monolithically pushed blob (push_mono runs first)."""
-        _, digest = self.files["big"]
-        url = f"{srv.url}/v2/bench/mono0/blobs/{digest}"
-        return measure.median_of(lambda: measure.curl_get_mbps([url], self.sz.big), self.sz.reps)
-
-    def blob_get_parallel(self, srv):
-        path, digest = self.files["par"]
         c = oci.Client(srv.url)
         try:
-            c.push_file("bench/par", path, digest)
+            if chunked:
+                secs = c.push_file_chunked(f"bench/{kind}{rnd}", path, digest, self.sz.chunk)
+            else:
+                secs = c.push_file(f"bench/{kind}{rnd}", path, digest)
         except oci.RegistryError as e:
             raise measure.MeasureError(str(e)) from e
         finally:
             c.close()
+        return os.path.getsize(path) / secs / 1e6
+
+    def push_mono(self, srv, rnd=0):
+        """MB/s of one monolithic push into bench/mono<rnd>; blob_get reads bench/mono0."""
+        return self._push_mbps(srv, "big", False, rnd)
+
+    def push_chunked(self, srv, rnd=0):
+        return self._push_mbps(srv, "big2", True, rnd)
+
+    def blob_get(self, srv):
+        """One stream of the monolithically pushed blob (push_mono runs first)."""
+        _, digest = self.files["big"]
+        return measure.curl_get_mbps([f"{srv.url}/v2/bench/mono0/blobs/{digest}"], self.sz.big)
+
+    def seed_par(self, srv):
+        path, digest = self.files["par"]
+        c = oci.Client(srv.url)
+        try:
+            c.push_file("bench/par", path, digest)
+        finally:
+            c.close()
+
+    def blob_get_parallel(self, srv):
+        _, digest = self.files["par"]
         urls = [f"{srv.url}/v2/bench/par/blobs/{digest}"] * self.sz.streams
-        return measure.median_of(lambda: measure.curl_get_mbps(urls, self.sz.par), self.sz.reps)
+        return measure.curl_get_mbps(urls, self.sz.par)
 
     def _docker_ref(self, srv):
         return f"docker://127.0.0.1:{srv.port}/skopeo/img:bench"
@@ -248,8 +249,8 @@ class Workloads:
         if which == "small_head":
             return measure.hload_rate(self.hload, f"{ngx.url}/1k", s.seconds, "HEAD")
         if which == "big_get":
-            return measure.median_of(lambda: measure.curl_get_mbps([f"{ngx.url}/big"], s.big), s.reps)
-        return measure.median_of(lambda: measure.curl_get_mbps([f"{ngx.url}/par"] * s.streams, s.par), s.reps)
+            return measure.curl_get_mbps([f"{ngx.url}/big"], s.big)
+        return measure.curl_get_mbps([f"{ngx.url}/par"] * s.streams, s.par)
 
 def basic_auth(user, password):
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
