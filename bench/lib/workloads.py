@@ -32,10 +32,10 @@ class Sizes:
     repos: int = 200
     clients: int = 16             # small pushes
     images_per_client: int = 4000
-    seconds: int = 5              # wrk / hload duration
+    seconds: int = 4              # wrk / hload duration
     rate_rounds: int = 2          # rounds of each wrk/hload metric (best kept)
     get_rounds: int = 3           # rounds of each blob GET
-    push_rounds: int = 3          # rounds of each blob push (a new repository each)
+    push_rounds: int = 2          # rounds of each blob push (a new repository each)
     pull_rounds: int = 2          # skopeo pull rounds (push is once: blobs exist after it)
     sha_seconds: int = 2
 
