@@ -107,23 +107,6 @@ static int stream_blob(h2o_req_t *req, const zn_digest_t *d, int fd, uint64_t si
     return 0;
 }
 
-/* Parses the digest param; on failure sends the error and returns false. */
-static bool digest_param(h2o_req_t *req, zn_reqctx_t *ctx, int idx, zn_digest_t *d)
-{
-    zn_err_t err = idx < ctx->nparams ? zn_digest_parse(ctx->params[idx], d) : ZN_EINVAL;
-    if (err == ZN_OK)
-        return true;
-    zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, NULL);
-    return false;
-}
-
-/* A missing blob of an unknown repository is NAME_UNKNOWN, else BLOB_UNKNOWN. */
-static int send_blob_unknown(h2o_req_t *req, zn_api_t *api, const char *repo)
-{
-    bool repo_exists = zn_storage_repo_exists(api->st, repo) == ZN_OK;
-    return zn_api_send_error(req, repo_exists ? ZN_OCI_BLOB_UNKNOWN : ZN_OCI_NAME_UNKNOWN, NULL);
-}
-
 int zn_api_blob_get(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     zn_api_t *api = ctx->app;
@@ -132,11 +115,11 @@ int zn_api_blob_get(h2o_req_t *req, zn_reqctx_t *ctx)
     uint64_t size;
     int fd;
 
-    if (repo == NULL || !digest_param(req, ctx, 1, &d))
+    if (repo == NULL || !zn_api_digest_param(req, ctx, 1, &d))
         return 0;
     zn_err_t err = zn_storage_blob_open(api->st, repo, &d, &fd, &size);
     if (err == ZN_ENOENT)
-        return send_blob_unknown(req, api, repo);
+        return zn_api_send_unknown(req, api, repo, ZN_OCI_BLOB_UNKNOWN);
     if (err != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UNKNOWN, NULL);
     return stream_blob(req, &d, fd, size);
@@ -148,13 +131,13 @@ int zn_api_blob_delete(h2o_req_t *req, zn_reqctx_t *ctx)
     const char *repo = zn_api_repo_param(req, ctx, 0);
     zn_digest_t d;
 
-    if (repo == NULL || !digest_param(req, ctx, 1, &d))
+    if (repo == NULL || !zn_api_digest_param(req, ctx, 1, &d))
         return 0;
     zn_err_t err = zn_storage_blob_delete(api->st, repo, &d);
     if (err == ZN_ENOENT)
-        return send_blob_unknown(req, api, repo);
+        return zn_api_send_unknown(req, api, repo, ZN_OCI_BLOB_UNKNOWN);
     if (err == ZN_EBUSY)
-        return zn_api_send_error_status(req, 405, ZN_OCI_UNSUPPORTED, "blob is referenced by a manifest");
+        return zn_api_send_error_status(req, 405, ZN_OCI_DENIED, "blob is referenced by a manifest"); /* as zot */
     if (err != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UNKNOWN, NULL);
     return zn_api_send_empty(req, 202);

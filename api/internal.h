@@ -55,6 +55,10 @@ zn_err_t zn_api_page_size_parse(const char *s, size_t max, size_t *out);
 /* The repository named by path param `idx`, validated and NUL-terminated in the request
  * pool. On failure sends 400 NAME_INVALID and returns NULL. */
 const char *zn_api_repo_param(h2o_req_t *req, zn_reqctx_t *ctx, int idx);
+/* The digest named by path param `idx`. On failure sends 400 DIGEST_INVALID, returns false. */
+bool zn_api_digest_param(h2o_req_t *req, zn_reqctx_t *ctx, int idx, zn_digest_t *d);
+/* Sends `code` (e.g. BLOB_UNKNOWN) if the repository exists, else NAME_UNKNOWN. */
+int zn_api_send_unknown(h2o_req_t *req, zn_api_t *api, const char *repo, zn_oci_code_t code);
 /* The query string of the request (without '?'), possibly empty. */
 zn_slice_t zn_api_query(h2o_req_t *req);
 /* The value of header `name` (lower-case), or a slice with p == NULL. */
@@ -66,7 +70,8 @@ void zn_api_header_add_str(h2o_req_t *req, const char *name, const char *value);
 void zn_api_header_addf(h2o_req_t *req, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Sends status with no body (Content-Length: 0). */
 int zn_api_send_empty(h2o_req_t *req, int status);
-/* Sends body (copied into the pool) with the given Content-Type; HEAD gets headers only. */
+/* Sends body (copied into the pool) with the given Content-Type and Content-Length: len;
+ * HEAD gets headers only. body may be NULL only for HEAD (len is then what GET would send). */
 int zn_api_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
 /* Sends the OCI error matching a storage error; `code` is used for ZN_ENOENT. ZN_EIO and
  * other internal failures become 500 and are logged here. */

@@ -25,12 +25,6 @@ static bool ref_param(h2o_req_t *req, zn_reqctx_t *ctx, bool is_read, zn_api_ref
     return false;
 }
 
-static int send_manifest_unknown(h2o_req_t *req, zn_api_t *api, const char *repo)
-{
-    bool repo_exists = zn_storage_repo_exists(api->st, repo) == ZN_OK;
-    return zn_api_send_error(req, repo_exists ? ZN_OCI_MANIFEST_UNKNOWN : ZN_OCI_NAME_UNKNOWN, NULL);
-}
-
 int zn_api_manifest_get(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     zn_api_t *api = ctx->app;
@@ -43,13 +37,12 @@ int zn_api_manifest_get(h2o_req_t *req, zn_reqctx_t *ctx)
         return 0;
     zn_err_t err = zn_storage_manifest_get(api->st, repo, ref.text, !head, &m);
     if (err == ZN_ENOENT)
-        return send_manifest_unknown(req, api, repo);
+        return zn_api_send_unknown(req, api, repo, ZN_OCI_MANIFEST_UNKNOWN);
     if (err != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_MANIFEST_UNKNOWN, NULL);
     zn_api_header_add_str(req, "docker-content-digest", m.digest.str);
     zn_api_header_addf(req, "etag", "\"%s\"", m.digest.str);
-    zn_api_send_body(req, 200, m.media_type, head ? "" : m.bytes, head ? 0 : (size_t)m.size);
-    req->res.content_length = (size_t)m.size; /* HEAD: the size of what GET would send */
+    zn_api_send_body(req, 200, m.media_type, m.bytes, (size_t)m.size);
     zn_storage_manifest_release(&m);
     return 0;
 }
@@ -117,7 +110,7 @@ int zn_api_manifest_delete(h2o_req_t *req, zn_reqctx_t *ctx)
         return 0;
     zn_err_t err = zn_storage_manifest_delete(api->st, repo, ref.text);
     if (err == ZN_ENOENT)
-        return send_manifest_unknown(req, api, repo);
+        return zn_api_send_unknown(req, api, repo, ZN_OCI_MANIFEST_UNKNOWN);
     if (err != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_MANIFEST_UNKNOWN, NULL);
     return zn_api_send_empty(req, 202);

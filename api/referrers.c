@@ -17,10 +17,8 @@ int zn_api_referrers(h2o_req_t *req, zn_reqctx_t *ctx)
     char *json;
     size_t len;
 
-    if (repo == NULL)
+    if (repo == NULL || !zn_api_digest_param(req, ctx, 1, &d))
         return 0;
-    if (zn_digest_parse(ctx->params[1], &d) != ZN_OK)
-        return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, NULL);
     zn_err_t err = zn_api_query_get(zn_api_query(req), "artifactType", artifact_type, sizeof(artifact_type));
     if (err == ZN_EINVAL)
         return zn_api_send_error(req, ZN_OCI_UNSUPPORTED, "artifactType");

@@ -20,6 +20,20 @@ const char *zn_api_repo_param(h2o_req_t *req, zn_reqctx_t *ctx, int idx)
     return h2o_strdup(&req->pool, ctx->params[idx].p, ctx->params[idx].n).base;
 }
 
+bool zn_api_digest_param(h2o_req_t *req, zn_reqctx_t *ctx, int idx, zn_digest_t *d)
+{
+    if (idx < ctx->nparams && zn_digest_parse(ctx->params[idx], d) == ZN_OK)
+        return true;
+    zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, NULL);
+    return false;
+}
+
+int zn_api_send_unknown(h2o_req_t *req, zn_api_t *api, const char *repo, zn_oci_code_t code)
+{
+    bool repo_exists = zn_storage_repo_exists(api->st, repo) == ZN_OK;
+    return zn_api_send_error(req, repo_exists ? code : ZN_OCI_NAME_UNKNOWN, NULL);
+}
+
 zn_slice_t zn_api_query(h2o_req_t *req)
 {
     if (req->input.query_at == SIZE_MAX)
@@ -70,7 +84,7 @@ int zn_api_send_body(h2o_req_t *req, int status, const char *content_type, const
     req->res.content_length = len;
     if (content_type != NULL)
         zn_api_header_add(req, H2O_TOKEN_CONTENT_TYPE, content_type);
-    h2o_send_inline(req, body, len);
+    h2o_send_inline(req, body != NULL ? body : "", body != NULL ? len : 0);
     return 0;
 }
 

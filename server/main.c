@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pprof/pprof.h"
 #include "server/server.h"
 
 static const char usage[] = "usage: zinc <command> [args]\n"
@@ -89,6 +90,8 @@ static int cmd_serve(int argc, char **argv)
     if (load(argc == 1 ? argv[0] : NULL, &cfg, true) != 0)
         return 1;
     if (!open_log_output(&cfg))
+        goto done;
+    if (zn_pprof_init(&cfg) != ZN_OK)
         goto done;
     if ((srv = zn_server_new(&cfg, err, sizeof(err))) == NULL) {
         zn_log(ZN_LOG_FATAL, "cannot start", ZN_LSTR("error", err));

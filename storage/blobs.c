@@ -122,6 +122,27 @@ static bool dedupe_link(zn_storage_t *st, const char *repo, const char *dst, con
     return link(src, dst) == 0 || errno == EEXIST;
 }
 
+/* Two repositories that published the same new blob at once both missed the index; the
+ * one that finds the other's entry now replaces its copy by a link to it. */
+static void converge(zn_storage_t *st, const char *repo, const char *dst, const zn_digest_t *d)
+{
+    char other[ZN_REPO_NAME_MAX + 1], src[PATH_MAX], tmp[PATH_MAX], rnd[33];
+    struct stat a, b;
+
+    if (!st->cfg->storage.dedupe || zn_storage_blob_locate(st, d, other, sizeof(other)) != ZN_OK) {
+        st_dedupe_record(st, repo, d);
+        return;
+    }
+    if (strcmp(other, repo) == 0 || st_blob_path(st, src, other, d) != ZN_OK || stat(src, &a) != 0 ||
+        stat(dst, &b) != 0 || a.st_ino == b.st_ino)
+        return;
+    st_random_hex(rnd, 16);
+    if (st_path(tmp, "%s/%s/.uploads/tmp-%s", st->root, repo, rnd) != ZN_OK || link(src, tmp) != 0)
+        return;
+    if (st_rename(tmp, dst) != ZN_OK)
+        unlink(tmp);
+}
+
 zn_err_t st_blob_publish(zn_storage_t *st, const char *repo, const char *tmp, const zn_digest_t *d)
 {
     char dst[PATH_MAX];
@@ -136,6 +157,6 @@ zn_err_t st_blob_publish(zn_storage_t *st, const char *repo, const char *tmp, co
     }
     if ((err = st_rename(tmp, dst)) != ZN_OK || (err = st_sync_parent(st, dst)) != ZN_OK)
         return err;
-    st_dedupe_record(st, repo, d);
+    converge(st, repo, dst, d);
     return ZN_OK;
 }

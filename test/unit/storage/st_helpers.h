@@ -45,6 +45,17 @@ static inline t_store_t *t_store_open_cfg(bool dedupe, bool commit)
     return t;
 }
 
+/* Waits for the background dedupe-index rebuild a fresh store starts (it writes files too,
+ * which matters to tests that inject I/O failures). */
+static inline void t_wait_rebuild(const t_store_t *t)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/.zinc/dedupe/.complete", t->root);
+    for (int i = 0; i < 500 && access(path, F_OK) != 0; i++)
+        usleep(10000);
+    assert_int_equal(access(path, F_OK), 0);
+}
+
 static inline t_store_t *t_store_open(void)
 {
     return t_store_open_cfg(true, false);

@@ -102,9 +102,7 @@ static void test_dedupe_rebuild(void **state)
     snprintf(cmd, sizeof(cmd), "rm -rf %s/.zinc/dedupe", t->root);
     assert_int_equal(system(cmd), 0);
     assert_int_equal(zn_storage_open(&t->cfg, &t->st, err, sizeof(err)), ZN_OK);
-    for (int i = 0; i < 500 && !t_exists(t, ".zinc/dedupe/.complete"); i++)
-        usleep(10000);
-    assert_true(t_exists(t, ".zinc/dedupe/.complete"));
+    t_wait_rebuild(t);
     assert_int_equal(zn_storage_blob_locate(t->st, &d, repo, sizeof(repo)), ZN_OK);
     assert_string_equal(repo, "deep/repo/name");
     /* a new push in another repository is now linked to it */

@@ -75,6 +75,7 @@ static void test_write_atomic_faults(void **state)
 {
     t_store_t *t = t_store_open_cfg(true, true);
     char tmpdir[256], target[256];
+    t_wait_rebuild(t);
     snprintf(tmpdir, sizeof(tmpdir), "%s/tmpdir", t->root);
     snprintf(target, sizeof(target), "%s/target", t->root);
     mkdir(tmpdir, 0700);
@@ -115,6 +116,7 @@ static void test_copy_verified_faults(void **state)
 {
     t_store_t *t = t_store_open_cfg(true, true);
     char tmpdir[256], src[256], dst[256];
+    t_wait_rebuild(t);
     zn_digest_t d, wrong;
     snprintf(tmpdir, sizeof(tmpdir), "%s/tmpdir", t->root);
     snprintf(src, sizeof(src), "%s/src", t->root);

@@ -136,6 +136,7 @@ static void test_failed_write(void **state)
 
     assert_int_equal(zn_storage_upload_start(t->st, "r", uuid, &up), ZN_OK);
     assert_int_equal(zn_storage_upload_write(up, "0123", 4), ZN_OK);
+    t_wait_rebuild(t);
     fail_pwrite_after = 0;
     assert_int_equal(zn_storage_upload_write(up, "4567", 4), ZN_EIO);
     assert_int_equal(zn_storage_upload_size(up), 4);
