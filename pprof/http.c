@@ -199,7 +199,9 @@ static void on_timeout(h2o_timeout_entry_t *entry)
     zn_pprof_wait_t *w = H2O_STRUCT_FROM_MEMBER(zn_pprof_wait_t, entry, entry);
     if (w->finished)
         return;
-    if (peer_gone(w->req)) {
+    /* only while nothing was sent: a streaming response (trace) learns of the client from its
+     * own writes, and must not get a second response started on it */
+    if (w->req->_generator == NULL && peer_gone(w->req)) {
         /* as Go's handlers when the request context is cancelled: stop, answer 500 to nobody */
         w->finished = true;
         w->on_cancel(w->data);

@@ -254,7 +254,9 @@ zn_err_t zn_pprof_query_seconds(h2o_req_t *req, int64_t *out);
 int64_t zn_pprof_cap_seconds(int64_t seconds);
 
 /* A request-owned timer: lives in req's pool, so a request that goes away (client closed)
- * unlinks it and calls on_cancel(data) unless zn_pprof_wait_finish() was called first. */
+ * unlinks it and calls on_cancel(data) unless zn_pprof_wait_finish() was called first. While
+ * the response has not started, a tick also checks whether the HTTP/1 client closed (h2o does
+ * not read the connection then): if so it calls on_cancel and answers 500 itself. */
 typedef struct zn_pprof_wait zn_pprof_wait_t;
 zn_pprof_wait_t *zn_pprof_wait_new(h2o_req_t *req, void (*on_cancel)(void *data), void *data);
 /* Calls cb(data) on req's loop after about 100 ms (h2o's hundred_ms_timeout). */

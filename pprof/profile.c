@@ -58,21 +58,18 @@ void zn_pprof_profile_add(zn_pprof_profile_t *p, const uintptr_t *pcs, size_t de
 
 void zn_pprof_profile_comment(zn_pprof_profile_t *p, const char *fmt, ...)
 {
-    zn_buf_t b;
     va_list ap;
-    char tmp[1024];
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
     if (n < 0)
         return;
-    zn_buf_init(&b, sizeof(tmp));
-    if (zn_buf_append(&b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1) != ZN_OK) {
-        zn_buf_release(&b);
-        return;
-    }
+    char *c = zn_malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(c, (size_t)n + 1, fmt, ap);
+    va_end(ap);
     p->comments = zn_realloc(p->comments, (p->ncomments + 1) * sizeof(*p->comments));
-    p->comments[p->ncomments++] = zn_buf_detach(&b, NULL);
+    p->comments[p->ncomments++] = c;
 }
 
 /* ---- identity of a sample: its stack and its labels -------------------------------------------- */
