@@ -3,7 +3,7 @@
 machine's ceilings (one core's SHA-256, nginx on the same files), in one run.
 
 Called by bench/run.sh (see there for the environment). Each metric runs against both
-registries back to back, the order flipping from one metric to the next, while both
+registries in alternating rounds (best round kept), while both
 servers stay up; then both restart with bcrypt htpasswd auth for the auth row. Prints
 one markdown table and, unless told not to, inserts it into bench/RESULTS.md.
 """
