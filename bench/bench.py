@@ -181,26 +181,16 @@ def commit_id(repo):
     return c + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def main():
+def report_run(run, repo, load_start):
+    """Prints the table and records it (before the temp dir goes: removing GBs can take long)."""
     env = os.environ
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    run = Run(env)
-    load_start = os.getloadavg()[0]
-    try:
-        log(f"data in {run.tmp} ({'tiny' if run.tiny else 'full'} sizes)")
-        run.w.prepare()
-        log("data ready")
-        run.ceilings()
-        run.registries()
-    finally:
-        run.cleanup()
     header = f"## {report.now_utc()} · commit {commit_id(repo)} · {report.machine()}"
     body = report.table(run.results, run.sz)
     notes = ["", f"{report.summary(run.results)}; {time.monotonic() - STARTED:.0f} s; load average (1 min) "
              f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end; "
              "MB/s = 10^6 bytes/s; best of alternating rounds; wrk/hload 64 connections, 2 threads, "
              f"{run.sz.seconds} s; bcrypt cost 5; skipped: {', '.join(sorted(run.skip)) or 'none'}"]
-    print("\n".join([header, ""] + body + notes))
+    print("\n".join([header, ""] + body + notes), flush=True)
     if env.get("BENCH_JSON"):
         with open(env["BENCH_JSON"], "w") as f:
             json.dump({k: {w: (v if report.num(v) else {"error": v.reason}) for w, v in c.items()}
@@ -210,6 +200,23 @@ def main():
     if dest:
         report.record(dest, header, body + notes)
         log(f"recorded in {dest}")
+
+
+def main():
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = Run(os.environ)
+    load_start = os.getloadavg()[0]
+    try:
+        log(f"data in {run.tmp} ({'tiny' if run.tiny else 'full'} sizes)")
+        run.w.prepare()
+        log("data ready")
+        run.ceilings()
+        run.registries()
+        log("servers stopped")
+        report_run(run, repo, load_start)
+    finally:
+        run.cleanup()
+        log("temp dir removed")
     return 0
 
 
