@@ -77,8 +77,7 @@ static bool hex_decode(const char *in, size_t inlen, uint8_t *out, size_t n)
 static void token_mac(const zn_auth_token_key_t *k, const char *msg, size_t len, uint8_t mac[MAC_LEN])
 {
     unsigned maclen = MAC_LEN;
-    if (HMAC(EVP_sha256(), k->k, sizeof(k->k), (const unsigned char *)msg, len, mac, &maclen) == NULL ||
-        maclen != MAC_LEN) {
+    if (HMAC(EVP_sha256(), k->k, sizeof(k->k), (const unsigned char *)msg, len, mac, &maclen) == NULL || maclen != MAC_LEN) {
         /* never accept or mint a token without a MAC: out of memory in OpenSSL is fatal */
         zn_log(ZN_LOG_FATAL, "auth: HMAC-SHA256 failed");
         abort();
@@ -154,8 +153,7 @@ static bool check_token(const zn_auth_token_key_t *k, const char *tok, size_t le
     return true;
 }
 
-zn_auth_status_t zn_auth_token_verify(const zn_auth_token_key_t *k, const char *tok, size_t len, int64_t now,
-                                      zn_auth_creds_t *out)
+zn_auth_status_t zn_auth_token_verify(const zn_auth_token_key_t *k, const char *tok, size_t len, int64_t now, zn_auth_creds_t *out)
 {
     const char *uf;
     size_t uflen;

@@ -60,8 +60,8 @@ static bool plain_host(h2o_iovec_t h)
         return false;
     for (size_t i = 0; i < h.len; i++) {
         char c = h.base[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-              c == '_' || c == ':' || c == '[' || c == ']'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' ||
+              c == ':' || c == '[' || c == ']'))
             return false;
     }
     return true;
@@ -99,8 +99,7 @@ zn_token_t *zn_token_new(const zn_config_t *cfg, bool challenge_docker, char *er
         return NULL;
     }
     t->challenge_docker = challenge_docker;
-    if (cfg->http.external_url != NULL && cfg->http.external_url[0] != '\0' &&
-        !set_external_url(t, cfg->http.external_url))
+    if (cfg->http.external_url != NULL && cfg->http.external_url[0] != '\0' && !set_external_url(t, cfg->http.external_url))
         zn_log(ZN_LOG_WARN, "http.externalUrl is not a plain scheme://host[:port][/path] URL; token realms use the "
                             "request's Host instead");
     return t;
@@ -134,8 +133,7 @@ h2o_iovec_t zn_token_ping_challenge(zn_token_t *t, h2o_req_t *req)
 {
     h2o_iovec_t none = {NULL, 0};
 
-    if (t == NULL || !t->challenge_docker || h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) != -1 ||
-        !from_docker(req))
+    if (t == NULL || !t->challenge_docker || h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) != -1 || !from_docker(req))
         return none;
     if (t->realm != NULL)
         return h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("Bearer realm=\"")), h2o_iovec_init(t->realm, strlen(t->realm)),
@@ -165,8 +163,8 @@ static int on_token(h2o_req_t *req, zn_reqctx_t *ctx)
     /* the token is hex and digits only: no JSON escaping needed */
     size_t cap = 2 * strlen(tok) + sizeof(issued) + 128;
     char *body = h2o_mem_alloc_pool(&req->pool, cap);
-    int n = snprintf(body, cap, "{\"token\":\"%s\",\"access_token\":\"%s\",\"expires_in\":%d,\"issued_at\":\"%s\"}", tok,
-                     tok, TOKEN_TTL_S, issued);
+    int n = snprintf(body, cap, "{\"token\":\"%s\",\"access_token\":\"%s\",\"expires_in\":%d,\"issued_at\":\"%s\"}", tok, tok,
+                     TOKEN_TTL_S, issued);
     if (n < 0 || (size_t)n >= cap)
         return zn_api_send_error(req, ZN_OCI_INTERNAL, NULL);
     req->res.status = 200;

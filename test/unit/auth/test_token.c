@@ -165,9 +165,8 @@ static void test_bearer_header(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_user_roundtrip), cmocka_unit_test(test_anonymous_and_odd_names),
-        cmocka_unit_test(test_tamper),         cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_bearer_header),
+        cmocka_unit_test(test_user_roundtrip), cmocka_unit_test(test_anonymous_and_odd_names), cmocka_unit_test(test_tamper),
+        cmocka_unit_test(test_malformed),      cmocka_unit_test(test_bearer_header),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
