@@ -76,7 +76,15 @@ int zn_http_run_handler(h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *
     if (ctx->user != NULL)
         remember_user(req, ctx->user);
 
-    zn_pprof_req_begin(def->name, NULL);
+    /* the repository names the request's task in execution traces (a NUL-terminated copy) */
+    char *repo = NULL;
+    if (def->repo_param >= 0 && def->repo_param < ctx->nparams) {
+        zn_slice_t r = ctx->params[def->repo_param];
+        repo = h2o_mem_alloc_pool(&req->pool, r.n + 1);
+        memcpy(repo, r.p, r.n);
+        repo[r.n] = '\0';
+    }
+    zn_pprof_req_begin(def->name, repo);
     int ret = def->fn(req, ctx);
     zn_pprof_req_end();
     return ret;
