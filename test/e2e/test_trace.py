@@ -193,7 +193,7 @@ def loaded(tmp_path_factory):
 
 @pytest.mark.parametrize("go", go_versions())
 def test_trace_parses(loaded, go):
-    srv, path, _ = loaded
+    srv, path, load = loaded
     with open(path, "rb") as f:
         assert f.read(16) == b"go 1.19 trace\x00\x00\x00"
     r = run([go, "tool", "trace", debug_flag(go), path])
@@ -201,6 +201,9 @@ def test_trace_parses(loaded, go):
     events = r.stdout.decode()
     for ev in ("GoCreate", "ProcStart", "GoStart", "GoBlockNet", "GoUnblock", "UserTaskCreate", "UserRegion") if go == GO119 else ():
         assert ev in events, ev
+    if go == GO119 and load.pushes > 0:
+        # OCI requests' tasks carry their repository
+        assert "category=repo message=e2e/trace" in events
 
 
 @pytest.mark.parametrize("go", go_versions())
