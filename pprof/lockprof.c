@@ -211,8 +211,7 @@ static zn_err_t render(table_t *t, const char *name, unsigned period, zn_buf_t *
         const zn_pprof_sample_t *s = &p.samples[i];
         const uintptr_t *pcs = zn_pprof_sample_pcs(&p, s);
         if ((err = zn_buf_printf(out, "%" PRId64 " %" PRId64 " @", s->values[1], s->values[0])) == ZN_OK &&
-            (err = zn_pprof_text_addrs(out, pcs, s->depth)) == ZN_OK &&
-            (err = zn_pprof_text_frames(out, pcs, s->depth)) == ZN_OK)
+            (err = zn_pprof_text_addrs(out, pcs, s->depth)) == ZN_OK && (err = zn_pprof_text_frames(out, pcs, s->depth)) == ZN_OK)
             err = zn_buf_append(out, "\n", 1);
     }
     zn_pprof_profile_release(&p);

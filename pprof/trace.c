@@ -152,8 +152,7 @@ static uint64_t site_stack(zn_trace_thread_t *tt, int ti, uintptr_t site, uintpt
  * for a thread created during the trace, the stack that created it. A thread that existed
  * before gets no creator stack: -pprof=sched would count the time until its first event as
  * scheduling latency. */
-static void write_create(zn_trace_thread_t *tt, int ti, const zn_thread_info_t *t, zn_trace_g_t *g, uint64_t ts,
-                         bool new_thread)
+static void write_create(zn_trace_thread_t *tt, int ti, const zn_thread_info_t *t, zn_trace_g_t *g, uint64_t ts, bool new_thread)
 {
     uintptr_t pcs[ZN_THREAD_STACK_MAX];
     uintptr_t start = t->start_fn != 0 ? t->start_fn : 1;

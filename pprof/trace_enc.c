@@ -81,8 +81,7 @@ void zn_trace_buf_event(zn_trace_buf_t *b, uint64_t ts, uint8_t type, const uint
     b->len += zn_trace_enc_event(b->p + b->len, type, args, nrest + 1);
 }
 
-void zn_trace_buf_user_log(zn_trace_buf_t *b, uint64_t ts, uint64_t task, uint64_t key, uint64_t stk, const char *v,
-                           size_t vlen)
+void zn_trace_buf_user_log(zn_trace_buf_t *b, uint64_t ts, uint64_t task, uint64_t key, uint64_t stk, const char *v, size_t vlen)
 {
     uint64_t rest[3] = {task, key, stk};
     zn_trace_buf_event(b, ts, ZN_TEV_USER_LOG, rest, 3);

@@ -93,8 +93,7 @@ static inline size_t zn_trace_buf_room(const zn_trace_buf_t *b)
 void zn_trace_buf_event(zn_trace_buf_t *b, uint64_t ts, uint8_t type, const uint64_t *rest, int nrest);
 /* UserLog(task, key string, stack) followed by the value; room for ZN_TRACE_EV_MAX +
  * ZN_TRACE_VARINT_MAX + vlen bytes is the caller's check. */
-void zn_trace_buf_user_log(zn_trace_buf_t *b, uint64_t ts, uint64_t task, uint64_t key, uint64_t stk, const char *v,
-                           size_t vlen);
+void zn_trace_buf_user_log(zn_trace_buf_t *b, uint64_t ts, uint64_t task, uint64_t key, uint64_t stk, const char *v, size_t vlen);
 
 /* A goroutine's trace-side state: its id and Go's sequence counter. */
 typedef struct zn_trace_g {

@@ -75,8 +75,7 @@ static uint64_t name_id(names_t *t, const char *s)
  * keys locations by PC, so inline frames sharing a PC would collapse into the innermost and
  * cut the stack's link to its caller (Go's own traces lose inline callers the same way).
  * The stack ends at the frame in function `root` (the thread's start function), if any. */
-static int symbolize_stack(names_t *nm, const uintptr_t *pcs, uint32_t n, uintptr_t root, const sym_t *sy,
-                           zn_trace_frame_t *frames)
+static int symbolize_stack(names_t *nm, const uintptr_t *pcs, uint32_t n, uintptr_t root, const sym_t *sy, zn_trace_frame_t *frames)
 {
     int nf = 0;
     for (uint32_t i = 0; i < n && nf < ZN_TRACE_STACK_MAX; i++) {

@@ -158,8 +158,9 @@ static int on_trace(h2o_req_t *req, const zn_pprof_def_t *def)
     }
     zn_err_t err = zn_trace_start(TRACE_MEM_MAX);
     if (err != ZN_OK) {
-        zn_pprof_send_error(req, 500, err == ZN_EBUSY ? "Could not enable tracing: tracing is already enabled"
-                                                      : "Could not enable tracing: not a registered worker thread");
+        zn_pprof_send_error(req, 500,
+                            err == ZN_EBUSY ? "Could not enable tracing: tracing is already enabled"
+                                            : "Could not enable tracing: not a registered worker thread");
         return 0;
     }
     trace_gen_t *g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), on_dispose);

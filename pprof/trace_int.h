@@ -29,7 +29,7 @@ typedef struct zn_trace_stktab {
     size_t npcs, cap_pcs;
     struct zn_trace_stkent {
         uint32_t off, n;
-    } *ents;
+    } * ents;
     size_t nents, cap_ents;
     zn_pprof_htab_t index;
 } zn_trace_stktab_t;
@@ -75,15 +75,15 @@ extern zn_trace_thread_t zn_trace_threads[ZN_THREADS_MAX];
 
 /* Session state shared by the starter/consumer and the writers. */
 typedef struct zn_trace_session {
-    _Atomic uint64_t on;         /* epoch while recording, else 0 */
+    _Atomic uint64_t on;              /* epoch while recording, else 0 */
     _Atomic(zn_trace_chunk_t *) full; /* flushed chunks, newest first */
-    _Atomic size_t bytes;        /* chunk memory not yet taken */
+    _Atomic size_t bytes;             /* chunk memory not yet taken */
     _Atomic bool overflow;
     _Atomic uint64_t next_task, next_string;
     size_t max_bytes;
-    uint64_t t0;                 /* timestamp of the start section */
-    uint64_t t0_wall;            /* the same moment on the wall clock (thread creation times) */
-    uint64_t epoch;              /* of the session being collected */
+    uint64_t t0;      /* timestamp of the start section */
+    uint64_t t0_wall; /* the same moment on the wall clock (thread creation times) */
+    uint64_t epoch;   /* of the session being collected */
 } zn_trace_session_t;
 extern zn_trace_session_t zn_trace_sess;
 

@@ -73,8 +73,8 @@ static bool has_stack(const zn_pprof_profile_t *p, const char *leaf, const char 
                 b |= strcmp(sym.frames[k].func, caller) == 0;
             }
         }
-        if (a && b && s->nlabels == 1 && strcmp(s->labels[0].key, "thread") == 0 &&
-            strncmp(s->labels[0].str, "lock-", 5) == 0 && s->values[0] > 0 && s->values[1] > 0)
+        if (a && b && s->nlabels == 1 && strcmp(s->labels[0].key, "thread") == 0 && strncmp(s->labels[0].str, "lock-", 5) == 0 &&
+            s->values[0] > 0 && s->values[1] > 0)
             return true;
     }
     return false;

@@ -119,8 +119,8 @@ static void check_trace(zn_trace_chunk_t *chunks, const char *path)
     for (zn_trace_chunk_t *c = chunks; c != NULL; c = c->next)
         assert_int_equal(zn_buf_append(&all, c->data, c->len), ZN_OK);
     td_stats_t d = td_decode((const uint8_t *)all.p, all.len);
-    assert_int_equal(d.creates, 6); /* main, cond, sys, poll, lock-a, lock-b */
-    assert_true(d.count[ZN_TEV_GO_WAITING] >= 2);   /* cond and poll were parked */
+    assert_int_equal(d.creates, 6);                    /* main, cond, sys, poll, lock-a, lock-b */
+    assert_true(d.count[ZN_TEV_GO_WAITING] >= 2);      /* cond and poll were parked */
     assert_int_equal(d.count[ZN_TEV_GO_INSYSCALL], 1); /* sys was in its syscall */
     assert_true(d.count[ZN_TEV_GO_BLOCK_SYNC] >= 1);
     assert_true(d.count[ZN_TEV_GO_BLOCK_NET] >= 1);

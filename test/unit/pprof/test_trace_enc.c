@@ -152,10 +152,22 @@ enum { STK_WORKER = 1, STK_BIO, STK_W2, STK_W3, STK_REQ, STK_LOCK, STK_SYS, STK_
 /* Strings and stacks every scenario shares: zinc-like names, fake but stable PCs. */
 static void scen_footer(struct scen *s)
 {
-    static const char *strs[] = {NULL,           "blob_get",          "repo",         "zn_server_worker_main",
-                                 "server/server.c", "zn_storage_bio_main", "storage/bio.c", "zn_api_blob_get",
-                                 "api/blobs.c",  "zn_mutex_lock",     "common/lock.c", "zn_syscall_begin",
-                                 "common/thread.c", "epoll_wait",       "pprof/trace_net.c", "zn_cond_wait",
+    static const char *strs[] = {NULL,
+                                 "blob_get",
+                                 "repo",
+                                 "zn_server_worker_main",
+                                 "server/server.c",
+                                 "zn_storage_bio_main",
+                                 "storage/bio.c",
+                                 "zn_api_blob_get",
+                                 "api/blobs.c",
+                                 "zn_mutex_lock",
+                                 "common/lock.c",
+                                 "zn_syscall_begin",
+                                 "common/thread.c",
+                                 "epoll_wait",
+                                 "pprof/trace_net.c",
+                                 "zn_cond_wait",
                                  "zn_thread_create"};
     static const zn_trace_frame_t worker[] = {{0x401000, 3, 4, 10}};
     static const zn_trace_frame_t bio[] = {{0x402000, 5, 6, 20}};
@@ -169,7 +181,7 @@ static void scen_footer(struct scen *s)
         const zn_trace_frame_t *f;
         int n;
     } stacks[] = {{NULL, 0}, {worker, 1}, {bio, 1}, {worker, 1}, {worker, 1}, {req, 2},
-                  {lock, 3}, {sys, 3},    {net, 2},   {cond, 2},   {create, 2}};
+                  {lock, 3}, {sys, 3},    {net, 2}, {cond, 2},   {create, 2}};
 
     assert_int_equal(zn_trace_put_frequency(&s->out, ZN_TRACE_FREQUENCY), ZN_OK);
     for (uint64_t i = 1; i < sizeof(strs) / sizeof(strs[0]); i++)
@@ -335,12 +347,8 @@ static void test_golden_newthread(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uvarint),
-        cmocka_unit_test(test_event_encoding),
-        cmocka_unit_test(test_batch_deltas),
-        cmocka_unit_test(test_footer_limits),
-        cmocka_unit_test(test_golden_start),
-        cmocka_unit_test(test_golden_newthread),
+        cmocka_unit_test(test_uvarint),       cmocka_unit_test(test_event_encoding), cmocka_unit_test(test_batch_deltas),
+        cmocka_unit_test(test_footer_limits), cmocka_unit_test(test_golden_start),   cmocka_unit_test(test_golden_newthread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,8 +56,8 @@ typedef struct td_pair {
 
 typedef struct td_stats {
     int events, batches, strings, stacks, creates;
-    int count[64];      /* events per type */
-    td_pair_t *seqs;    /* (g, seq) of GoWaiting/GoInSyscall (seq 1), GoStart, GoUnblock, GoSysExit */
+    int count[64];   /* events per type */
+    td_pair_t *seqs; /* (g, seq) of GoWaiting/GoInSyscall (seq 1), GoStart, GoUnblock, GoSysExit */
     size_t nseqs;
     td_pair_t *stk_refs; /* (stack id, 0) named by events */
     size_t nrefs;
@@ -113,9 +113,9 @@ static void td_note(td_stats_t *d, uint8_t type, const uint64_t *a, int n)
         d->gs_created[d->ncreated++] = a[1];
         td_push(&d->stk_refs, &d->nrefs, a[2], 0); /* the start stack must exist: the viewer reads it */
     }
-    static const uint8_t with_stack[] = {ZN_TEV_GO_CREATE,    ZN_TEV_GO_UNBLOCK, ZN_TEV_GO_BLOCK_SYNC, ZN_TEV_GO_BLOCK_COND,
-                                         ZN_TEV_GO_BLOCK_NET, ZN_TEV_GO_SYSCALL, ZN_TEV_USER_TASK_CREATE,
-                                         ZN_TEV_USER_TASK_END, ZN_TEV_USER_REGION, ZN_TEV_USER_LOG};
+    static const uint8_t with_stack[] = {ZN_TEV_GO_CREATE,    ZN_TEV_GO_UNBLOCK, ZN_TEV_GO_BLOCK_SYNC,    ZN_TEV_GO_BLOCK_COND,
+                                         ZN_TEV_GO_BLOCK_NET, ZN_TEV_GO_SYSCALL, ZN_TEV_USER_TASK_CREATE, ZN_TEV_USER_TASK_END,
+                                         ZN_TEV_USER_REGION,  ZN_TEV_USER_LOG};
     for (size_t i = 0; i < sizeof(with_stack); i++)
         if (type == with_stack[i] && a[n - 1] != 0)
             td_push(&d->stk_refs, &d->nrefs, a[n - 1], 0);
