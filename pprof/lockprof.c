@@ -193,7 +193,7 @@ static int by_delay(const void *a, const void *b)
 /* Go's writeProfileInternal with debug > 0: a header, then per stack (largest delay first)
  * "cycles count @ addrs" and its frames. cycles are nanoseconds: cycles/second = 1e9. Stacks
  * recorded on several threads are summed, as Go has no per-thread buckets. */
-static zn_err_t render(table_t *t, const char *name, unsigned period, zn_buf_t *out)
+static zn_err_t render(table_t *t, const char *name, bool mutex, zn_buf_t *out)
 {
     zn_pprof_profile_t p;
     zn_err_t err;
@@ -203,10 +203,11 @@ static zn_err_t render(table_t *t, const char *name, unsigned period, zn_buf_t *
     for (size_t i = 0; i < p.nsamples; i++)
         p.samples[i].nlabels = 0;
     zn_pprof_profile_merge(&p);
-    qsort(p.samples, p.nsamples, sizeof(*p.samples), by_delay);
+    if (p.nsamples > 1) /* samples is NULL when empty: not for qsort */
+        qsort(p.samples, p.nsamples, sizeof(*p.samples), by_delay);
     err = zn_buf_printf(out, "--- %s:\ncycles/second=%u\n", name, 1000000000u);
-    if (err == ZN_OK && period != 0)
-        err = zn_buf_printf(out, "sampling period=%u\n", period);
+    if (err == ZN_OK && mutex)
+        err = zn_buf_printf(out, "sampling period=%u\n", mutex_rate);
     for (size_t i = 0; err == ZN_OK && i < p.nsamples; i++) {
         const zn_pprof_sample_t *s = &p.samples[i];
         const uintptr_t *pcs = zn_pprof_sample_pcs(&p, s);
@@ -220,12 +221,12 @@ static zn_err_t render(table_t *t, const char *name, unsigned period, zn_buf_t *
 
 static zn_err_t text_mutex(void *tok, int debug, zn_buf_t *out)
 {
-    return render(&tables[MUTEX], "mutex", mutex_rate, out);
+    return render(&tables[MUTEX], "mutex", true, out);
 }
 
 static zn_err_t text_block(void *tok, int debug, zn_buf_t *out)
 {
-    return render(&tables[BLOCK], "contention", 0, out);
+    return render(&tables[BLOCK], "contention", false, out);
 }
 
 static int count_table(table_t *t)

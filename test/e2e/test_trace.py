@@ -166,6 +166,18 @@ def oci_api_present(url):
     return r.status_code == 202
 
 
+def stop_checked(srv):
+    """Stops a server started by a module fixture; its log is printed if it died or the
+    sanitizers complained (function fixtures get that from conftest)."""
+    died = srv.proc is not None and srv.proc.poll() is not None
+    srv.stop()
+    errs = srv.sanitizer_errors()
+    if died or errs:
+        print("\n===== zinc log (%s) =====\n%s" % (srv.workdir, srv.log()[-20000:]))
+    assert not died, "zinc died"
+    assert not errs, errs
+
+
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     """(server, trace path, load) for a 2 s trace taken under load."""
@@ -186,9 +198,7 @@ def loaded(tmp_path_factory):
         yield srv, path, load
     finally:
         load.stop()
-        srv.stop()
-        errs = srv.sanitizer_errors()
-        assert not errs, errs
+        stop_checked(srv)
 
 
 @pytest.mark.parametrize("go", go_versions())
@@ -317,7 +327,7 @@ def contended(tmp_path_factory):
         yield srv
     finally:
         load.stop()
-        srv.stop()
+        stop_checked(srv)
 
 
 def fetch_profile(url, path, tmp_path, name):

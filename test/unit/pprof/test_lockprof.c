@@ -45,6 +45,20 @@ static void test_block_sample_math(void **state)
     assert_true(total_delay > 9e6 && total_delay < 11e6);
 }
 
+/* Before anything was recorded (and with the mutex profile off): Go's headers alone. */
+static void test_empty_text(void **state)
+{
+    zn_buf_t text;
+    zn_buf_init(&text, 1 << 20);
+    assert_int_equal(zn_pprof_def_mutex.snap->text(NULL, 1, &text), ZN_OK);
+    assert_string_equal(text.p, "--- mutex:\ncycles/second=1000000000\nsampling period=0\n");
+    zn_buf_release(&text);
+    zn_buf_init(&text, 1 << 20);
+    assert_int_equal(zn_pprof_def_block.snap->text(NULL, 1, &text), ZN_OK);
+    assert_string_equal(text.p, "--- contention:\ncycles/second=1000000000\n");
+    zn_buf_release(&text);
+}
+
 static zn_mutex_t mu;
 
 static void *contender(void *arg)
@@ -130,6 +144,7 @@ static void test_contention_profiles(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_empty_text),
         cmocka_unit_test(test_block_sample_math),
         cmocka_unit_test(test_contention_profiles),
     };

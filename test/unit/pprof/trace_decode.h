@@ -168,19 +168,22 @@ static int td_cmp_u64(const void *x, const void *y)
 static void td_check_links(td_stats_t *d)
 {
     /* per G the sequence numbers are exactly 1, 2, ... k */
-    qsort(d->seqs, d->nseqs, sizeof(td_pair_t), td_cmp);
+    if (d->nseqs > 1)
+        qsort(d->seqs, d->nseqs, sizeof(td_pair_t), td_cmp);
     for (size_t i = 0; i < d->nseqs; i++) {
         uint64_t want = i == 0 || d->seqs[i - 1].a != d->seqs[i].a ? 1 : d->seqs[i - 1].b + 1;
         assert_true(d->seqs[i].b == want);
     }
-    qsort(d->gs_created, d->ncreated, sizeof(uint64_t), td_cmp_u64);
+    if (d->ncreated > 1)
+        qsort(d->gs_created, d->ncreated, sizeof(uint64_t), td_cmp_u64);
     for (size_t i = 1; i < d->ncreated; i++)
         assert_true(d->gs_created[i] != d->gs_created[i - 1]); /* one GoCreate per G */
-    qsort(d->stk_defs, d->ndefs, sizeof(uint64_t), td_cmp_u64);
+    if (d->ndefs > 1)
+        qsort(d->stk_defs, d->ndefs, sizeof(uint64_t), td_cmp_u64);
     for (size_t i = 1; i < d->ndefs; i++)
         assert_true(d->stk_defs[i] != d->stk_defs[i - 1]);
     for (size_t i = 0; i < d->nrefs; i++)
-        assert_non_null(bsearch(&d->stk_refs[i].a, d->stk_defs, d->ndefs, sizeof(uint64_t), td_cmp_u64));
+        assert_true(d->ndefs > 0 && bsearch(&d->stk_refs[i].a, d->stk_defs, d->ndefs, sizeof(uint64_t), td_cmp_u64) != NULL);
 }
 
 /* Decodes and checks a whole trace; the caller releases with td_release(). */
