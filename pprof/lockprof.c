@@ -66,7 +66,7 @@ static bool bucket_eq(void *ctx, uint32_t i)
 {
     const struct key *k = ctx;
     const bucket_t *b = &k->t->b[i];
-    return b->thread == k->thread && b->n == k->n && memcmp(k->t->pcs + b->off, k->pcs, k->n * sizeof(*k->pcs)) == 0;
+    return b->thread == k->thread && b->n == k->n && (k->n == 0 || memcmp(k->t->pcs + b->off, k->pcs, k->n * sizeof(*k->pcs)) == 0);
 }
 
 static bucket_t *bucket_add(table_t *t, uint64_t h, const struct key *k)
@@ -81,7 +81,8 @@ static bucket_t *bucket_add(table_t *t, uint64_t h, const struct key *k)
         t->cap_b = t->cap_b == 0 ? 256 : t->cap_b * 2;
         t->b = zn_realloc(t->b, t->cap_b * sizeof(*t->b));
     }
-    memcpy(t->pcs + t->npcs, k->pcs, k->n * sizeof(*k->pcs));
+    if (k->n > 0) /* t->pcs may still be NULL */
+        memcpy(t->pcs + t->npcs, k->pcs, k->n * sizeof(*k->pcs));
     t->b[t->nb] = (bucket_t){(uint32_t)t->npcs, k->n, k->thread, 0, 0};
     t->npcs += k->n;
     zn_pprof_htab_insert(&t->index, h, (uint32_t)t->nb);
