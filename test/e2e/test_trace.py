@@ -2,7 +2,7 @@
 
 A zinc with two workers is loaded while a trace is taken: clients hammer /v2/ and the
 symbol endpoint with addresses it has not seen (the workers contend for the symbolizer's
-lock), and, when the OCI API is there, push and pull blobs (storage syscalls). The trace must parse in `go tool trace`
+lock), push and pull blobs (storage syscalls), and skopeo pushes and pulls an image. The trace must parse in `go tool trace`
 (Go 1.19 from Debian, and Go 1.23 from bookworm-backports when installed), every -pprof
 mode must give a profile `go tool pprof -top` reads with zinc's function names, and the
 viewer must serve its pages. The golden traces of the encoder's unit test are re-checked
@@ -12,6 +12,7 @@ import glob
 import hashlib
 import os
 import random
+import shutil
 import socket
 import subprocess
 import threading
@@ -21,6 +22,7 @@ import pytest
 import requests
 
 from conftest import SLOW, ZincServer, free_port
+from images_build import build_oci_layout
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = sorted(glob.glob(os.path.join(HERE, "..", "data", "trace", "*.trace")))
@@ -89,7 +91,10 @@ class Load:
 
     def __init__(self, srv):
         self.url = srv.url
+        self.hostport = srv.hostport
+        self.workdir = srv.workdir
         self.text = text_segment(srv.proc.pid)
+        self.skopeo_runs = 0
         self.stop_at = None
         self.done = threading.Event()
         self.errors = []
@@ -101,7 +106,7 @@ class Load:
         while not self.done.is_set():
             try:
                 fn(s)
-            except requests.RequestException as e:
+            except (requests.RequestException, AssertionError, subprocess.SubprocessError) as e:
                 self.errors.append(repr(e))
                 time.sleep(0.05)
 
@@ -110,8 +115,14 @@ class Load:
         # symbolizing addresses it has not seen takes the symbolizer's lock for a while each:
         # the two workers contend for it (zn_pprof_sym_lookup holds it, others wait)
         jobs += [self.symbols] * 4
-        if oci_api_present(self.url):
+        self.oci = oci_api_present(self.url)
+        self.with_skopeo = self.oci and shutil.which("skopeo") is not None
+        if self.oci:
             jobs += [self.push_pull] * 2
+            if self.with_skopeo:
+                src = os.path.join(self.workdir, "img")
+                build_oci_layout(src, "v1", [{"a.txt": os.urandom(512 * 1024)}, {"b.txt": b"b" * 4096}], "trace")
+                jobs += [lambda s: self.skopeo_round_trip(src)]
         for fn in jobs:
             t = threading.Thread(target=self.loop, args=(fn,), daemon=True)
             t.start()
@@ -139,6 +150,18 @@ class Load:
         assert r.status_code == 201, r.text
         assert s.get(self.url + "/v2/e2e/trace/blobs/" + digest, timeout=30).content == data
         self.pushes += 1
+
+    def skopeo_round_trip(self, src):
+        """skopeo pushes the image under a new tag and pulls it back."""
+        n = self.skopeo_runs
+        ref = "docker://%s/e2e/skopeo:t%d" % (self.hostport, n)
+        dst = os.path.join(self.workdir, "pulled%d" % n)
+        for args in (["--dest-tls-verify=false", "oci:%s:v1" % src, ref],
+                     ["--src-tls-verify=false", ref, "oci:%s:v1" % dst]):
+            r = run(["skopeo", "--insecure-policy", "copy", "-q"] + args, timeout=60)
+            assert r.returncode == 0, r.stderr.decode()
+        shutil.rmtree(dst, ignore_errors=True)
+        self.skopeo_runs += 1
 
     def stop(self):
         self.done.set()
@@ -186,12 +209,17 @@ def loaded(tmp_path_factory):
     srv.start()
     load = Load(srv).start()
     try:
-        time.sleep(0.5)
+        # the trace should see every kind of work: wait until each job has done a round
+        deadline = time.time() + 60 * SLOW
+        while (load.oci and load.pushes == 0) or (load.with_skopeo and load.skopeo_runs == 0):
+            assert time.time() < deadline and not load.errors, load.errors[:3]
+            time.sleep(0.2)
         r = requests.get(srv.url + PPROF + "trace?seconds=2", timeout=60 * SLOW)
         assert r.status_code == 200, r.text
         assert r.headers["Content-Type"] == "application/octet-stream"
         assert r.headers["Content-Disposition"] == 'attachment; filename="trace"'
         assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert not load.errors, load.errors[:3]
         path = os.path.join(d, "t.out")
         with open(path, "wb") as f:
             f.write(r.content)
@@ -214,6 +242,8 @@ def test_trace_parses(loaded, go):
     if go == GO119 and load.pushes > 0:
         # OCI requests' tasks carry their repository
         assert "category=repo message=e2e/trace" in events
+    if go == GO119 and load.with_skopeo:
+        assert "name=manifest_put" in events and "name=manifest_get" in events
 
 
 @pytest.mark.parametrize("go", go_versions())
