@@ -6,7 +6,7 @@
  * server/access.c authenticate and authorize, marks the worker thread with the route name
  * (pprof labels CPU samples with it) and calls the row's handler. Every response carries
  * Docker-Distribution-API-Version. The access log is an h2o logger, so it also sees
- * requests that end early (client gone, 4xx from h2o itself).
+ * requests that end early (client gone, 4xx from h2o itself); it feeds the metrics too.
  */
 #include <stdio.h>
 #include <string.h>
@@ -97,6 +97,12 @@ static double duration_ms(h2o_req_t *req)
 
 static void log_access(h2o_logger_t *_self, h2o_req_t *req)
 {
+    access_logger_t *self = (void *)_self;
+    size_t plen = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
+    double ms = duration_ms(req);
+
+    zn_metrics_observe(self->srv->metrics, zn_slice(req->input.method.base, req->input.method.len),
+                       zn_slice(req->input.path.base, plen), req->res.status, ms / 1e3);
     if (zn_log_get_level() > ZN_LOG_INFO)
         return;
     char remote[NI_MAXHOST] = "";
@@ -105,11 +111,10 @@ static void log_access(h2o_logger_t *_self, h2o_req_t *req)
     if (sl != 0 && h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, remote) == SIZE_MAX)
         remote[0] = '\0';
     zn_slice_t user = find_user(req);
-    size_t plen = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
     zn_log(ZN_LOG_INFO, "request", ZN_LSTRN("method", req->input.method.base, req->input.method.len),
            ZN_LSTRN("path", req->input.path.base, plen), ZN_LINT("status", req->res.status),
            ZN_LUINT("bytes", req->bytes_sent),
-           ZN_LDBL("duration_ms", duration_ms(req)),
+           ZN_LDBL("duration_ms", ms),
            ZN_LSTR("remote", remote), user.p != NULL ? ZN_LSTRN("user", user.p, user.n) : ZN_LSTR("user", NULL));
 }
 
@@ -166,6 +171,10 @@ void zn_http_setup(zn_server_t *srv)
     lg->super.log_access = log_access;
     lg->srv = srv;
     zn_router_add(srv->router, builtin_routes, sizeof(builtin_routes) / sizeof(builtin_routes[0]), srv);
+    if ((srv->metrics = zn_metrics_new(srv->cfg)) != NULL &&
+        zn_router_add(srv->router, zn_metrics_route(srv->metrics), 1, srv->metrics) != ZN_OK)
+        zn_log(ZN_LOG_ERROR, "metrics: the path cannot be routed, not serving it",
+               ZN_LSTR("path", srv->cfg->extensions.metrics_path));
     size_t npprof;
     const zn_route_def_t *pprof_routes = zn_pprof_routes(&npprof);
     zn_router_add(srv->router, pprof_routes, npprof, NULL);

@@ -102,6 +102,13 @@ typedef bool (*zn_storage_repo_filter_fn)(void *data, const char *repo);
 zn_err_t zn_storage_catalog(zn_storage_t *st, const char *last, size_t max, zn_storage_repo_filter_fn filter,
                             void *filter_data, zn_storage_list_t *out);
 
+/* Bytes of the regular files under <root>/<repo> (zot's zot_repo_storage_bytes: a blob
+ * hard-linked into several repositories counts in each), nested repositories excluded.
+ * Needs no store (the metrics scrape calls it with storage.rootDirectory); root is borrowed.
+ * ZN_OK with *bytes; ZN_ENOENT if no such repository, ZN_EINVAL for a bad name, ZN_EIO if a
+ * directory cannot be read. Cost: one stat per file of the repository. */
+zn_err_t zn_storage_repo_usage(const char *root, const char *repo, uint64_t *bytes);
+
 /* ---- blobs ---------------------------------------------------------------------------- */
 
 /* ZN_OK with *size set if the blob is in the repository; ZN_ENOENT if not (or no repo). */
