@@ -347,12 +347,16 @@ static void out_label_value(out_t *o, const char *s)
     }
 }
 
-/* The shortest decimal text that reads back as v (Go's strconv 'g' -1), or +Inf/-Inf/NaN. */
+/* The shortest decimal text that reads back as v (integers in full), or +Inf/-Inf/NaN. */
 static void out_double(out_t *o, double v)
 {
     char tmp[40];
     if (isnan(v) || isinf(v)) {
         out_printf(o, "%s", isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) { /* integral: never "7e+02" */
+        out_printf(o, "%.0f", v);
         return;
     }
     for (int prec = 1; prec <= 17; prec++) {
