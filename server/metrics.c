@@ -64,12 +64,16 @@ typedef struct repo_table {
     size_t cap, count;
 } repo_table_t;
 
-typedef struct shard {
-    zn_mutex_t lock; /* guards everything below: its worker per request, a scrape while copying */
+typedef struct counters {
     uint64_t requests[METHODS_N][CODES_N];
     uint64_t buckets[METHODS_N][BUCKETS_N + 1]; /* non-cumulative; [BUCKETS_N] = above 600 */
     double lat_sum[METHODS_N];
     repo_table_t repos;
+} counters_t;
+
+typedef struct shard {
+    zn_mutex_t lock; /* guards c: taken by its worker per request, by a scrape while copying */
+    counters_t c;
 } shard_t;
 
 struct zn_metrics {
@@ -218,11 +222,11 @@ static shard_t *shard_of_thread(zn_metrics_t *m)
 /* The repository's stats, or N/A's when the label would be untrusted or over the limit. */
 static repo_stat_t *repo_stat(zn_metrics_t *m, shard_t *s, zn_slice_t repo, bool labeled)
 {
-    repo_stat_t *r = labeled ? table_get(&s->repos, repo.p, repo.n, REPOS_MAX) : NULL;
+    repo_stat_t *r = labeled ? table_get(&s->c.repos, repo.p, repo.n, REPOS_MAX) : NULL;
     if (labeled && r == NULL && atomic_exchange(&m->repos_full_warned, 1) == 0)
         zn_log(ZN_LOG_WARN, "metrics: too many repositories in one worker, counting the rest as N/A",
                ZN_LINT("max", REPOS_MAX));
-    return r != NULL ? r : table_get(&s->repos, NA_REPO, sizeof(NA_REPO) - 1, SIZE_MAX);
+    return r != NULL ? r : table_get(&s->c.repos, NA_REPO, sizeof(NA_REPO) - 1, SIZE_MAX);
 }
 
 void zn_metrics_observe(zn_metrics_t *m, zn_slice_t method, zn_slice_t path, int status, double seconds)
@@ -239,9 +243,9 @@ void zn_metrics_observe(zn_metrics_t *m, zn_slice_t method, zn_slice_t path, int
 
     shard_t *s = shard_of_thread(m);
     zn_mutex_lock(&s->lock);
-    s->requests[mi][status >= 0 && status < CODES_N ? status : 0]++;
-    s->buckets[mi][b]++;
-    s->lat_sum[mi] += seconds;
+    s->c.requests[mi][status >= 0 && status < CODES_N ? status : 0]++;
+    s->c.buckets[mi][b]++;
+    s->c.lat_sum[mi] += seconds;
     repo_stat_t *r = repo_stat(m, s, repo, labeled);
     r->lat_count++;
     r->lat_sum += seconds;
@@ -257,10 +261,7 @@ void zn_metrics_observe(zn_metrics_t *m, zn_slice_t method, zn_slice_t path, int
 /* ---- snapshot ----------------------------------------------------------------------------------- */
 
 typedef struct snapshot {
-    uint64_t requests[METHODS_N][CODES_N];
-    uint64_t buckets[METHODS_N][BUCKETS_N + 1];
-    double lat_sum[METHODS_N];
-    repo_table_t repos;
+    counters_t c;
     repo_entry_t **sorted; /* into repos, by name */
 } snapshot_t;
 
@@ -269,16 +270,16 @@ static void merge_shard(snapshot_t *snap, shard_t *s)
     zn_mutex_lock(&s->lock);
     for (int i = 0; i < METHODS_N; i++) {
         for (int c = 0; c < CODES_N; c++)
-            snap->requests[i][c] += s->requests[i][c];
+            snap->c.requests[i][c] += s->c.requests[i][c];
         for (int b = 0; b <= BUCKETS_N; b++)
-            snap->buckets[i][b] += s->buckets[i][b];
-        snap->lat_sum[i] += s->lat_sum[i];
+            snap->c.buckets[i][b] += s->c.buckets[i][b];
+        snap->c.lat_sum[i] += s->c.lat_sum[i];
     }
-    for (size_t i = 0; i < s->repos.cap; i++) {
-        repo_entry_t *e = &s->repos.slots[i];
+    for (size_t i = 0; i < s->c.repos.cap; i++) {
+        repo_entry_t *e = &s->c.repos.slots[i];
         if (e->name == NULL)
             continue;
-        repo_stat_t *r = table_get(&snap->repos, e->name, strlen(e->name), SIZE_MAX);
+        repo_stat_t *r = table_get(&snap->c.repos, e->name, strlen(e->name), SIZE_MAX);
         r->uploads += e->s.uploads;
         r->downloads += e->s.downloads;
         r->lat_count += e->s.lat_count;
@@ -299,17 +300,17 @@ static void snapshot_take(zn_metrics_t *m, snapshot_t *snap)
     memset(snap, 0, sizeof(*snap));
     for (size_t i = 0, n = atomic_load(&m->nshards); i < n; i++)
         merge_shard(snap, m->shards[i]);
-    snap->sorted = zn_calloc(snap->repos.count + 1, sizeof(repo_entry_t *));
-    for (size_t i = 0, j = 0; i < snap->repos.cap; i++)
-        if (snap->repos.slots[i].name != NULL)
-            snap->sorted[j++] = &snap->repos.slots[i];
-    qsort(snap->sorted, snap->repos.count, sizeof(repo_entry_t *), by_name);
+    snap->sorted = zn_calloc(snap->c.repos.count + 1, sizeof(repo_entry_t *));
+    for (size_t i = 0, j = 0; i < snap->c.repos.cap; i++)
+        if (snap->c.repos.slots[i].name != NULL)
+            snap->sorted[j++] = &snap->c.repos.slots[i];
+    qsort(snap->sorted, snap->c.repos.count, sizeof(repo_entry_t *), by_name);
 }
 
 static void snapshot_release(snapshot_t *snap)
 {
     free(snap->sorted);
-    table_release(&snap->repos);
+    table_release(&snap->c.repos);
 }
 
 /* ---- text format ----------------------------------------------------------------------------------- */
@@ -320,8 +321,7 @@ typedef struct out {
     zn_err_t err;
 } out_t;
 
-static void out_printf(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void out_printf(out_t *o, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void out_printf(out_t *o, const char *fmt, ...)
 {
     char tmp[512];
     va_list ap;
@@ -372,15 +372,17 @@ static void out_header(out_t *o, const char *name, const char *type, const char 
     out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* name{label="value"} <u64> */
-static void out_u64(out_t *o, const char *name, const char *label, const char *value, uint64_t v)
+/* A family of one unlabelled sample. */
+static void out_single(out_t *o, const char *name, const char *type, const char *help, double v)
 {
-    out_printf(o, "%s{%s=\"", name, label);
-    out_label_value(o, value);
-    out_printf(o, "\"} %llu\n", (unsigned long long)v);
+    out_header(o, name, type, help);
+    out_printf(o, "%s ", name);
+    out_double(o, v);
+    out_printf(o, "\n");
 }
 
-static void out_dbl(out_t *o, const char *name, const char *label, const char *value, double v)
+/* name{label="value"} v (counts stay exact up to 2^53) */
+static void out_sample(out_t *o, const char *name, const char *label, const char *value, double v)
 {
     out_printf(o, "%s{%s=\"", name, label);
     out_label_value(o, value);
@@ -396,9 +398,9 @@ static void render_requests(out_t *o, const snapshot_t *snap)
     out_header(o, "zot_http_requests_total", "counter", "Total number of http request in zot");
     for (int i = 0; i < METHODS_N; i++)
         for (int c = 0; c < CODES_N; c++)
-            if (snap->requests[i][c] != 0)
+            if (snap->c.requests[i][c] != 0)
                 out_printf(o, "zot_http_requests_total{code=\"%d\",method=\"%s\"} %llu\n", c, methods[i],
-                           (unsigned long long)snap->requests[i][c]);
+                           (unsigned long long)snap->c.requests[i][c]);
 }
 
 static void render_method_latency(out_t *o, const snapshot_t *snap)
@@ -408,37 +410,37 @@ static void render_method_latency(out_t *o, const snapshot_t *snap)
     for (int i = 0; i < METHODS_N; i++) {
         uint64_t cum = 0;
         for (int b = 0; b <= BUCKETS_N; b++)
-            cum += snap->buckets[i][b];
+            cum += snap->c.buckets[i][b];
         if (cum == 0)
             continue;
         cum = 0;
         for (int b = 0; b < BUCKETS_N; b++) {
-            cum += snap->buckets[i][b];
+            cum += snap->c.buckets[i][b];
             out_printf(o, "%s_bucket{method=\"%s\",le=\"%s\"} %llu\n", n, methods[i], bucket_txt[b], (unsigned long long)cum);
         }
-        cum += snap->buckets[i][BUCKETS_N];
+        cum += snap->c.buckets[i][BUCKETS_N];
         out_printf(o, "%s_bucket{method=\"%s\",le=\"+Inf\"} %llu\n", n, methods[i], (unsigned long long)cum);
-        out_dbl(o, "zot_http_method_latency_seconds_sum", "method", methods[i], snap->lat_sum[i]);
-        out_u64(o, "zot_http_method_latency_seconds_count", "method", methods[i], cum);
+        out_sample(o, "zot_http_method_latency_seconds_sum", "method", methods[i], snap->c.lat_sum[i]);
+        out_sample(o, "zot_http_method_latency_seconds_count", "method", methods[i], cum);
     }
 }
 
 static void render_repos(out_t *o, const snapshot_t *snap)
 {
     out_header(o, "zot_http_repo_latency_seconds", "summary", "Latency of the HTTP requests by repository, in seconds");
-    for (size_t i = 0; i < snap->repos.count; i++) {
+    for (size_t i = 0; i < snap->c.repos.count; i++) {
         const repo_entry_t *e = snap->sorted[i];
-        out_dbl(o, "zot_http_repo_latency_seconds_sum", "repo", e->name, e->s.lat_sum);
-        out_u64(o, "zot_http_repo_latency_seconds_count", "repo", e->name, e->s.lat_count);
+        out_sample(o, "zot_http_repo_latency_seconds_sum", "repo", e->name, e->s.lat_sum);
+        out_sample(o, "zot_http_repo_latency_seconds_count", "repo", e->name, e->s.lat_count);
     }
     out_header(o, "zot_repo_downloads_total", "counter", "Total number of manifest downloads (GET) per repository");
-    for (size_t i = 0; i < snap->repos.count; i++)
+    for (size_t i = 0; i < snap->c.repos.count; i++)
         if (snap->sorted[i]->s.downloads != 0)
-            out_u64(o, "zot_repo_downloads_total", "repo", snap->sorted[i]->name, snap->sorted[i]->s.downloads);
+            out_sample(o, "zot_repo_downloads_total", "repo", snap->sorted[i]->name, (double)snap->sorted[i]->s.downloads);
     out_header(o, "zot_repo_uploads_total", "counter", "Total number of manifest uploads (PUT) per repository");
-    for (size_t i = 0; i < snap->repos.count; i++)
+    for (size_t i = 0; i < snap->c.repos.count; i++)
         if (snap->sorted[i]->s.uploads != 0)
-            out_u64(o, "zot_repo_uploads_total", "repo", snap->sorted[i]->name, snap->sorted[i]->s.uploads);
+            out_sample(o, "zot_repo_uploads_total", "repo", snap->sorted[i]->name, snap->sorted[i]->s.uploads);
 }
 
 /* Sizes of the repositories written since start, measured again only after a new write. */
@@ -446,7 +448,7 @@ static void render_storage(zn_metrics_t *m, out_t *o, const snapshot_t *snap)
 {
     out_header(o, "zot_repo_storage_bytes", "gauge", "Bytes the repository takes on disk");
     zn_mutex_lock(&m->scrape_lock);
-    for (size_t i = 0; i < snap->repos.count; i++) {
+    for (size_t i = 0; i < snap->c.repos.count; i++) {
         const repo_entry_t *e = snap->sorted[i];
         if (e->s.writes == 0)
             continue;
@@ -458,7 +460,7 @@ static void render_storage(zn_metrics_t *m, out_t *o, const snapshot_t *snap)
             c->present = err == ZN_OK;
         }
         if (c->present)
-            out_u64(o, "zot_repo_storage_bytes", "repo", e->name, c->bytes);
+            out_sample(o, "zot_repo_storage_bytes", "repo", e->name, c->bytes);
     }
     zn_mutex_unlock(&m->scrape_lock);
 }
@@ -512,22 +514,16 @@ static void render_process(out_t *o)
         p = e;
     }
     double tck = (double)sysconf(_SC_CLK_TCK);
-    /* fields 14 utime, 15 stime, 22 starttime, 23 vsize, 24 rss */
-    out_header(o, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
-    out_printf(o, "process_cpu_seconds_total ");
-    out_double(o, (double)(f[10] + f[11]) / tck);
-    out_printf(o, "\n");
-    out_header(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-    out_printf(o, "process_resident_memory_bytes %llu\n", f[20] * (unsigned long long)sysconf(_SC_PAGESIZE));
-    out_header(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-    out_printf(o, "process_virtual_memory_bytes %llu\n", f[19]);
     long long bt = boot_time();
-    if (bt >= 0) {
-        out_header(o, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
-        out_printf(o, "process_start_time_seconds ");
-        out_double(o, (double)bt + (double)f[18] / tck);
-        out_printf(o, "\n");
-    }
+    /* fields 14 utime, 15 stime, 22 starttime, 23 vsize, 24 rss */
+    out_single(o, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+               (double)(f[10] + f[11]) / tck);
+    out_single(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+               (double)f[20] * (double)sysconf(_SC_PAGESIZE));
+    out_single(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", (double)f[19]);
+    if (bt >= 0)
+        out_single(o, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
+                   (double)bt + (double)f[18] / tck);
 }
 
 static void render_fds(out_t *o)
@@ -535,17 +531,14 @@ static void render_fds(out_t *o)
     struct rlimit rl;
     DIR *d = opendir("/proc/self/fd");
     if (d != NULL) {
-        long n = 0;
+        long n = -1; /* not counting the directory's own fd */
         for (struct dirent *e; (e = readdir(d)) != NULL;)
             n += e->d_name[0] != '.';
         closedir(d);
-        out_header(o, "process_open_fds", "gauge", "Number of open file descriptors.");
-        out_printf(o, "process_open_fds %ld\n", n - 1); /* not counting the directory's own fd */
+        out_single(o, "process_open_fds", "gauge", "Number of open file descriptors.", (double)n);
     }
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-        out_header(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-        out_printf(o, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
-    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        out_single(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.", (double)rl.rlim_cur);
 }
 
 /* ---- scrape ------------------------------------------------------------------------------------------ */
@@ -610,7 +603,7 @@ void zn_metrics_free(zn_metrics_t *m)
     if (m == NULL)
         return;
     for (size_t i = 0, n = atomic_load(&m->nshards); i < n; i++) {
-        table_release(&m->shards[i]->repos);
+        table_release(&m->shards[i]->c.repos);
         zn_mutex_destroy(&m->shards[i]->lock);
         free(m->shards[i]);
     }
