@@ -40,8 +40,8 @@
 #define OUT_MAX (64u << 20)
 #define NA_REPO "N/A"
 
-static const char *const methods[METHODS_N] = {"GET",     "HEAD",    "POST",  "PUT",  "PATCH",
-                                               "DELETE",  "OPTIONS", "CONNECT", "TRACE", "other"};
+static const char *const methods[METHODS_N] = {"GET",    "HEAD",    "POST",    "PUT",   "PATCH",
+                                               "DELETE", "OPTIONS", "CONNECT", "TRACE", "other"};
 enum { M_GET = 0, M_HEAD, M_POST, M_PUT, M_PATCH, M_DELETE };
 static const double bucket_le[BUCKETS_N] = {0.05, 0.5, 1, 5, 30, 60, 600};
 static const char *const bucket_txt[BUCKETS_N] = {"0.05", "0.5", "1", "5", "30", "60", "600"};
@@ -224,8 +224,7 @@ static repo_stat_t *repo_stat(zn_metrics_t *m, shard_t *s, zn_slice_t repo, bool
 {
     repo_stat_t *r = labeled ? table_get(&s->c.repos, repo.p, repo.n, REPOS_MAX) : NULL;
     if (labeled && r == NULL && atomic_exchange(&m->repos_full_warned, 1) == 0)
-        zn_log(ZN_LOG_WARN, "metrics: too many repositories in one worker, counting the rest as N/A",
-               ZN_LINT("max", REPOS_MAX));
+        zn_log(ZN_LOG_WARN, "metrics: too many repositories in one worker, counting the rest as N/A", ZN_LINT("max", REPOS_MAX));
     return r != NULL ? r : table_get(&s->c.repos, NA_REPO, sizeof(NA_REPO) - 1, SIZE_MAX);
 }
 
@@ -473,8 +472,7 @@ static void render_info(out_t *o)
 {
     /* zinc is C: there is no Go version to report */
     out_header(o, "zot_info", "gauge", "General information about the registry (zinc: goVersion is none)");
-    out_printf(o, "zot_info{binaryType=\"zinc\",commit=\"%s\",goVersion=\"none\",version=\"%s\"} 1\n", ZN_COMMIT,
-               ZN_VERSION);
+    out_printf(o, "zot_info{binaryType=\"zinc\",commit=\"%s\",goVersion=\"none\",version=\"%s\"} 1\n", ZN_COMMIT, ZN_VERSION);
 }
 
 /* ---- process_* (client_golang's process collector, from /proc) ------------------------------------------ */
