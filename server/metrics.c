@@ -86,12 +86,16 @@ struct zn_metrics {
     zn_mutex_t scrape_lock; /* guards usage: one scrape measures at a time */
     repo_table_t usage;
     _Atomic int repos_full_warned;
+    uint64_t id;
 };
 
+/* A thread's shard, for the zn_metrics_t numbered `owner` (numbers are never reused, so a
+ * thread never mistakes a freed collector's shard for a new one at the same address). */
 static __thread struct {
-    zn_metrics_t *owner;
+    uint64_t owner;
     shard_t *shard;
 } tls;
+static _Atomic uint64_t last_id;
 
 /* ---- repository table --------------------------------------------------------------------- */
 
@@ -203,7 +207,7 @@ static repo_path_t repo_of_path(zn_slice_t path, zn_slice_t *repo)
 
 static shard_t *shard_of_thread(zn_metrics_t *m)
 {
-    if (tls.owner == m)
+    if (tls.owner == m->id)
         return tls.shard;
     zn_mutex_lock(&m->shards_lock);
     size_t n = atomic_load(&m->nshards);
@@ -214,7 +218,7 @@ static shard_t *shard_of_thread(zn_metrics_t *m)
         atomic_store(&m->nshards, n + 1); /* published after the slot is filled */
     }
     zn_mutex_unlock(&m->shards_lock);
-    tls.owner = m;
+    tls.owner = m->id;
     tls.shard = s;
     return s;
 }
@@ -585,6 +589,7 @@ zn_metrics_t *zn_metrics_new(const zn_config_t *cfg)
     zn_metrics_t *m = zn_calloc(1, sizeof(*m));
     m->path = zn_strdup(cfg->extensions.metrics_path != NULL ? cfg->extensions.metrics_path : "/metrics");
     m->root = cfg->storage.root_directory;
+    m->id = atomic_fetch_add(&last_id, 1) + 1;
     m->route = (zn_route_def_t){"GET", m->path, "metrics", on_metrics, 0, -1, ZN_ROUTE_METRICS};
     zn_mutex_init(&m->shards_lock, "metrics.shards");
     zn_mutex_init(&m->scrape_lock, "metrics.scrape");

@@ -197,6 +197,22 @@ static void test_shards_sum(void **state)
     zn_metrics_free(m);
 }
 
+/* A thread's cached shard belongs to one collector, even if the next one gets its address. */
+static void test_collectors_in_turn(void **state)
+{
+    zn_config_t cfg = test_cfg();
+    zn_err_t err;
+
+    for (int round = 0; round < 3; round++) {
+        zn_metrics_t *m = zn_metrics_new(&cfg);
+        observe(m, "PATCH", "/v2/x/blobs/uploads/u", 202, 0.001);
+        char *text = render_all(m, OUT_MAX, &err);
+        assert_line(text, "zot_http_requests_total{code=\"202\",method=\"PATCH\"} 1");
+        free(text);
+        zn_metrics_free(m);
+    }
+}
+
 static void test_disabled(void **state)
 {
     zn_config_t cfg = test_cfg();
@@ -210,7 +226,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_label_escaping), cmocka_unit_test(test_double_text), cmocka_unit_test(test_repo_of_path),
-        cmocka_unit_test(test_render_counts),  cmocka_unit_test(test_shards_sum),  cmocka_unit_test(test_disabled),
+        cmocka_unit_test(test_render_counts),  cmocka_unit_test(test_shards_sum),  cmocka_unit_test(test_collectors_in_turn),
+        cmocka_unit_test(test_disabled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
