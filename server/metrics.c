@@ -14,6 +14,9 @@
  * rightmost such split as the router does, and only for a valid name on a response below
  * 400 - a client probing random names gets "N/A" - and at most REPOS_MAX names per shard.
  *
+ * Help texts and zot_info's value (0) are zot's. zot skips only a literal "/metrics" path;
+ * zinc skips the configured one.
+ *
  * zot_repo_storage_bytes: as in zot, only repositories written since start (a 2xx PUT, POST,
  * PATCH or DELETE below /v2/<repo>/) are reported. A scrape recomputes a repository's size
  * only when it was written since it was last measured (storage/usage.c walks the
@@ -409,7 +412,7 @@ static void render_requests(out_t *o, const snapshot_t *snap)
 static void render_method_latency(out_t *o, const snapshot_t *snap)
 {
     const char *n = "zot_http_method_latency_seconds";
-    out_header(o, n, "histogram", "Latency of the HTTP requests by method, in seconds");
+    out_header(o, n, "histogram", "Latency of serving HTTP requests");
     for (int i = 0; i < METHODS_N; i++) {
         uint64_t cum = 0;
         for (int b = 0; b <= BUCKETS_N; b++)
@@ -430,17 +433,17 @@ static void render_method_latency(out_t *o, const snapshot_t *snap)
 
 static void render_repos(out_t *o, const snapshot_t *snap)
 {
-    out_header(o, "zot_http_repo_latency_seconds", "summary", "Latency of the HTTP requests by repository, in seconds");
+    out_header(o, "zot_http_repo_latency_seconds", "summary", "Latency of serving HTTP requests");
     for (size_t i = 0; i < snap->c.repos.count; i++) {
         const repo_entry_t *e = snap->sorted[i];
         out_sample(o, "zot_http_repo_latency_seconds_sum", "repo", e->name, e->s.lat_sum);
         out_sample(o, "zot_http_repo_latency_seconds_count", "repo", e->name, e->s.lat_count);
     }
-    out_header(o, "zot_repo_downloads_total", "counter", "Total number of manifest downloads (GET) per repository");
+    out_header(o, "zot_repo_downloads_total", "counter", "Total number times an image was downloaded");
     for (size_t i = 0; i < snap->c.repos.count; i++)
         if (snap->sorted[i]->s.downloads != 0)
             out_sample(o, "zot_repo_downloads_total", "repo", snap->sorted[i]->name, (double)snap->sorted[i]->s.downloads);
-    out_header(o, "zot_repo_uploads_total", "counter", "Total number of manifest uploads (PUT) per repository");
+    out_header(o, "zot_repo_uploads_total", "counter", "Total number times an image was uploaded");
     for (size_t i = 0; i < snap->c.repos.count; i++)
         if (snap->sorted[i]->s.uploads != 0)
             out_sample(o, "zot_repo_uploads_total", "repo", snap->sorted[i]->name, snap->sorted[i]->s.uploads);
@@ -449,7 +452,7 @@ static void render_repos(out_t *o, const snapshot_t *snap)
 /* Sizes of the repositories written since start, measured again only after a new write. */
 static void render_storage(zn_metrics_t *m, out_t *o, const snapshot_t *snap)
 {
-    out_header(o, "zot_repo_storage_bytes", "gauge", "Bytes the repository takes on disk");
+    out_header(o, "zot_repo_storage_bytes", "gauge", "Storage used per zot repo");
     zn_mutex_lock(&m->scrape_lock);
     for (size_t i = 0; i < snap->c.repos.count; i++) {
         const repo_entry_t *e = snap->sorted[i];
@@ -474,9 +477,9 @@ static void render_storage(zn_metrics_t *m, out_t *o, const snapshot_t *snap)
 
 static void render_info(out_t *o)
 {
-    /* zinc is C: there is no Go version to report */
-    out_header(o, "zot_info", "gauge", "General information about the registry (zinc: goVersion is none)");
-    out_printf(o, "zot_info{binaryType=\"zinc\",commit=\"%s\",goVersion=\"none\",version=\"%s\"} 1\n", ZN_COMMIT, ZN_VERSION);
+    /* zinc is C: there is no Go version to report. zot sets this gauge to 0, so does zinc. */
+    out_header(o, "zot_info", "gauge", "Server general information");
+    out_printf(o, "zot_info{binaryType=\"zinc\",commit=\"%s\",goVersion=\"none\",version=\"%s\"} 0\n", ZN_COMMIT, ZN_VERSION);
 }
 
 /* ---- process_* (client_golang's process collector, from /proc) ------------------------------------------ */

@@ -138,7 +138,7 @@ def test_format_families_and_info(zinc_factory):
     assert types["zot_repo_downloads_total"] == "counter"
     assert types["process_cpu_seconds_total"] == "counter"
     check_histograms(types, s)
-    info = [labels for (name, labels), v in s.items() if name == "zot_info" and v == 1]
+    info = [labels for (name, labels), v in s.items() if name == "zot_info" and v == 0]  # zot sets 0
     assert len(info) == 1
     info = dict(info[0])
     assert set(info) == {"commit", "binaryType", "goVersion", "version"}
