@@ -22,14 +22,11 @@
  * only when it was written since it was last measured (storage/usage.c walks the
  * directory), so an idle registry's scrape costs no disk access beyond /proc.
  */
-#include <dirent.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "api/api.h"
 #include "server/server_int.h"
@@ -482,68 +479,24 @@ static void render_info(out_t *o)
     out_printf(o, "zot_info{binaryType=\"zinc\",commit=\"%s\",goVersion=\"none\",version=\"%s\"} 0\n", ZN_COMMIT, ZN_VERSION);
 }
 
-/* ---- process_* (client_golang's process collector, from /proc) ------------------------------------------ */
-
-/* Up to cap-1 bytes of a /proc file, NUL-terminated; false if unreadable. */
-static bool read_proc(const char *path, char *buf, size_t cap)
-{
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, cap - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return n != 0;
-}
-
-static long long boot_time(void)
-{
-    char buf[16384];
-    const char *p;
-    if (!read_proc("/proc/stat", buf, sizeof(buf)) || (p = strstr(buf, "\nbtime ")) == NULL)
-        return -1;
-    return strtoll(p + 7, NULL, 10);
-}
-
+/* client_golang's process collector, from /proc (server/metrics_proc.c). */
 static void render_process(out_t *o)
 {
-    char buf[4096];
-    unsigned long long f[21] = {0}; /* f[k] = field 4 + k of /proc/self/stat */
-    const char *p;
-    if (!read_proc("/proc/self/stat", buf, sizeof(buf)) || (p = strrchr(buf, ')')) == NULL || strlen(p) < 3)
-        return;
-    p += 3; /* past ") S": comm may hold spaces and ')', the state is one letter */
-    for (int k = 0; k < 21; k++) {
-        char *e;
-        f[k] = strtoull(p, &e, 10);
-        p = e;
-    }
-    double tck = (double)sysconf(_SC_CLK_TCK);
-    long long bt = boot_time();
-    /* fields 14 utime, 15 stime, 22 starttime, 23 vsize, 24 rss */
-    out_single(o, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
-               (double)(f[10] + f[11]) / tck);
-    out_single(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
-               (double)f[20] * (double)sysconf(_SC_PAGESIZE));
-    out_single(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", (double)f[19]);
-    if (bt >= 0)
+    zn_proc_stats_t p;
+    zn_proc_stats_read(&p);
+    if (p.cpu_seconds >= 0)
+        out_single(o, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", p.cpu_seconds);
+    if (p.resident_bytes >= 0)
+        out_single(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", p.resident_bytes);
+    if (p.virtual_bytes >= 0)
+        out_single(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", p.virtual_bytes);
+    if (p.start_time >= 0)
         out_single(o, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
-                   (double)bt + (double)f[18] / tck);
-}
-
-static void render_fds(out_t *o)
-{
-    struct rlimit rl;
-    DIR *d = opendir("/proc/self/fd");
-    if (d != NULL) {
-        long n = -1; /* not counting the directory's own fd */
-        for (struct dirent *e; (e = readdir(d)) != NULL;)
-            n += e->d_name[0] != '.';
-        closedir(d);
-        out_single(o, "process_open_fds", "gauge", "Number of open file descriptors.", (double)n);
-    }
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        out_single(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.", (double)rl.rlim_cur);
+                   p.start_time);
+    if (p.open_fds >= 0)
+        out_single(o, "process_open_fds", "gauge", "Number of open file descriptors.", p.open_fds);
+    if (p.max_fds >= 0)
+        out_single(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.", p.max_fds);
 }
 
 /* ---- scrape ------------------------------------------------------------------------------------------ */
@@ -559,7 +512,6 @@ static void render(zn_metrics_t *m, out_t *o)
     render_storage(m, o, snap);
     render_info(o);
     render_process(o);
-    render_fds(o);
     snapshot_release(snap);
     free(snap);
 }

@@ -63,4 +63,10 @@ const zn_route_def_t *zn_metrics_route(zn_metrics_t *m);
  * to the metrics path are not counted. Lock-free across workers; m may be NULL. */
 void zn_metrics_observe(zn_metrics_t *m, zn_slice_t method, zn_slice_t path, int status, double seconds);
 
+/* metrics_proc.c: the process collector's values; a field is -1 when it cannot be read. */
+typedef struct zn_proc_stats {
+    double cpu_seconds, resident_bytes, virtual_bytes, start_time, open_fds, max_fds;
+} zn_proc_stats_t;
+void zn_proc_stats_read(zn_proc_stats_t *out);
+
 #endif

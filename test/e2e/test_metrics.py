@@ -146,8 +146,15 @@ def test_format_families_and_info(zinc_factory):
     assert val(s, "process_resident_memory_bytes") > 1 << 20
     assert val(s, "process_open_fds") >= 3
     assert val(s, "process_cpu_seconds_total") >= 0
+    with open("/proc/%d/stat" % z.proc.pid) as f:
+        start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/stat") as f:
+        btime = int([l.split()[1] for l in f if l.startswith("btime ")][0])
+    assert abs(val(s, "process_start_time_seconds") - (btime + start_ticks / os.sysconf("SC_CLK_TCK"))) < 0.02
     assert abs(val(s, "process_start_time_seconds") - time.time()) < 120
-    assert val(s, "process_start_time_seconds") <= time.time() + 1
+    with open("/proc/%d/status" % z.proc.pid) as f:
+        rss = int([l.split()[1] for l in f if l.startswith("VmRSS:")][0]) * 1024
+    assert rss / 2 < val(s, "process_resident_memory_bytes") < rss * 2
 
 
 def test_parser_rejects_bad_lines():

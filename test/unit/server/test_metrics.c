@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "server/metrics.c"
 
@@ -213,6 +215,21 @@ static void test_collectors_in_turn(void **state)
     }
 }
 
+static void test_proc_stats(void **state)
+{
+    zn_proc_stats_t a, b;
+    zn_proc_stats_read(&a);
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    zn_proc_stats_read(&b);
+    close(fd);
+    assert_true(b.open_fds == a.open_fds + 1);
+    assert_true(a.cpu_seconds >= 0 && a.resident_bytes > 0 && a.virtual_bytes >= a.resident_bytes);
+    assert_true(a.max_fds >= a.open_fds);
+    double now = (double)zn_now_wall_ns() / 1e9;
+    assert_true(a.start_time > now - 600 && a.start_time <= now + 1);
+}
+
 static void test_disabled(void **state)
 {
     zn_config_t cfg = test_cfg();
@@ -227,7 +244,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_label_escaping), cmocka_unit_test(test_double_text), cmocka_unit_test(test_repo_of_path),
         cmocka_unit_test(test_render_counts),  cmocka_unit_test(test_shards_sum),  cmocka_unit_test(test_collectors_in_turn),
-        cmocka_unit_test(test_disabled),
+        cmocka_unit_test(test_proc_stats),     cmocka_unit_test(test_disabled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
