@@ -46,6 +46,19 @@ def codes(r):
     return cu.error_codes(r)
 
 
+# ---------------------------------- base ----------------------------------
+
+def test_base_route(c):
+    """Determining Support (end-1): GET /v2/ is 200; every answer, errors included, says
+    Docker-Distribution-API-Version: registry/2.0, which Docker-style clients look for."""
+    r = c.do("GET", "/v2/")
+    assert r.status_code == 200 and r.headers.get("Docker-Distribution-API-Version") == "registry/2.0"
+    for method, path in (("GET", "/v2/<name>/blobs/" + digest(b"none")), ("GET", "/v2/<name>/tags/list"),
+                         ("GET", "/v2/<name>/manifests/none"), ("POST", "/v2/<name>/blobs/uploads/")):
+        r = c.do(method, path)
+        assert r.headers.get("Docker-Distribution-API-Version") == "registry/2.0", (method, path, r.headers)
+
+
 # ---------------------------------- blobs ----------------------------------
 
 def test_chunk_416_carries_range_and_location(c):
@@ -378,3 +391,18 @@ def test_delete_blob(c):
     assert c.do("HEAD", "/v2/<name>/blobs/" + d).status_code == 404
     r = c.do("DELETE", "/v2/<name>/blobs/" + d)
     assert r.status_code == 404 and codes(r)[:1] == ["BLOB_UNKNOWN"], r.text
+
+
+def test_streamed_patch_with_chunked_transfer_encoding(c):
+    """Streamed upload as Docker/containerd send it: PATCH bodies of unknown length
+    (Transfer-Encoding: chunked, no Content-Range), then a PUT with the digest."""
+    parts = [b"a" * 70000, b"b" * 5, b"c" * 130000]
+    data = b"".join(parts)
+    loc = relative_location(c.do("POST", "/v2/<name>/blobs/uploads/"))
+    r = c.do("PATCH", loc, headers=OCTET, body=iter(parts[:2]))
+    assert r.status_code == 202 and r.headers["Range"] == "0-%d" % (len(parts[0]) + len(parts[1]) - 1), r.text
+    r = c.do("PATCH", relative_location(r), headers=OCTET, body=iter(parts[2:]))
+    assert r.status_code == 202 and r.headers["Range"] == "0-%d" % (len(data) - 1), r.text
+    r = c.do("PUT", relative_location(r), params={"digest": digest(data)}, body=iter([b""]))
+    assert r.status_code == 201, r.text
+    assert c.do("GET", "/v2/<name>/blobs/" + digest(data)).content == data
