@@ -6,6 +6,8 @@ shapes that newer revisions of conformance/setup.go push (empty JSON config, cus
 non-gzip layer media types, a subject plus annotations, a 4 MiB layer). Each test names the
 clause it checks; each runs on its own fresh zinc.
 """
+import hashlib
+
 import pytest
 
 import conformance_util as cu
@@ -13,6 +15,7 @@ from conformance_util import digest, relative_location
 
 R = "conf/spec"
 OCTET = {"Content-Type": "application/octet-stream"}
+N_RACE = 1500  # tries at a race whose window is a few microseconds
 
 
 @pytest.fixture
@@ -71,7 +74,7 @@ def test_chunk_416_carries_range_and_location(c):
     r = c.do("PATCH", loc, headers=dict(OCTET, **{"Content-Range": "7-9"}), body=b"789")
     assert r.status_code == 416
     r = c.do("GET", loc)
-    assert r.status_code == 204 and r.headers["Range"] == "0-4" and r.headers.get("Location")
+    assert r.status_code == 204 and r.headers["Range"] == "0-4" and r.headers.get("Location"), (r.status_code, r.text)
     r = c.do("PATCH", relative_location(r), headers=dict(OCTET, **{"Content-Range": "5-9"}), body=b"56789")
     assert r.status_code == 202 and r.headers["Range"] == "0-9"
     r = c.do("PUT", relative_location(r), params={"digest": digest(b"0123456789")})
@@ -89,7 +92,7 @@ def test_chunk_bad_content_range_rejected(c, bad):
     r = c.do("PATCH", loc, headers=dict(OCTET, **{"Content-Range": bad}), body=b"01234")
     assert r.status_code in (400, 416), (bad, r.status_code, r.text)
     r = c.do("GET", loc)
-    assert r.status_code == 204 and r.headers["Range"] in ("0-0", "0--1"), r.headers
+    assert r.status_code == 204 and r.headers["Range"] in ("0-0", "0--1"), (r.status_code, r.text)
 
 
 def test_final_chunk_in_put(c):
@@ -406,3 +409,56 @@ def test_streamed_patch_with_chunked_transfer_encoding(c):
     r = c.do("PUT", relative_location(r), params={"digest": digest(data)}, body=iter([b""]))
     assert r.status_code == 201, r.text
     assert c.do("GET", "/v2/<name>/blobs/" + digest(data)).content == data
+
+
+def test_manifest_content_type_parameters_ignored(c):
+    """Pushing Manifests: "The registry SHOULD ignore parameters on the Content-Type header"."""
+    body = image(c)
+    r = put_manifest(c, "withparam", body, media_type=cu.OCI_MANIFEST + "; charset=utf-8")
+    assert r.status_code == 201, r.text
+    g = c.do("GET", "/v2/<name>/manifests/withparam")
+    assert g.status_code == 200 and g.headers["Content-Type"] == cu.OCI_MANIFEST and g.content == body
+
+
+@pytest.mark.parametrize("how", ["post", "post-put", "chunked"])
+def test_sha512_blobs(c, how):
+    """Digests: sha512 is a registered algorithm (image-spec descriptor.md); a registry
+    taking it must verify and serve it under that digest."""
+    data = b"sha512 content " * 100
+    d = "sha512:" + hashlib.sha512(data).hexdigest()
+    if how == "post":
+        r = c.do("POST", "/v2/<name>/blobs/uploads/", params={"digest": d}, headers=OCTET, body=data)
+    else:
+        loc = relative_location(c.do("POST", "/v2/<name>/blobs/uploads/"))
+        if how == "chunked":
+            r = c.do("PATCH", loc, headers=dict(OCTET, **{"Content-Range": "0-%d" % (len(data) - 1)}), body=data)
+            assert r.status_code == 202
+            loc, data_put = relative_location(r), None
+        else:
+            data_put = data
+        r = c.do("PUT", loc, params={"digest": d}, headers=OCTET, body=data_put)
+    assert r.status_code == 201, r.text
+    assert relative_location(r) == "/v2/%s/blobs/%s" % (R, d)
+    g = c.do("GET", "/v2/<name>/blobs/" + d)
+    assert g.status_code == 200 and g.content == data and g.headers.get("Docker-Content-Digest") == d
+    bad = "sha512:" + hashlib.sha512(b"other").hexdigest()
+    r = c.do("POST", "/v2/<name>/blobs/uploads/", params={"digest": bad}, headers=OCTET, body=data)
+    assert r.status_code == 400 and codes(r)[:1] == ["DIGEST_INVALID"], r.text
+
+
+def test_status_right_after_416_is_204(c):
+    """"To get the current status after a 416 error, issue a GET request to <location>; the
+    response to an active upload MUST be 204": a client that asks at once, on a new
+    connection, must not find the session still held by the refused PATCH. Repeated, as
+    the window is small."""
+    loc = relative_location(c.do("POST", "/v2/<name>/blobs/uploads/"))
+    r = c.do("PATCH", loc, headers=dict(OCTET, **{"Content-Range": "0-2"}), body=b"abc")
+    assert r.status_code == 202
+    bad = []
+    for i in range(N_RACE):
+        r = c.do("PATCH", loc, headers=dict(OCTET, **{"Content-Range": "10-12"}), body=b"xyz")
+        assert r.status_code == 416
+        g = c.do("GET", loc)
+        if g.status_code != 204:
+            bad.append((i, g.status_code, g.text))
+    assert not bad, "%d of %d status queries right after a 416 failed, first: %r" % (len(bad), N_RACE, bad[0])
