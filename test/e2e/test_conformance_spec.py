@@ -225,6 +225,11 @@ def test_manifest_shapes_of_newer_suites(c):
         cu.manifest(cu.descriptor(cu.OCI_CONFIG, cfg), [layer], subject=cu.descriptor(cu.OCI_MANIFEST, base)),
         cu.manifest(cu.descriptor(cu.OCI_CONFIG, cfg), [layer], annotations={cu.ANNOTATION_KEY: "test annotation"}),
         cu.manifest(cu.descriptor(cu.OCI_CONFIG, cfg, inline=True), [cu.descriptor(cu.OCI_LAYER, big)]),
+        # testManifestArtifactType: an artifactType and a config typed as a manifest
+        cu.manifest(cu.descriptor(cu.OCI_MANIFEST, b"NHL Peanut Butter on my NHL bagel"), [layer],
+                    artifact_type=cu.ARTIFACT_TYPE_A),
+        # the newest emptyLayerManifest: the empty JSON blob as its only layer
+        cu.manifest(cu.descriptor(cu.OCI_CONFIG, cfg, inline=True), [empty]),
     ]
     for t in ("application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.nondistributable.v1.tar",
               "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
