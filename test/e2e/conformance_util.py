@@ -172,9 +172,10 @@ class Data:
 class Client:
     """The reggie calls the suite makes: paths with <name>, query params, relative Locations."""
 
-    def __init__(self, base_url, name):
+    def __init__(self, base_url, name, auth=None):
         self.base = base_url
         self.name = name
+        self.auth = auth  # (user, password): answered 401s are retried with it, as reggie does
         self.s = requests.Session()
         self.s.headers["User-Agent"] = "distribution-spec-conformance-tests"
         # no idle keep-alive connections left behind: they hold up zinc's graceful stop
@@ -185,7 +186,10 @@ class Client:
         url = self.base + path
         if params:
             url += ("&" if "?" in path else "?") + urllib.parse.urlencode(params)
-        return self.s.request(method, url, headers=headers or {}, data=body, allow_redirects=False)
+        r = self.s.request(method, url, headers=headers or {}, data=body, allow_redirects=False)
+        if r.status_code == 401 and self.auth and r.headers.get("WWW-Authenticate", "").startswith("Basic"):
+            r = self.s.request(method, url, headers=headers or {}, data=body, allow_redirects=False, auth=self.auth)
+        return r
 
 
 def relative_location(resp):

@@ -13,7 +13,9 @@ says so. Environment knobs are at the suite's defaults: every workflow on, setup
 OCI_DELETE_MANIFEST_BEFORE_BLOBS=true, OCI_AUTOMATIC_CROSSMOUNT unset (both settings of the
 automatic mount are covered in test_conformance_spec.py).
 """
+import os
 import shutil
+import subprocess
 import tempfile
 
 import pytest
@@ -23,6 +25,7 @@ from conformance_util import digest, is_2xx, relative_location
 from conftest import ZincServer
 
 NAMESPACE = "oci-conformance/test-repo"
+USER, PASSWORD = "conformance", "s3cret-pass"
 OCTET = {"Content-Type": "application/octet-stream"}
 
 
@@ -42,18 +45,34 @@ class Suite:
         self.blob_delete_allowed = True
 
 
-@pytest.fixture(scope="module", params=["close", "keep-alive"])
+def htpasswd_config(workdir):
+    """OCI_USERNAME/OCI_PASSWORD runs: one htpasswd user; with no accessControl, zot (and
+    so zinc) gives any authenticated user every action."""
+    path = os.path.join(workdir, "htpasswd")
+    line = subprocess.run(["htpasswd", "-nbB", "-C", "5", USER, PASSWORD], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    with open(path, "w") as f:
+        f.write(line + "\n")
+    return {"http": {"realm": "zinc", "auth": {"htpasswd": {"path": path}}}}
+
+
+@pytest.fixture(scope="module", params=["close", "keep-alive", "basic-auth"])
 def suite(request):
-    """The whole run twice: one connection per request, then as Go's client does it, on
+    """The whole run three times: one connection per request; as Go's client does it, on
     kept-alive connections (an error answered before its request body was read must not
-    poison the next request on that connection)."""
+    poison the next request on that connection); and with htpasswd auth, every request
+    first sent bare and retried with Basic credentials after its 401, as reggie does."""
     workdir = tempfile.mkdtemp(prefix="zinc-conformance-")
-    server = ZincServer(workdir)
+    auth = request.param == "basic-auth"
+    server = ZincServer(workdir, htpasswd_config(workdir) if auth else None)
     server.start()
     failed_before = request.session.testsfailed
     s = Suite(server)
-    if request.param == "keep-alive":
+    if request.param != "close":
         del s.c.s.headers["Connection"]
+    if auth:
+        assert s.c.do("GET", "/v2/").status_code == 401  # the retry path is really taken
+        s.c.auth = (USER, PASSWORD)
     yield s
     s.c.s.close()  # idle keep-alive connections would hold up zinc's graceful stop
     server.stop()
