@@ -11,7 +11,9 @@ conformance_util.py) and the suite's expectations, including the alternatives it
 stricter spec MUST (OCI-Subject, a manifest with no layers), the test asserts the spec and
 says so. Environment knobs are at the suite's defaults: every workflow on, setup on,
 OCI_DELETE_MANIFEST_BEFORE_BLOBS=true, OCI_AUTOMATIC_CROSSMOUNT unset (both settings of the
-automatic mount are covered in test_conformance_spec.py).
+automatic mount are covered in test_conformance_spec.py). The run is made three times (see
+the `suite` fixture): fresh connections, kept-alive connections, and with htpasswd auth
+(OCI_USERNAME/OCI_PASSWORD).
 """
 import os
 import shutil
