@@ -14,6 +14,8 @@ What is reproduced from setup.go:
   annotation each; C with the never-pushed subject manifests[3]; an index with
   artifactType and subject manifests[4].
 The Go structs' field order and omitempty rules are kept, so the JSON has the same shape.
+Below the data: a reggie-like client (<name> paths, relative Locations, a 401 retried with
+Basic credentials) and setup.go's push/delete helpers with the statuses they accept.
 """
 import base64
 import hashlib
@@ -212,3 +214,61 @@ def is_2xx(resp):
 
 def crossmount_namespace():
     return "conformance-%s" % uuid.uuid4()
+
+
+# ---- setup.go helpers: pushBlob, pushManifest, deleteManifest, deleteBlob; `s` carries
+# the client (`c`) and the refs lists the suite tears down in reverse ----
+
+OCTET_TYPE = {"Content-Type": "application/octet-stream"}
+
+
+def post_put_blob(c, dig, content, name=None):
+    """POST then PUT <location>?digest= with the whole body: the suite's usual blob push."""
+    r = c.do("POST", "/v2/<name>/blobs/uploads/", name=name)
+    return c.do("PUT", relative_location(r), params={"digest": dig},
+                headers=dict(OCTET_TYPE, **{"Content-Length": str(len(content))}), body=content)
+
+
+def push_blob(s, content):
+    r = s.c.do("POST", "/v2/<name>/blobs/uploads/")
+    assert r.status_code in (201, 202), r.text
+    r = s.c.do("PUT", relative_location(r), params={"digest": digest(content)}, headers=OCTET_TYPE, body=content)
+    assert r.status_code == 201, r.text
+    s.blob_refs.append(digest(content))
+
+
+def push_manifest(s, content, tag=None, subject=None, media_type=OCI_MANIFEST):
+    ref = tag or digest(content)
+    r = s.c.do("PUT", "/v2/<name>/manifests/" + ref, headers={"Content-Type": media_type}, body=content)
+    assert r.status_code == 201, r.text
+    assert r.headers.get("Location"), "201 without Location"
+    # The Go suite also accepts an empty OCI-Subject (registry without the referrers API);
+    # zinc has that API, and then the spec says it MUST answer with the subject's digest.
+    assert r.headers.get("OCI-Subject", "") == (subject or ""), r.headers
+    s.manifest_refs.append(ref)
+    if tag:
+        s.manifest_refs.append(digest(content))
+
+
+def delete_manifest(s, ref):
+    r = s.c.do("GET", "/v2/<name>/manifests/" + ref)
+    if r.status_code != 200:
+        return
+    r = s.c.do("DELETE", "/v2/<name>/manifests/" + ref)
+    assert r.status_code in (202, 405, 404), (ref, r.status_code, r.text)
+    r = s.c.do("GET", "/v2/<name>/manifests/" + ref)
+    assert r.status_code == 404, (ref, r.status_code)
+
+
+def delete_blob(s, ref):
+    name, _, dig = ref.rpartition("/")
+    r = s.c.do("DELETE", "/v2/<name>/blobs/" + dig, name=name or None)
+    assert r.status_code in (202, 404, 400, 405), (ref, r.status_code, r.text)
+
+
+def ok_or_405(r):
+    return is_2xx(r) or r.status_code == 405
+
+
+def ok_404_or_405(r):
+    return is_2xx(r) or r.status_code in (404, 405)

@@ -85,66 +85,12 @@ def suite(request):
     assert not errs, "sanitizer reported errors: %r" % errs
 
 
-# ---- the suite's helpers (setup.go pushBlob/pushManifest/deleteManifest/deleteBlob) ----
-
-def post_put_blob(c, dig, content, name=None):
-    """POST then PUT <location>?digest= with the whole body: the suite's usual blob push."""
-    r = c.do("POST", "/v2/<name>/blobs/uploads/", name=name)
-    return c.do("PUT", relative_location(r), params={"digest": dig},
-                headers=dict(OCTET, **{"Content-Length": str(len(content))}), body=content)
-
-
-def push_blob(s, content):
-    r = s.c.do("POST", "/v2/<name>/blobs/uploads/")
-    assert r.status_code in (201, 202), r.text
-    r = s.c.do("PUT", relative_location(r), params={"digest": digest(content)}, headers=OCTET, body=content)
-    assert r.status_code == 201, r.text
-    s.blob_refs.append(digest(content))
-
-
-def push_manifest(s, content, tag=None, subject=None, media_type=cu.OCI_MANIFEST):
-    ref = tag or digest(content)
-    r = s.c.do("PUT", "/v2/<name>/manifests/" + ref, headers={"Content-Type": media_type}, body=content)
-    assert r.status_code == 201, r.text
-    assert r.headers.get("Location"), "201 without Location"
-    # The Go suite also accepts an empty OCI-Subject (registry without the referrers API);
-    # zinc has that API, and then the spec says it MUST answer with the subject's digest.
-    assert r.headers.get("OCI-Subject", "") == (subject or ""), r.headers
-    s.manifest_refs.append(ref)
-    if tag:
-        s.manifest_refs.append(digest(content))
-
-
-def delete_manifest(s, ref):
-    r = s.c.do("GET", "/v2/<name>/manifests/" + ref)
-    if r.status_code != 200:
-        return
-    r = s.c.do("DELETE", "/v2/<name>/manifests/" + ref)
-    assert r.status_code in (202, 405, 404), (ref, r.status_code, r.text)
-    r = s.c.do("GET", "/v2/<name>/manifests/" + ref)
-    assert r.status_code == 404, (ref, r.status_code)
-
-
-def delete_blob(s, ref):
-    name, _, dig = ref.rpartition("/")
-    r = s.c.do("DELETE", "/v2/<name>/blobs/" + dig, name=name or None)
-    assert r.status_code in (202, 404, 400, 405), (ref, r.status_code, r.text)
-
-
-def ok_or_405(r):
-    return is_2xx(r) or r.status_code == 405
-
-
-def ok_404_or_405(r):
-    return is_2xx(r) or r.status_code in (404, 405)
-
-
 # ================================ 01 Pull ================================
 
 def test_pull_setup_populate_blobs(suite):
     d = suite.d
     for content in (d.configs[0], d.configs[1], d.layer):
-        r = post_put_blob(suite.c, digest(content), content)
+        r = cu.post_put_blob(suite.c, digest(content), content)
         assert is_2xx(r), r.text
 
 
@@ -215,10 +161,10 @@ def test_pull_teardown(suite):
     d = suite.d
     for m in d.manifests[:2]:  # deleteManifestBeforeBlobs
         r = suite.c.do("DELETE", "/v2/<name>/manifests/" + digest(m))
-        assert ok_or_405(r), r.text
+        assert cu.ok_or_405(r), r.text
     for content in (d.configs[0], d.configs[1], d.layer):
         r = suite.c.do("DELETE", "/v2/<name>/blobs/" + digest(content))
-        assert ok_404_or_405(r), r.text
+        assert cu.ok_404_or_405(r), r.text
 
 
 # ================================ 02 Push ================================
@@ -226,7 +172,7 @@ def test_pull_teardown(suite):
 def test_push_setup_upload_empty_json_and_ref_blob(suite):
     assert digest(suite.d.empty_json) == cu.EMPTY_JSON_DIGEST
     for content in (suite.d.empty_json, suite.d.ref_blob_a):
-        r = post_put_blob(suite.c, digest(content), content)
+        r = cu.post_put_blob(suite.c, digest(content), content)
         assert is_2xx(r), r.text
 
 
@@ -280,7 +226,7 @@ def test_push_monolithic_put_201(suite):
 
 def test_push_monolithic_put_layer_201(suite):
     layer = suite.d.layer
-    r = post_put_blob(suite.c, digest(layer), layer)
+    r = cu.post_put_blob(suite.c, digest(layer), layer)
     assert r.headers.get("Location")
     assert r.status_code == 201, r.text
     assert suite.c.do("GET", "/v2/<name>/blobs/" + digest(layer)).status_code == 200
@@ -402,7 +348,7 @@ def test_push_manifest_artifact(suite, which):
 
 def test_push_manifest_image_index_and_nested_index(suite):
     d = suite.d
-    r = post_put_blob(suite.c, digest(d.configs[0]), d.configs[0])
+    r = cu.post_put_blob(suite.c, digest(d.configs[0]), d.configs[0])
     assert is_2xx(r), r.text
     r = suite.c.do("PUT", "/v2/<name>/manifests/" + cu.TEST_TAG, headers={"Content-Type": cu.OCI_MANIFEST},
                    body=d.manifests[0])
@@ -421,7 +367,7 @@ def test_push_manifest_image_index_and_nested_index(suite):
 def test_push_manifest_dangling_subject(suite):
     body = suite.d.ref_c_layer
     # its layer blob (testRefBlobB) is pushed here: zinc checks that layers exist
-    assert is_2xx(post_put_blob(suite.c, digest(suite.d.ref_blob_b), suite.d.ref_blob_b))
+    assert is_2xx(cu.post_put_blob(suite.c, digest(suite.d.ref_blob_b), suite.d.ref_blob_b))
     r = suite.c.do("PUT", "/v2/<name>/manifests/" + digest(body), headers={"Content-Type": cu.OCI_MANIFEST}, body=body)
     assert is_2xx(r), "PUT manifest with 'dangling' subject fails, but must not: %s" % r.text
     # One revision of 02_push_test.go matches OCI-Subject against ^[a-f0-9]+:[a-f0-9]+$, which
@@ -434,39 +380,39 @@ def test_push_teardown(suite):
     d = suite.d
     for body in (d.manifests[1], d.config_type_manifest, d.artifact_type_manifest, d.empty_layer_manifest):
         r = suite.c.do("DELETE", "/v2/<name>/manifests/" + digest(body))
-        assert ok_or_405(r), r.text
+        assert cu.ok_or_405(r), r.text
     for content in (d.configs[1], d.layer, d.empty_json):
         r = suite.c.do("DELETE", "/v2/<name>/blobs/" + digest(content))
-        assert ok_404_or_405(r), r.text
+        assert cu.ok_404_or_405(r), r.text
 
 
 # ============================ 03 Content Discovery ============================
 
 def test_discovery_setup_blobs_and_tags(suite):
     d = suite.d
-    push_blob(suite, d.configs[2])
-    push_blob(suite, d.layer)
+    cu.push_blob(suite, d.configs[2])
+    cu.push_blob(suite, d.layer)
     for i in range(4):
         for tag in ("test%d" % i, "TEST%d" % i):
-            push_manifest(suite, d.manifests[2], tag=tag)
+            cu.push_manifest(suite, d.manifests[2], tag=tag)
     suite.tag_list = suite.c.do("GET", "/v2/<name>/tags/list").json().get("tags") or []
 
 
 def test_discovery_setup_references(suite):
     d = suite.d
     subj4 = digest(d.manifests[4])
-    push_blob(suite, d.empty_json)
-    push_blob(suite, d.ref_blob_a)
-    push_manifest(suite, d.ref_a_config, subject=subj4)
-    push_manifest(suite, d.ref_a_layer, subject=subj4)
-    push_manifest(suite, d.ref_index, subject=subj4, media_type=cu.OCI_INDEX)
-    push_blob(suite, d.configs[4])
-    push_blob(suite, d.layer)
-    push_manifest(suite, d.manifests[4], tag=cu.TEST_TAG)
-    push_blob(suite, d.ref_blob_b)
-    push_manifest(suite, d.ref_b_config, subject=subj4)
-    push_manifest(suite, d.ref_b_layer, subject=subj4)
-    push_manifest(suite, d.ref_c_layer, subject=digest(d.manifests[3]))
+    cu.push_blob(suite, d.empty_json)
+    cu.push_blob(suite, d.ref_blob_a)
+    cu.push_manifest(suite, d.ref_a_config, subject=subj4)
+    cu.push_manifest(suite, d.ref_a_layer, subject=subj4)
+    cu.push_manifest(suite, d.ref_index, subject=subj4, media_type=cu.OCI_INDEX)
+    cu.push_blob(suite, d.configs[4])
+    cu.push_blob(suite, d.layer)
+    cu.push_manifest(suite, d.manifests[4], tag=cu.TEST_TAG)
+    cu.push_blob(suite, d.ref_blob_b)
+    cu.push_manifest(suite, d.ref_b_config, subject=subj4)
+    cu.push_manifest(suite, d.ref_b_layer, subject=subj4)
+    cu.push_manifest(suite, d.ref_c_layer, subject=digest(d.manifests[3]))
 
 
 def test_discovery_tags_list_sorted(suite):
@@ -542,12 +488,12 @@ def test_discovery_referrers_missing_subject(suite):
 
 def test_discovery_teardown_manifests(suite):
     while suite.manifest_refs:
-        delete_manifest(suite, suite.manifest_refs.pop())
+        cu.delete_manifest(suite, suite.manifest_refs.pop())
 
 
 def test_discovery_teardown_blobs(suite):
     while suite.blob_refs:
-        delete_blob(suite, suite.blob_refs.pop())
+        cu.delete_blob(suite, suite.blob_refs.pop())
 
 
 # ============================ 04 Content Management ============================
@@ -555,7 +501,7 @@ def test_discovery_teardown_blobs(suite):
 def test_management_setup(suite):
     d = suite.d
     for content in (d.configs[3], d.layer):
-        r = post_put_blob(suite.c, digest(content), content)
+        r = cu.post_put_blob(suite.c, digest(content), content)
         assert is_2xx(r), r.text
     r = suite.c.do("PUT", "/v2/<name>/manifests/" + cu.TEST_TAG, headers={"Content-Type": cu.OCI_MANIFEST},
                    body=d.manifests[3])

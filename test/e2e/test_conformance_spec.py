@@ -92,7 +92,7 @@ def test_chunk_bad_content_range_rejected(c, bad):
     r = c.do("PATCH", loc, headers=dict(OCTET, **{"Content-Range": bad}), body=b"01234")
     assert r.status_code in (400, 416), (bad, r.status_code, r.text)
     r = c.do("GET", loc)
-    assert r.status_code == 204 and r.headers["Range"] in ("0-0", "0--1"), (r.status_code, r.text)
+    assert r.status_code == 204 and r.headers["Range"] == "0-0", (r.status_code, r.text)
 
 
 def test_final_chunk_in_put(c):
@@ -275,7 +275,7 @@ def test_tags_link_pagination_walk(c):
         assert put_manifest(c, t, body).status_code == 201
     url, seen = "/v2/<name>/tags/list?n=3", []
     for _ in range(10):
-        r = c.do("GET", url)
+        r = c.s.get(url) if "://" in url else c.do("GET", url)
         assert r.status_code == 200 and r.json()["name"] == R
         page = r.json()["tags"]
         assert len(page) == 3 or "Link" not in r.headers
@@ -285,8 +285,7 @@ def test_tags_link_pagination_walk(c):
             break
         assert link.startswith("<") and link.endswith('>; rel="next"'), link
         url = link[1:link.index(">")]
-        assert url.startswith("/v2/%s/tags/list?" % R) or "://" in url
-        url = url.replace("/v2/%s/" % R, "/v2/<name>/", 1) if "://" not in url else url
+        assert url.startswith("/v2/%s/tags/list?" % R) or "://" in url, link
     assert seen == sorted(tags) or seen == sorted(tags, key=str.lower), seen
 
 
