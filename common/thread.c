@@ -66,6 +66,7 @@ zn_thread_info_t *zn_thread_register_self(const char *name)
     if (t == NULL)
         return NULL;
     t->create_depth = 0;
+    t->start_fn = (uintptr_t)__builtin_return_address(0);
     bind_self(t);
     return t;
 }
@@ -112,12 +113,38 @@ int zn_thread_create(pthread_t *out, const char *name, void *(*fn)(void *), void
     if (t == NULL)
         return EAGAIN;
     t->create_depth = zn_backtrace(t->create_stack, ZN_THREAD_STACK_MAX, 1);
+    t->start_fn = (uintptr_t)fn;
     struct start_arg *sa = zn_malloc(sizeof(*sa));
     *sa = (struct start_arg){t, fn, arg};
     int err = pthread_create(out, NULL, thread_main, sa);
     if (err != 0)
         free(sa);
     return err;
+}
+
+static zn_syscall_hooks_t syscall_hooks;
+
+void zn_syscall_set_hooks(const zn_syscall_hooks_t *h)
+{
+    syscall_hooks = *h;
+}
+
+void zn_syscall_begin(void)
+{
+    int saved = errno;
+    zn_thread_set_state(self_info, ZN_THREAD_SYSCALL);
+    if (syscall_hooks.on_begin != NULL)
+        syscall_hooks.on_begin();
+    errno = saved;
+}
+
+void zn_syscall_end(void)
+{
+    int saved = errno;
+    zn_thread_set_state(self_info, ZN_THREAD_RUNNING);
+    if (syscall_hooks.on_end != NULL)
+        syscall_hooks.on_end();
+    errno = saved;
 }
 
 int zn_backtrace(uintptr_t *pcs, int max, int skip)

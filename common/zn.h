@@ -142,6 +142,7 @@ typedef struct zn_thread_info {
     int create_depth;
     uint64_t created_ns;        /* wall clock */
     void *pprof;                /* owned by pprof (per-thread profiler state) */
+    uintptr_t start_fn;         /* the thread's function (main: a PC in the registering caller) */
     const char *_Atomic route;  /* route name while a request is being handled, else NULL */
 } zn_thread_info_t;
 
@@ -174,11 +175,21 @@ int zn_backtrace(uintptr_t *pcs, int max, int skip);
 
 /* ---- locks -------------------------------------------------------------------------------- */
 
+/* Contention bookkeeping shared by mutexes and rwlocks: waiters announce themselves, and
+ * the holder that releases a lock others wait for reports the delay it caused since the
+ * first waiter arrived or since the previous such release (Go's mutex profile semantics). */
+typedef struct zn_lock_wait {
+    _Atomic uint32_t waiters;
+    _Atomic uint64_t since; /* CLOCK_MONOTONIC ns; 0 = nobody waiting */
+} zn_lock_wait_t;
+
 typedef struct zn_mutex {
     pthread_mutex_t m;
     const char *name;      /* static string naming what it guards */
-    uint64_t _contended_ns; /* set by the holder that waited, read on unlock */
+    zn_lock_wait_t _wait;
 } zn_mutex_t;
+/* Static initializer: `static zn_mutex_t m = ZN_MUTEX_INITIALIZER("what it guards");` */
+#define ZN_MUTEX_INITIALIZER(name) {PTHREAD_MUTEX_INITIALIZER, (name), {0, 0}}
 
 typedef struct zn_cond {
     pthread_cond_t c;
@@ -187,16 +198,19 @@ typedef struct zn_cond {
 typedef struct zn_rwlock {
     pthread_rwlock_t l;
     const char *name;
+    zn_lock_wait_t _wait;
 } zn_rwlock_t;
 
 /* Profiling hooks (pprof sets them; NULL = off). `wait_ns` is how long the caller waited.
- * on_contended runs in the waiter after it got the lock (block profile);
- * on_unlock_contended runs in the holder that releases a lock others waited for, with the
- * delay it caused (mutex profile). on_block_begin/end bracket a slow wait (trace). */
+ * on_contended runs in the waiter after it got the lock, and after a condition wait (block
+ * profile); on_unlock_contended runs in the holder that releases a lock others wait for,
+ * before the release, with the delay it caused (mutex profile). on_block_begin/end bracket
+ * a slow wait (trace); `lock` is the zn_mutex_t, zn_rwlock_t or zn_cond_t. */
+typedef enum zn_lock_kind { ZN_LOCK_MUTEX, ZN_LOCK_RWLOCK, ZN_LOCK_COND } zn_lock_kind_t;
 typedef struct zn_lock_hooks {
     void (*on_contended)(const void *lock, uint64_t wait_ns);
     void (*on_unlock_contended)(const void *lock, uint64_t delay_ns);
-    void (*on_block_begin)(const void *lock);
+    void (*on_block_begin)(const void *lock, zn_lock_kind_t kind);
     void (*on_block_end)(const void *lock);
 } zn_lock_hooks_t;
 void zn_lock_set_hooks(const zn_lock_hooks_t *hooks);
@@ -220,6 +234,22 @@ void zn_rwlock_destroy(zn_rwlock_t *l);
 void zn_rwlock_rdlock(zn_rwlock_t *l);
 void zn_rwlock_wrlock(zn_rwlock_t *l);
 void zn_rwlock_unlock(zn_rwlock_t *l);
+
+/* ---- slow system calls ---------------------------------------------------------------------- */
+
+/* Storage (and anyone else) brackets a system call that may block for long - fsync,
+ * fdatasync, rename, unlink, open/creat of a file, a large pread/pwrite - with these, so
+ * the goroutine profile shows the thread "in syscall" and the execution trace shows
+ * GoSysCall/GoSysBlock/GoSysExit with the caller's stack. Pairs, on the same thread, not
+ * nested; errno is preserved. Cheap when no trace runs (a state store and a branch). */
+void zn_syscall_begin(void);
+void zn_syscall_end(void);
+/* Hooks pprof installs (before any worker starts); called after the state change. */
+typedef struct zn_syscall_hooks {
+    void (*on_begin)(void);
+    void (*on_end)(void);
+} zn_syscall_hooks_t;
+void zn_syscall_set_hooks(const zn_syscall_hooks_t *hooks);
 
 /* ---- request context shared by the router and the handlers ---------------------------- */
 

@@ -16,6 +16,7 @@
 #include <sys/time.h>
 
 #include "api/api.h"
+#include "pprof/pprof.h"
 #include "server/server_int.h"
 
 typedef struct {
@@ -67,15 +68,17 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     ctx->route = def->name;
     if (!zn_access_check(srv->access, req, def, ctx))
         return 0;
+    return zn_http_run_handler(req, def, ctx);
+}
+
+int zn_http_run_handler(h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *ctx)
+{
     if (ctx->user != NULL)
         remember_user(req, ctx->user);
 
-    zn_thread_info_t *self_thread = zn_thread_self();
-    if (self_thread != NULL)
-        self_thread->route = def->name;
+    zn_pprof_req_begin(def->name, NULL);
     int ret = def->fn(req, ctx);
-    if (self_thread != NULL)
-        self_thread->route = NULL;
+    zn_pprof_req_end();
     return ret;
 }
 
@@ -163,4 +166,7 @@ void zn_http_setup(zn_server_t *srv)
     lg->super.log_access = log_access;
     lg->srv = srv;
     zn_router_add(srv->router, builtin_routes, sizeof(builtin_routes) / sizeof(builtin_routes[0]), srv);
+    size_t npprof;
+    const zn_route_def_t *pprof_routes = zn_pprof_routes(&npprof);
+    zn_router_add(srv->router, pprof_routes, npprof, NULL);
 }

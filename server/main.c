@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pprof/pprof.h"
 #include "server/server.h"
 
 static const char usage[] = "usage: zinc <command> [args]\n"
@@ -20,7 +21,9 @@ static const char usage[] = "usage: zinc <command> [args]\n"
                             "  serve [config.json]   run the registry (default: 127.0.0.1:8080, storage in ./data)\n"
                             "  verify config.json    check a configuration file and exit\n"
                             "  version               print the version\n"
-                            "  probe URL             GET an http:// URL, exit 0 on 2xx (health checks)\n"
+                            "  probe URL             GET an http[s]:// URL, exit 0 on 2xx (health checks)\n"
+                            "  probe --config FILE [PATH]\n"
+                            "                        GET PATH (/livez) from the listener FILE configures\n"
                             "  help, --help          show this help\n";
 
 static void print_warning(void *data, const char *msg)
@@ -90,6 +93,8 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     if (!open_log_output(&cfg))
         goto done;
+    if (zn_pprof_init(&cfg) != ZN_OK)
+        goto done;
     if ((srv = zn_server_new(&cfg, err, sizeof(err))) == NULL) {
         zn_log(ZN_LOG_FATAL, "cannot start", ZN_LSTR("error", err));
         fprintf(stderr, "%s: %s\n", cfg.path ? cfg.path : "zinc", err);
@@ -122,8 +127,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "verify") == 0)
         return cmd_verify(argc - 2, argv + 2);
-    if (strcmp(cmd, "probe") == 0 && argc == 3)
-        return zn_probe_main(argv[2]);
+    if (strcmp(cmd, "probe") == 0)
+        return zn_probe_main(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("zinc %s\n", ZN_VERSION);
         return 0;

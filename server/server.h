@@ -43,8 +43,10 @@ zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen);
 int zn_server_run(zn_server_t *srv);
 void zn_server_free(zn_server_t *srv);
 
-/* `zinc probe URL`: GET an http:// URL, 0 when the answer is 2xx (container health check). */
-int zn_probe_main(const char *url);
+/* `zinc probe URL` or `zinc probe --config FILE [PATH]` (argv after "probe"): GET an
+ * http[s]:// URL, or PATH (default /livez) on the listener FILE configures; 0 when the
+ * answer is 2xx, 1 when not (or FILE is invalid), 2 on bad usage. For health checks. */
+int zn_probe_main(int argc, char **argv);
 
 /* ---- seams implemented in their own files ------------------------------------------- */
 

@@ -43,5 +43,9 @@ struct zn_server {
 /* http.c: registers the catch-all h2o handler and the access logger on the global config,
  * and the built-in routes (base, health) in the router. */
 void zn_http_setup(struct zn_server *srv);
+/* http.c: the part of dispatch after access control (access log user, pprof route label,
+ * the row's handler). server/access.c calls it for a request it resumes after verifying
+ * credentials off the event loop. Returns the handler's result. */
+int zn_http_run_handler(h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *ctx);
 
 #endif

@@ -92,7 +92,10 @@ zn_err_t st_sync_fd(zn_storage_t *st, int fd)
 {
     if (!st->cfg->storage.commit)
         return ZN_OK;
-    return fsync(fd) == 0 ? ZN_OK : ZN_EIO;
+    zn_syscall_begin();
+    int r = fsync(fd);
+    zn_syscall_end();
+    return r == 0 ? ZN_OK : ZN_EIO;
 }
 
 zn_err_t st_sync_parent(zn_storage_t *st, const char *path)
@@ -102,17 +105,22 @@ zn_err_t st_sync_parent(zn_storage_t *st, const char *path)
     char buf[PATH_MAX];
     if (st_path(buf, "%s", path) != ZN_OK)
         return ZN_EINVAL;
+    zn_syscall_begin();
     int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int r = fd != -1 ? fsync(fd) : -1;
+    zn_syscall_end();
     if (fd == -1)
         return st_errno(errno);
-    zn_err_t err = fsync(fd) == 0 ? ZN_OK : ZN_EIO;
     close(fd);
-    return err;
+    return r == 0 ? ZN_OK : ZN_EIO;
 }
 
 zn_err_t st_rename(const char *from, const char *to)
 {
-    return rename(from, to) == 0 ? ZN_OK : st_errno(errno);
+    zn_syscall_begin();
+    int r = rename(from, to);
+    zn_syscall_end(); /* preserves errno */
+    return r == 0 ? ZN_OK : st_errno(errno);
 }
 
 static zn_err_t write_all(int fd, const void *bytes, size_t len)

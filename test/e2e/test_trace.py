@@ -1,0 +1,356 @@
+"""Execution trace, mutex and block profiles, checked with the real Go tools.
+
+A zinc with two workers is loaded while a trace is taken: clients hammer /v2/ and the
+symbol endpoint with addresses it has not seen (the workers contend for the symbolizer's
+lock), and, when the OCI API is there, push and pull blobs (storage syscalls). The trace must parse in `go tool trace`
+(Go 1.19 from Debian, and Go 1.23 from bookworm-backports when installed), every -pprof
+mode must give a profile `go tool pprof -top` reads with zinc's function names, and the
+viewer must serve its pages. The golden traces of the encoder's unit test are re-checked
+with every Go found, so what the unit test compares against is what Go accepts.
+"""
+import glob
+import hashlib
+import os
+import random
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import SLOW, ZincServer, free_port
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GOLDEN = sorted(glob.glob(os.path.join(HERE, "..", "data", "trace", "*.trace")))
+GO119 = "/usr/bin/go"
+GO123 = "/usr/lib/go-1.23/bin/go"
+PPROF = "/v2/_zot/pprof/"
+
+
+def go_versions():
+    out = [pytest.param(GO119, id="go1.19")]
+    mark = pytest.mark.skipif(not os.path.exists(GO123), reason="Go 1.23 (bookworm-backports golang-1.23-go) not installed")
+    out.append(pytest.param(GO123, id="go1.23", marks=mark))
+    return out
+
+
+def debug_flag(go):
+    # Go 1.19: -d (bool); Go 1.22+: -d=1 (parsed events)
+    return "-d" if go == GO119 else "-d=1"
+
+
+def run(cmd, timeout=120):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+
+
+def pprof_top(go, trace, mode, tmp_path):
+    r = run([go, "tool", "trace", "-pprof=" + mode, trace])
+    assert r.returncode == 0, r.stderr.decode()
+    prof = os.path.join(str(tmp_path), "%s.%s.pb" % (os.path.basename(go), mode))
+    with open(prof, "wb") as f:
+        f.write(r.stdout)
+    top = run([go, "tool", "pprof", "-top", prof])
+    assert top.returncode == 0, top.stderr.decode()
+    return top.stdout.decode()
+
+
+def top_functions(top):
+    """Function names of the -top rows (last column), empty when the profile is empty."""
+    names = []
+    for line in top.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[1].endswith("%") and parts[4].endswith("%"):
+            names.append(parts[5])
+    return names
+
+
+# ---- golden traces -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("go", go_versions())
+def test_golden_traces_accepted(go, tmp_path):
+    assert len(GOLDEN) >= 2
+    for path in GOLDEN:
+        r = run([go, "tool", "trace", debug_flag(go), path])
+        assert r.returncode == 0, "%s: %s" % (path, r.stderr.decode())
+    start = [p for p in GOLDEN if p.endswith("start.trace")][0]
+    want = {"net": "epoll_wait", "sync": "zn_mutex_lock", "syscall": "zn_syscall_begin", "sched": "epoll_wait"}
+    for mode, fn in want.items():
+        assert fn in top_functions(pprof_top(go, start, mode, tmp_path)), mode
+
+
+# ---- a loaded server ---------------------------------------------------------------------
+
+
+class Load:
+    """Client threads that keep zinc busy until stop()."""
+
+    def __init__(self, srv):
+        self.url = srv.url
+        self.text = text_segment(srv.proc.pid)
+        self.stop_at = None
+        self.done = threading.Event()
+        self.errors = []
+        self.threads = []
+        self.pushes = 0
+
+    def loop(self, fn):
+        s = requests.Session()
+        while not self.done.is_set():
+            try:
+                fn(s)
+            except requests.RequestException as e:
+                self.errors.append(repr(e))
+                time.sleep(0.05)
+
+    def start(self):
+        jobs = [lambda s: s.get(self.url + "/v2/", timeout=10)] * 2
+        # symbolizing addresses it has not seen takes the symbolizer's lock for a while each:
+        # the two workers contend for it (zn_pprof_sym_lookup holds it, others wait)
+        jobs += [self.symbols] * 4
+        if oci_api_present(self.url):
+            jobs += [self.push_pull] * 2
+        for fn in jobs:
+            t = threading.Thread(target=self.loop, args=(fn,), daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def symbols(self, s):
+        lo, hi = self.text
+        addrs = "+".join("%#x" % random.randrange(lo, hi) for _ in range(200))
+        # a new connection each time, so that both workers get some (kept-alive ones could
+        # all land on one worker, which never contends with itself)
+        r = requests.post(self.url + PPROF + "symbol", data=addrs, timeout=30)
+        assert r.status_code == 200, r.text
+
+    def push_pull(self, s):
+        data = os.urandom(256 * 1024)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        r = s.post(self.url + "/v2/e2e/trace/blobs/uploads/?digest=" + digest, data=data,
+                   headers={"Content-Type": "application/octet-stream"}, timeout=30)
+        if r.status_code == 202:  # no monolithic upload: POST then PUT
+            loc = r.headers["Location"]
+            loc = loc if loc.startswith("http") else self.url + loc
+            sep = "&" if "?" in loc else "?"
+            r = s.put(loc + sep + "digest=" + digest, data=data, timeout=30)
+        assert r.status_code == 201, r.text
+        assert s.get(self.url + "/v2/e2e/trace/blobs/" + digest, timeout=30).content == data
+        self.pushes += 1
+
+    def stop(self):
+        self.done.set()
+        for t in self.threads:
+            t.join(timeout=30)
+
+
+def text_segment(pid):
+    """(start, limit) of zinc's executable text mapping."""
+    exe = os.readlink("/proc/%d/exe" % pid)
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and parts[1].startswith("r-x") and parts[5] == exe:
+                lo, hi = parts[0].split("-")
+                return int(lo, 16), int(hi, 16)
+    raise AssertionError("no text mapping for %s" % exe)
+
+
+def oci_api_present(url):
+    try:
+        r = requests.post(url + "/v2/e2e/probe/blobs/uploads/", timeout=5)
+    except requests.RequestException:
+        return False
+    return r.status_code == 202
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    """(server, trace path, load) for a 2 s trace taken under load."""
+    d = str(tmp_path_factory.mktemp("trace"))
+    srv = ZincServer(d, {"http": {"workers": 2}})
+    srv.start()
+    load = Load(srv).start()
+    try:
+        time.sleep(0.5)
+        r = requests.get(srv.url + PPROF + "trace?seconds=2", timeout=60 * SLOW)
+        assert r.status_code == 200, r.text
+        assert r.headers["Content-Type"] == "application/octet-stream"
+        assert r.headers["Content-Disposition"] == 'attachment; filename="trace"'
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        path = os.path.join(d, "t.out")
+        with open(path, "wb") as f:
+            f.write(r.content)
+        yield srv, path, load
+    finally:
+        load.stop()
+        srv.stop()
+        errs = srv.sanitizer_errors()
+        assert not errs, errs
+
+
+@pytest.mark.parametrize("go", go_versions())
+def test_trace_parses(loaded, go):
+    srv, path, _ = loaded
+    with open(path, "rb") as f:
+        assert f.read(16) == b"go 1.19 trace\x00\x00\x00"
+    r = run([go, "tool", "trace", debug_flag(go), path])
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    events = r.stdout.decode()
+    for ev in ("GoCreate", "ProcStart", "GoStart", "GoBlockNet", "GoUnblock", "UserTaskCreate", "UserRegion") if go == GO119 else ():
+        assert ev in events, ev
+
+
+@pytest.mark.parametrize("go", go_versions())
+def test_trace_pprof_modes(loaded, go, tmp_path):
+    _, path, _ = loaded
+    net = top_functions(pprof_top(go, path, "net", tmp_path))
+    assert "epoll_wait" in net and "worker_main" in net, net
+    sync = top_functions(pprof_top(go, path, "sync", tmp_path))
+    assert "zn_mutex_lock" in sync and "zn_pprof_sym_lookup" in sync, sync
+    sched = top_functions(pprof_top(go, path, "sched", tmp_path))
+    assert "worker_main" in sched, sched
+
+
+@pytest.mark.parametrize("go", go_versions())
+def test_trace_pprof_syscall(loaded, go, tmp_path):
+    _, path, load = loaded
+    if load.pushes == 0:
+        pytest.skip("no OCI blob API on this build: no storage syscalls to trace")
+    syscall = top_functions(pprof_top(go, path, "syscall", tmp_path))
+    assert "zn_syscall_begin" in syscall, syscall
+
+
+@pytest.mark.parametrize("go", go_versions())
+def test_trace_viewer_pages(loaded, go):
+    _, path, _ = loaded
+    port = free_port()
+    proc = subprocess.Popen([go, "tool", "trace", "-http=127.0.0.1:%d" % port, path], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=dict(os.environ, BROWSER="/bin/true"))
+    try:
+        base = "http://127.0.0.1:%d" % port
+        deadline = time.time() + 60 * SLOW
+        while True:
+            try:
+                requests.get(base + "/", timeout=5)
+                break
+            except requests.RequestException:
+                assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+                assert time.time() < deadline, "go tool trace did not come up"
+                time.sleep(0.2)
+        for page in ("/", "/trace", "/jsontrace", "/goroutines", "/usertasks"):
+            r = requests.get(base + page, timeout=60)
+            assert r.status_code == 200, (page, r.text[:500])
+        assert "worker_main" in requests.get(base + "/goroutines", timeout=60).text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# ---- one trace at a time, early end, parameters -------------------------------------------
+
+
+def test_second_trace_refused(zinc_factory):
+    srv = zinc_factory({"http": {"workers": 2}})
+    first = {}
+
+    def take():
+        first["r"] = requests.get(srv.url + PPROF + "trace?seconds=2", timeout=60 * SLOW)
+
+    t = threading.Thread(target=take)
+    t.start()
+    time.sleep(0.5)
+    r = requests.get(srv.url + PPROF + "trace?seconds=1", timeout=30)
+    t.join()
+    assert r.status_code == 500
+    assert r.text == "Could not enable tracing: tracing is already enabled\n"
+    assert r.headers["X-Go-Pprof"] == "1"
+    assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert first["r"].status_code == 200 and first["r"].content.startswith(b"go 1.19 trace")
+
+
+def test_client_going_away_ends_trace(zinc_factory):
+    srv = zinc_factory({"http": {"workers": 1}})
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.sendall(b"GET " + PPROF.encode() + b"trace?seconds=60 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"200 OK" in s.recv(4096)
+    s.close()
+    deadline = time.time() + 10 * SLOW
+    while True:
+        r = requests.get(srv.url + PPROF + "trace?seconds=0.2", timeout=30)
+        if r.status_code == 200:
+            break
+        assert r.text == "Could not enable tracing: tracing is already enabled\n"
+        assert time.time() < deadline, "the abandoned trace was still running"
+        time.sleep(0.2)
+
+
+def test_seconds_parameter(zinc):
+    for q, lo, hi in (("seconds=0.3", 0.25, 1.5), ("seconds=abc", 0.9, 3.0), ("", 0.9, 3.0), ("seconds=-2", 0.9, 3.0)):
+        t0 = time.time()
+        r = requests.get(zinc.url + PPROF + "trace?" + q, timeout=30 * SLOW)
+        took = time.time() - t0
+        assert r.status_code == 200 and r.content.startswith(b"go 1.19 trace"), q
+        assert lo <= took <= hi * SLOW, (q, took)
+
+
+# ---- mutex and block profiles ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def contended(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("lockprof"))
+    srv = ZincServer(d, {"http": {"workers": 2}})
+    srv.start()
+    load = Load(srv).start()
+    try:
+        deadline = time.time() + 30 * SLOW
+        for name in ("mutex", "block"):
+            while "zn_pprof_sym_lookup" not in requests.get(srv.url + PPROF + name + "?debug=1", timeout=30).text:
+                assert time.time() < deadline, "no contention recorded in the %s profile" % name
+                time.sleep(0.5)
+        yield srv
+    finally:
+        load.stop()
+        srv.stop()
+
+
+def fetch_profile(url, path, tmp_path, name):
+    r = requests.get(url + PPROF + path, timeout=60 * SLOW)
+    assert r.status_code == 200, r.text
+    p = os.path.join(str(tmp_path), name)
+    with open(p, "wb") as f:
+        f.write(r.content)
+    return r, p
+
+
+def test_mutex_profile_names_holders(contended, tmp_path):
+    r, p = fetch_profile(contended.url, "mutex", tmp_path, "mutex.pb")
+    assert r.headers["Content-Disposition"] == 'attachment; filename="mutex"'
+    top = run([GO119, "tool", "pprof", "-top", p])
+    assert top.returncode == 0, top.stderr.decode()
+    names = top_functions(top.stdout.decode())
+    assert "zn_mutex_unlock" in names and "zn_pprof_sym_lookup" in names, names
+    text = requests.get(contended.url + PPROF + "mutex?debug=1", timeout=30).text
+    assert text.startswith("--- mutex:\ncycles/second=1000000000\nsampling period=1\n"), text[:200]
+    assert "zn_pprof_sym_lookup" in text
+
+
+def test_block_profile_names_waiters(contended, tmp_path):
+    _, p = fetch_profile(contended.url, "block", tmp_path, "block.pb")
+    top = run([GO119, "tool", "pprof", "-top", "-sample_index=delay", p])
+    assert top.returncode == 0, top.stderr.decode()
+    names = top_functions(top.stdout.decode())
+    assert "zn_mutex_lock" in names and "zn_pprof_sym_lookup" in names, names
+    text = requests.get(contended.url + PPROF + "block?debug=1", timeout=30).text
+    assert text.startswith("--- contention:\ncycles/second=1000000000\n"), text[:200]
+
+
+def test_lock_profiles_delta_and_errors(contended, tmp_path):
+    r, p = fetch_profile(contended.url, "block?seconds=1", tmp_path, "block-delta.pb")
+    assert r.headers["Content-Disposition"] == 'attachment; filename="block-delta"'
+    assert run([GO119, "tool", "pprof", "-top", p]).returncode == 0
+    r = requests.get(contended.url + PPROF + "mutex?seconds=1&debug=1", timeout=30)
+    assert r.status_code == 400 and r.text == "seconds and debug params are incompatible\n"

@@ -1,0 +1,179 @@
+/*
+ * Unit tests for the tracer runtime (pprof/trace.c, trace_stk.c, trace_footer.c,
+ * trace_net.c): real threads that wait on a contended mutex, a condition, epoll and a slow
+ * syscall, some parked when the trace starts, one created while it runs, and a request
+ * task on the starter. The trace is checked structurally here (every G created once, its
+ * sequence numbers gap-free, every referenced stack present) and, when Go is installed,
+ * by Go's parser: `go tool trace -d` (1.19) and `-d=1` (1.23 from bookworm-backports).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pprof/trace_int.h"
+
+static zn_mutex_t mu;
+static zn_cond_t cv;
+static int cv_go, stop_all;
+static int pipefd[2];
+
+static void *locker(void *arg)
+{
+    while (!__atomic_load_n(&stop_all, __ATOMIC_ACQUIRE)) {
+        zn_mutex_lock(&mu);
+        usleep(2000); /* hold it so the other locker waits */
+        zn_mutex_unlock(&mu);
+        usleep(100);
+    }
+    return NULL;
+}
+
+static void *cond_waiter(void *arg)
+{
+    zn_mutex_lock(&mu);
+    while (!cv_go)
+        zn_cond_wait(&cv, &mu);
+    zn_mutex_unlock(&mu);
+    return NULL;
+}
+
+static void *syscaller(void *arg)
+{
+    for (int i = 0; i < 3; i++) {
+        zn_syscall_begin();
+        usleep(30000);
+        zn_syscall_end();
+        usleep(1000);
+    }
+    return NULL;
+}
+
+static void *poller(void *arg)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN}, out;
+    epoll_ctl(ep, EPOLL_CTL_ADD, pipefd[0], &ev);
+    for (int i = 0; i < 3; i++) {
+        char c;
+        if (epoll_wait(ep, &out, 1, 1000) == 1 && read(pipefd[0], &c, 1) != 1)
+            break;
+    }
+    close(ep);
+    return NULL;
+}
+
+static int sym_dladdr(void *ctx, uintptr_t pc, zn_trace_symframe_t *out, int max)
+{
+    Dl_info info;
+    if (dladdr((void *)pc, &info) == 0 || info.dli_sname == NULL)
+        return 0;
+    out[0] = (zn_trace_symframe_t){info.dli_sname, info.dli_fname, 0, (uintptr_t)info.dli_saddr};
+    return 1;
+}
+
+#include "trace_decode.h"
+
+/* Runs `cmd` (a Go tool on the trace) if the go binary exists; returns 1 when it ran. */
+static int run_go(const char *go, const char *args, const char *path)
+{
+    char cmd[1024];
+    if (access(go, X_OK) != 0)
+        return 0;
+    int n = snprintf(cmd, sizeof(cmd), "%s tool trace %s %s >/dev/null", go, args, path);
+    assert_true(n > 0 && (size_t)n < sizeof(cmd));
+    int rc = system(cmd);
+    if (rc != 0)
+        fprintf(stderr, "rejected by Go: %s\n", cmd);
+    assert_int_equal(rc, 0);
+    return 1;
+}
+
+static void check_trace(zn_trace_chunk_t *chunks, const char *path)
+{
+    zn_buf_t all;
+    zn_buf_init(&all, 256u << 20);
+    assert_int_equal(zn_buf_append(&all, ZN_TRACE_HEADER, ZN_TRACE_HEADER_LEN), ZN_OK);
+    for (zn_trace_chunk_t *c = chunks; c != NULL; c = c->next)
+        assert_int_equal(zn_buf_append(&all, c->data, c->len), ZN_OK);
+    td_stats_t d = td_decode((const uint8_t *)all.p, all.len);
+    assert_int_equal(d.creates, 6); /* main, cond, sys, poll, lock-a, lock-b */
+    assert_true(d.count[ZN_TEV_GO_WAITING] >= 2);   /* cond and poll were parked */
+    assert_int_equal(d.count[ZN_TEV_GO_INSYSCALL], 1); /* sys was in its syscall */
+    assert_true(d.count[ZN_TEV_GO_BLOCK_SYNC] >= 1);
+    assert_true(d.count[ZN_TEV_GO_BLOCK_NET] >= 1);
+    assert_true(d.count[ZN_TEV_GO_SYSCALL] >= 1 && d.count[ZN_TEV_GO_SYSBLOCK] >= 1);
+    assert_true(d.count[ZN_TEV_GO_SYSEXIT] >= 2);
+    assert_int_equal(d.count[ZN_TEV_USER_TASK_CREATE], 1);
+    assert_int_equal(d.count[ZN_TEV_USER_TASK_END], 1);
+    assert_int_equal(d.count[ZN_TEV_USER_REGION], 2);
+    assert_int_equal(d.count[ZN_TEV_USER_LOG], 1);
+    td_release(&d);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(all.p, 1, all.len, f), all.len);
+    assert_int_equal(fclose(f), 0);
+    zn_buf_release(&all);
+    int ran = run_go("/usr/bin/go", "-d", path);
+    ran += run_go("/usr/lib/go-1.23/bin/go", "-d=1", path);
+    if (ran == 0)
+        fprintf(stderr, "note: no Go toolchain found, %s checked structurally only\n", path);
+}
+
+static void test_trace_threads(void **state)
+{
+    pthread_t th[6];
+    zn_thread_register_self("main");
+    zn_trace_init();
+    zn_lock_set_hooks(&(zn_lock_hooks_t){NULL, NULL, zn_trace_lock_begin, zn_trace_lock_end});
+    zn_mutex_init(&mu, "test");
+    zn_cond_init(&cv);
+    assert_int_equal(pipe(pipefd), 0);
+    assert_int_equal(zn_thread_create(&th[0], "cond", cond_waiter, NULL), 0);
+    assert_int_equal(zn_thread_create(&th[1], "sys", syscaller, NULL), 0);
+    assert_int_equal(zn_thread_create(&th[2], "poll", poller, NULL), 0);
+    assert_int_equal(zn_thread_create(&th[3], "lock-a", locker, NULL), 0);
+    usleep(10000); /* cond parked, sys in its syscall, poll in epoll */
+
+    assert_int_equal(zn_trace_start(64u << 20), ZN_OK);
+    assert_int_equal(zn_trace_start(64u << 20), ZN_EBUSY);
+    assert_true(zn_trace_active());
+    assert_int_equal(zn_thread_create(&th[4], "lock-b", locker, NULL), 0); /* joins by itself */
+    zn_trace_req_begin("blob_get", "library/alpine");
+    assert_int_equal(write(pipefd[1], "x", 1), 1);
+    usleep(50000);
+    zn_mutex_lock(&mu);
+    cv_go = 1;
+    zn_cond_signal(&cv);
+    zn_mutex_unlock(&mu);
+    assert_int_equal(write(pipefd[1], "yz", 2), 2);
+    zn_trace_req_end();
+    usleep(100000);
+    zn_trace_chunk_t *chunks = zn_trace_stop(sym_dladdr, NULL);
+    assert_false(zn_trace_active());
+
+    __atomic_store_n(&stop_all, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 5; i++)
+        pthread_join(th[i], NULL);
+    check_trace(chunks, "test_trace.out");
+    zn_trace_chunks_free(chunks);
+    /* a second session may start once the first is collected */
+    assert_int_equal(zn_trace_start(64u << 20), ZN_OK);
+    zn_trace_chunks_free(zn_trace_stop(sym_dladdr, NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_trace_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
