@@ -44,8 +44,10 @@ static void on_proceed(h2o_generator_t *_self, h2o_req_t *req)
     size_t want = left < READ_CHUNK ? (size_t)left : READ_CHUNK;
     ssize_t r;
 
+    zn_syscall_begin();
     while ((r = pread(g->fd, g->buf, want, (off_t)g->off)) == -1 && errno == EINTR)
         ;
+    zn_syscall_end();
     if (r <= 0) {
         /* the blob shrank or the disk failed: the status is sent, only the stream can stop */
         zn_log(ZN_LOG_ERROR, "blob read failed", ZN_LSTR("error", r == 0 ? "short file" : strerror(errno)));

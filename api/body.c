@@ -21,6 +21,7 @@ struct body_job {
     bool cancel_on_abort;
     zn_api_body_done_fn done;
     void *data;
+    const char *route; /* the profiler's route label, restored for later turns */
 };
 
 static void on_dispose(void *p)
@@ -67,14 +68,21 @@ static bool write_turn(struct body_job *job)
 static void on_turn(h2o_timeout_entry_t *entry)
 {
     struct body_job *job = H2O_STRUCT_FROM_MEMBER(struct body_job, timer, entry);
+    zn_thread_info_t *self = zn_thread_self();
+    if (self != NULL)
+        self->route = job->route;
     if (!write_turn(job))
         h2o_timeout_link(job->req->conn->ctx->loop, &job->req->conn->ctx->zero_timeout, &job->timer);
+    if (self != NULL)
+        self->route = NULL;
 }
 
 int zn_api_body_write(h2o_req_t *req, zn_upload_t *up, bool cancel_on_abort, zn_api_body_done_fn done, void *data)
 {
     struct body_job *job = h2o_mem_alloc_shared(&req->pool, sizeof(*job), on_dispose);
+    zn_thread_info_t *self = zn_thread_self();
     *job = (struct body_job){.req = req, .up = up, .cancel_on_abort = cancel_on_abort, .done = done, .data = data};
+    job->route = self != NULL ? self->route : NULL;
     job->timer.cb = on_turn;
     if (!write_turn(job))
         h2o_timeout_link(req->conn->ctx->loop, &req->conn->ctx->zero_timeout, &job->timer);
