@@ -138,8 +138,6 @@ int zn_api_blob_delete(h2o_req_t *req, zn_reqctx_t *ctx)
     zn_err_t err = zn_storage_blob_delete(api->st, repo, &d);
     if (err == ZN_ENOENT)
         return zn_api_send_unknown(req, api, repo, ZN_OCI_BLOB_UNKNOWN);
-    if (err == ZN_EBUSY)
-        return zn_api_send_error_status(req, 405, ZN_OCI_DENIED, "blob is referenced by a manifest"); /* as zot */
     if (err != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UNKNOWN, NULL);
     return zn_api_send_empty(req, 202);
