@@ -36,10 +36,10 @@ run: build
 test: deps-test
 	@$(MAKE) --no-print-directory build build-asan
 	@echo "=== ASan+UBSan build ==="
-	@cd $(ASAN_DIR) && ctest --output-on-failure -j$(JOBS) -E '^e2e_test_docker$$'; echo $$? > .ctest-status
+	@cd $(ASAN_DIR) && ctest --output-on-failure -j$(JOBS) -E '^e2e_test_docker$$'; echo $$? > $(CURDIR)/$(ASAN_DIR)/.ctest-status
 	@echo "=== release build ==="
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS); rc=$$?; \
-	  asan=$$(cat $(ASAN_DIR)/.ctest-status); \
+	  asan=$$(cat $(CURDIR)/$(ASAN_DIR)/.ctest-status); \
 	  if [ "$$asan" != 0 ]; then echo "ASan+UBSan suite failed (see above)"; exit 1; fi; exit $$rc
 
 test-unit: build

@@ -5,7 +5,8 @@
  * $5$/$6$, argon2id). The file is re-read when it changes (checked at most once per
  * second). A verified credential is cached under HMAC(random key, user, password) together
  * with the identity of the user's hash, so repeated requests skip bcrypt; failures are
- * never cached.
+ * never cached. Bearer tokens (token.c) name a user or anonymous for a few minutes, signed
+ * with HMAC-SHA256 under a key the caller keeps; the server mints them for classic Docker.
  *
  * Authorization: accessControl as zot defines it - the longest matching repository glob
  * decides alone (ties: strcmp-smaller pattern), user policy, group policy, defaultPolicy
@@ -106,6 +107,34 @@ zn_auth_status_t zn_auth_check(zn_auth_t *a, const zn_auth_creds_t *c, bool may_
  * ZN_AUTH_OK or ZN_AUTH_FAILED (also for an unknown user, after the same amount of work as
  * a wrong password, so response times do not reveal which users exist). Any thread. */
 zn_auth_status_t zn_auth_verify(zn_auth_t *a, const zn_auth_creds_t *c);
+
+/* ---- bearer tokens (token.c) ----------------------------------------------------------------- */
+
+/* Longest token minted or accepted (a 255-byte user name in hex plus the rest). */
+#define ZN_AUTH_TOKEN_MAX 640
+
+/* The per-process HMAC key of bearer tokens. */
+typedef struct zn_auth_token_key {
+    uint8_t k[32];
+} zn_auth_token_key_t;
+
+/* Fill k from the OpenSSL RNG: ZN_OK, or ZN_EIO if the RNG fails (then never mint). */
+zn_err_t zn_auth_token_key_init(zn_auth_token_key_t *k);
+void zn_auth_token_key_wipe(zn_auth_token_key_t *k);
+/* Mint a token naming `user` (NULL = anonymous; the name is copied into the token),
+ * issued at `now` (Unix seconds) and valid for ttl seconds, into out[ZN_AUTH_TOKEN_MAX + 1]
+ * (NUL-terminated). Returns its length, or 0 for a user name over ZN_AUTH_USER_MAX or
+ * absurd times. */
+size_t zn_auth_token_mint(const zn_auth_token_key_t *k, const char *user, int64_t now, int64_t ttl, char *out);
+/* Check tok (len bytes, need not be NUL-terminated) at time `now`: ZN_AUTH_OK with
+ * out->user/user_len set (out->pass empty), ZN_AUTH_ANONYMOUS for a valid anonymous token,
+ * ZN_AUTH_FAILED for anything malformed, tampered with, signed under another key or
+ * expired. The MAC is compared in constant time. */
+zn_auth_status_t zn_auth_token_verify(const zn_auth_token_key_t *k, const char *tok, size_t len, int64_t now,
+                                      zn_auth_creds_t *out);
+/* If the Authorization value hdr (len bytes) uses the Bearer scheme (case-insensitive),
+ * point *tok and *toklen at the token inside hdr (blanks trimmed) and return true. */
+bool zn_auth_bearer_token(const char *hdr, size_t len, const char **tok, size_t *toklen);
 
 /* ---- authorization ------------------------------------------------------------------------- */
 

@@ -7,6 +7,7 @@
  *   glob.c      doublestar globs for accessControl.repositories keys
  *   policy.c    zot's authorization rules on the config structs
  *   basic.c     parsing "Authorization: Basic ..."
+ *   token.c     bearer tokens (minted and checked; the key lives with the caller)
  *   auth.c      zn_auth_t: ties them together behind auth/auth.h
  *
  * No other module includes this header.

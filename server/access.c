@@ -4,7 +4,9 @@
  *
  * Per request: health routes skip everything. With htpasswd on, the Authorization header
  * is parsed: two of them, a malformed one or wrong credentials get the authentication 401;
- * none means anonymous if some anonymousPolicy allows that, else the same 401. Credentials
+ * none means anonymous if some anonymousPolicy allows that, else the same 401. A Bearer
+ * token from server/token.c stands for the identity it names (checked with one HMAC, no
+ * pool); an anonymous Docker ping in mixed mode gets token.c's Bearer challenge. Credentials
  * found in auth's cache pass at once. Others are verified on a small pool of threads -
  * bcrypt costs milliseconds and must not stall the worker's other connections - and the
  * request resumes on its own worker when the answer is posted back. Then the route's rule:
@@ -38,6 +40,7 @@ typedef enum { DENY_AUTHN_401, DENY_AUTHZ_401, DENY_AUTHZ_403 } deny_t;
 
 struct zn_access {
     zn_auth_t *auth;
+    zn_token_t *token;          /* bearer tokens, NULL without authentication */
     h2o_iovec_t base_challenge; /* "basic realm=<realm>" for 200s on /v2/ */
     zn_mutex_t lock;            /* guards jobs, njobs, stopping */
     zn_cond_t cond;
@@ -98,15 +101,20 @@ static const h2o_iovec_t deny_bodies[] = {
                                    "operation on a resource.\"}}]}")},
 };
 
-static void send_deny(zn_access_t *a, h2o_req_t *req, deny_t kind)
+static void send_refusal(h2o_req_t *req, deny_t kind, h2o_iovec_t challenge)
 {
-    const char *challenge = zn_auth_challenge(a->auth);
     req->res.status = kind == DENY_AUTHZ_403 ? 403 : 401;
     req->res.reason = kind == DENY_AUTHZ_403 ? "Forbidden" : "Unauthorized";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, challenge, strlen(challenge));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, challenge.base, challenge.len);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     req->res.content_length = deny_bodies[kind].len;
     h2o_send_inline(req, deny_bodies[kind].base, deny_bodies[kind].len);
+}
+
+static void send_deny(zn_access_t *a, h2o_req_t *req, deny_t kind)
+{
+    const char *challenge = zn_auth_challenge(a->auth);
+    send_refusal(req, kind, h2o_iovec_init(challenge, strlen(challenge)));
 }
 
 typedef struct delayed_deny {
@@ -312,6 +320,10 @@ static zn_auth_status_t authenticate(zn_access_t *a, h2o_req_t *req, zn_auth_cre
     if (h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i) != -1)
         return ZN_AUTH_FAILED;
     h2o_iovec_t v = req->headers.entries[i].value;
+    const char *tok;
+    size_t toklen;
+    if (a->token != NULL && zn_auth_bearer_token(v.base, v.len, &tok, &toklen))
+        return zn_token_check(a->token, tok, toklen, creds);
     zn_auth_status_t st = zn_auth_basic_parse(v.base, v.len, creds);
     return st == ZN_AUTH_OK ? zn_auth_check(a->auth, creds, false) : st;
 }
@@ -362,6 +374,21 @@ void zn_access_base_headers(zn_access_t *a, h2o_req_t *req)
                        a->base_challenge.len);
 }
 
+bool zn_access_ping(zn_access_t *a, h2o_req_t *req)
+{
+    h2o_iovec_t challenge = zn_token_ping_challenge(a->token, req);
+    if (challenge.len == 0)
+        return false;
+    /* no credentials came, so no failDelay (zot) */
+    send_refusal(req, DENY_AUTHN_401, challenge);
+    return true;
+}
+
+zn_token_t *zn_access_token(zn_access_t *a)
+{
+    return a->token;
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------------------- */
 
 /* "basic realm=<realm>" with control bytes (a header must not hold them) dropped. */
@@ -398,6 +425,10 @@ zn_access_t *zn_access_new(const zn_config_t *cfg, char *err, size_t errlen)
     if (!zn_auth_enabled(a->auth))
         return a;
     a->base_challenge = make_base_challenge(zn_auth_realm(a->auth));
+    if ((a->token = zn_token_new(cfg, zn_auth_anonymous_allowed(a->auth), err, errlen)) == NULL) {
+        zn_access_free(a);
+        return NULL;
+    }
     for (int i = 0, n = verify_threads(); i < n; i++) {
         snprintf(name, sizeof(name), "auth-verify-%d", i % 10);
         if (zn_thread_create(&a->threads[a->nthreads], name, verify_main, a) != 0) {
@@ -430,6 +461,7 @@ void zn_access_free(zn_access_t *a)
     zn_mutex_destroy(&a->lock);
     zn_cond_destroy(&a->cond);
     free(a->base_challenge.base);
+    zn_token_free(a->token);
     zn_auth_free(a->auth);
     free(a);
 }

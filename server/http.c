@@ -128,6 +128,8 @@ static int send_text(h2o_req_t *req, int status, const char *type, const char *b
 static int on_base(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     zn_server_t *srv = ctx->app;
+    if (zn_access_ping(srv->access, req))
+        return 0;
     zn_access_base_headers(srv->access, req);
     return send_text(req, 200, "application/json", "{}");
 }
@@ -166,6 +168,10 @@ void zn_http_setup(zn_server_t *srv)
     lg->super.log_access = log_access;
     lg->srv = srv;
     zn_router_add(srv->router, builtin_routes, sizeof(builtin_routes) / sizeof(builtin_routes[0]), srv);
+    size_t ntoken;
+    const zn_route_def_t *token_routes = zn_token_routes(&ntoken);
+    if (zn_access_token(srv->access) != NULL)
+        zn_router_add(srv->router, token_routes, ntoken, zn_access_token(srv->access));
     size_t npprof;
     const zn_route_def_t *pprof_routes = zn_pprof_routes(&npprof);
     zn_router_add(srv->router, pprof_routes, npprof, NULL);

@@ -7,6 +7,7 @@
 
 #include <h2o.h>
 
+#include "auth/auth.h"
 #include "server/server.h"
 
 #define ZN_WORKERS_MAX 256
@@ -47,5 +48,26 @@ void zn_http_setup(struct zn_server *srv);
  * the row's handler). server/access.c calls it for a request it resumes after verifying
  * credentials off the event loop. Returns the handler's result. */
 int zn_http_run_handler(h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *ctx);
+
+/* access.c: on an anonymous GET/HEAD /v2/ from classic Docker in mixed mode, send the 401
+ * with the Bearer challenge (token.c) and return true; else false (the ordinary 200). */
+bool zn_access_ping(zn_access_t *a, h2o_req_t *req);
+/* access.c: the token service, or NULL when authentication is off. Owned by a. */
+typedef struct zn_token zn_token_t;
+zn_token_t *zn_access_token(zn_access_t *a);
+
+/* token.c: bearer tokens for classic Docker (docs/zot.md §2, zinc point 2). With
+ * challenge_docker, anonymous Docker pings get the Bearer challenge. cfg is borrowed and
+ * must outlive the result. NULL with a message in err if no key can be made. */
+zn_token_t *zn_token_new(const zn_config_t *cfg, bool challenge_docker, char *err, size_t errlen);
+void zn_token_free(zn_token_t *t);
+/* Verify a bearer token now: ZN_AUTH_OK (out->user set), ZN_AUTH_ANONYMOUS or ZN_AUTH_FAILED. */
+zn_auth_status_t zn_token_check(zn_token_t *t, const char *tok, size_t len, zn_auth_creds_t *out);
+/* The Bearer challenge for this ping (in req's pool), or an empty iovec when it does not
+ * apply: t NULL or not challenging, an Authorization header present, a User-Agent without
+ * "docker/", or a Host that cannot be echoed safely (and no externalUrl). */
+h2o_iovec_t zn_token_ping_challenge(zn_token_t *t, h2o_req_t *req);
+/* The token endpoint's rows (GET /v2/_zinc/token); register them with app = the zn_token_t. */
+const zn_route_def_t *zn_token_routes(size_t *n);
 
 #endif
