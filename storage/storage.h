@@ -115,8 +115,10 @@ zn_err_t zn_storage_repo_usage(const char *root, const char *repo, uint64_t *byt
 zn_err_t zn_storage_blob_stat(zn_storage_t *st, const char *repo, const zn_digest_t *d, uint64_t *size);
 /* Opens the blob for reading. On ZN_OK the caller owns *fd (close it) and *size is its size. */
 zn_err_t zn_storage_blob_open(zn_storage_t *st, const char *repo, const zn_digest_t *d, int *fd, uint64_t *size);
-/* Removes the blob from the repository. ZN_ENOENT if absent; ZN_EBUSY if a manifest in the
- * repository's index references it (config, layer, index child). */
+/* Removes the blob from the repository. ZN_ENOENT if absent. Whether a manifest still
+ * references it is not checked: the distribution spec (and its conformance suite, which
+ * deletes a config blob before its manifest) wants 202; a manifest left without its blob
+ * fails on pull like any missing blob. */
 zn_err_t zn_storage_blob_delete(zn_storage_t *st, const char *repo, const zn_digest_t *d);
 /* Makes the blob `d` of repository `from` available in `repo` (created if needed): hard
  * link, or a verified copy when dedupe is off or linking fails. ZN_ENOENT if `from` lacks it. */
