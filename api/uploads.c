@@ -98,9 +98,8 @@ int zn_api_upload_post(h2o_req_t *req, zn_reqctx_t *ctx)
 
     if ((u->repo = zn_api_repo_param(req, ctx, 0)) == NULL)
         return 0;
-    if ((err = query_digest(req, "mount", &u->digest, &present)) != ZN_OK && present)
-        return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, "mount");
-    if (present && try_mount(req, ctx, u->repo, &u->digest))
+    /* a mount that cannot be done, bad arguments included, is an ordinary session (spec) */
+    if (query_digest(req, "mount", &u->digest, &present) == ZN_OK && try_mount(req, ctx, u->repo, &u->digest))
         return send_blob_created(req, u->repo, &u->digest);
     if ((err = query_digest(req, "digest", &u->digest, &present)) != ZN_OK && present)
         return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, NULL);

@@ -184,8 +184,9 @@ def test_mount(reg, zinc):
     # without from: found through the dedupe index (storage.mountWithoutFrom defaults to true)
     r = reg.s.post("%s/v2/dst3/blobs/uploads/?mount=%s" % (zinc.url, d))
     assert r.status_code == 201
+    # bad mount arguments: a session too (the spec's fallback)
     r = reg.s.post("%s/v2/dst4/blobs/uploads/?mount=sha256:bad&from=src" % zinc.url)
-    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+    assert r.status_code == 202 and "Docker-Upload-UUID" in r.headers
 
 
 def test_mount_without_from_disabled(zinc_factory):
