@@ -98,9 +98,8 @@ int zn_api_upload_post(h2o_req_t *req, zn_reqctx_t *ctx)
 
     if ((u->repo = zn_api_repo_param(req, ctx, 0)) == NULL)
         return 0;
-    if ((err = query_digest(req, "mount", &u->digest, &present)) != ZN_OK && present)
-        return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, "mount");
-    if (present && try_mount(req, ctx, u->repo, &u->digest))
+    /* a mount that cannot be done, bad arguments included, is an ordinary session (spec) */
+    if (query_digest(req, "mount", &u->digest, &present) == ZN_OK && try_mount(req, ctx, u->repo, &u->digest))
         return send_blob_created(req, u->repo, &u->digest);
     if ((err = query_digest(req, "digest", &u->digest, &present)) != ZN_OK && present)
         return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, NULL);
@@ -129,31 +128,30 @@ static zn_upload_t *open_session(h2o_req_t *req, zn_reqctx_t *ctx, struct upload
     return err == ZN_OK ? up : NULL;
 }
 
-/* Checks Content-Range (if any) against the session and the body; false after sending 416. */
-static bool check_chunk(h2o_req_t *req, zn_upload_t *up, const struct upload_req *u)
+/* Whether Content-Range (if any) starts at the session's size and describes the body. */
+static bool chunk_fits(h2o_req_t *req, zn_upload_t *up)
 {
     zn_slice_t cr = zn_api_header(req, H2O_TOKEN_CONTENT_RANGE);
-    uint64_t size = zn_storage_upload_size(up), len = req->entity.base != NULL ? req->entity.len : 0;
+    uint64_t len = req->entity.base != NULL ? req->entity.len : 0;
     zn_api_range_t r;
 
     if (cr.p == NULL)
         return true;
-    if (zn_api_content_range_parse(cr, &r) == ZN_OK && r.first == size && r.last - r.first + 1 == len)
-        return true;
-    add_session_headers(req, u->repo, u->uuid, size);
-    zn_api_send_error(req, ZN_OCI_RANGE_INVALID, NULL);
-    return false;
+    return zn_api_content_range_parse(cr, &r) == ZN_OK && r.first == zn_storage_upload_size(up) &&
+           r.last - r.first + 1 == len;
 }
 
 /* Opens the session and checks the chunk; NULL once a response was sent. */
 static zn_upload_t *open_chunk(h2o_req_t *req, zn_reqctx_t *ctx, struct upload_req *u)
 {
     zn_upload_t *up = open_session(req, ctx, u);
-    if (up != NULL && !check_chunk(req, up, u)) {
-        zn_storage_upload_close(up);
-        return NULL;
-    }
-    return up;
+    if (up == NULL || chunk_fits(req, up))
+        return up;
+    uint64_t size = zn_storage_upload_size(up);
+    zn_storage_upload_close(up); /* before answering: the client may ask for the status at once */
+    add_session_headers(req, u->repo, u->uuid, size);
+    zn_api_send_error(req, ZN_OCI_RANGE_INVALID, NULL);
+    return NULL;
 }
 
 static int on_patch_body(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *data)
