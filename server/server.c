@@ -79,6 +79,11 @@ static bool setup_body_buffers(zn_server_t *srv, char *err, size_t errlen)
         return false;
     }
     srv->globalconf.max_request_entity_size = (size_t)srv->cfg->storage.max_blob_size;
+    /* h2o 2.2.5 times a whole HTTP/1 request (body included) with one timer, whatever the
+     * progress. zot's 60 s readTimeout cuts big pushes that way (zot #4079); zinc gives a
+     * request at least ZN_REQ_TIMEOUT_MIN_MS, or readTimeout when that is longer. */
+    uint64_t ms = srv->cfg->http.read_timeout_ns / 1000000u;
+    srv->globalconf.http1.req_timeout = ms > ZN_REQ_TIMEOUT_MIN_MS ? ms : ZN_REQ_TIMEOUT_MIN_MS;
     return true;
 }
 
@@ -168,9 +173,21 @@ static void on_stop(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
     h2o_context_request_shutdown(&w->ctx);
 }
 
+static int http1_req_started(h2o_req_t *req, void *cbdata)
+{
+    /* an idle keep-alive connection's request has no method yet: it is not in flight */
+    return req->input.method.len != 0;
+}
+
+/* True while a request is in flight: an HTTP/1 request whose headers have arrived (its
+ * body may still be coming), or any HTTP/2 connection (h2o sent GOAWAY; it closes them
+ * once their streams are done). Idle HTTP/1 keep-alives do not hold the shutdown. */
 static bool has_connections(zn_worker_t *w)
 {
-    return !h2o_linklist_is_empty(&w->ctx.http1._conns) || !h2o_linklist_is_empty(&w->ctx.http2._conns);
+    h2o_protocol_callbacks_t *h1 = &w->srv->globalconf.http1.callbacks;
+    if (!h2o_linklist_is_empty(&w->ctx.http2._conns))
+        return true;
+    return h1->foreach_request != NULL && h1->foreach_request(&w->ctx, http1_req_started, NULL) != 0;
 }
 
 static void *worker_main(void *arg)

@@ -12,6 +12,7 @@
 
 #define ZN_WORKERS_MAX 256
 #define ZN_SHUTDOWN_GRACE_NS (10ull * 1000000000ull)
+#define ZN_REQ_TIMEOUT_MIN_MS (3600ull * 1000ull) /* one hour per HTTP/1 request */
 
 typedef struct zn_worker {
     struct zn_server *srv;
