@@ -145,6 +145,25 @@ static zn_err_t session_acquire(zn_storage_t *st, const char *key, st_session_t 
     return err;
 }
 
+zn_err_t st_session_claim(zn_storage_t *st, const char *repo, const char *uuid, st_session_t **out)
+{
+    char key[ZN_REPO_NAME_MAX + ZN_UUID_LEN + 2];
+    if (snprintf(key, sizeof(key), "%s %s", repo, uuid) >= (int)sizeof(key))
+        return ZN_EINVAL;
+    return session_acquire(st, key, out);
+}
+
+void st_session_unclaim(zn_storage_t *st, st_session_t *s, bool forget)
+{
+    if (forget) {
+        sessions_remove(st, s);
+        return;
+    }
+    zn_mutex_lock(&st->uploads_lock);
+    s->busy = false;
+    zn_mutex_unlock(&st->uploads_lock);
+}
+
 /* Rebuilds the hash from the file when it is unknown or the file changed size. */
 static zn_err_t session_sync(st_session_t *s, int fd)
 {
