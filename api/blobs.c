@@ -44,8 +44,10 @@ static void on_proceed(h2o_generator_t *_self, h2o_req_t *req)
     size_t want = left < READ_CHUNK ? (size_t)left : READ_CHUNK;
     ssize_t r;
 
+    zn_syscall_begin();
     while ((r = pread(g->fd, g->buf, want, (off_t)g->off)) == -1 && errno == EINTR)
         ;
+    zn_syscall_end();
     if (r <= 0) {
         /* the blob shrank or the disk failed: the status is sent, only the stream can stop */
         zn_log(ZN_LOG_ERROR, "blob read failed", ZN_LSTR("error", r == 0 ? "short file" : strerror(errno)));
@@ -136,8 +138,6 @@ int zn_api_blob_delete(h2o_req_t *req, zn_reqctx_t *ctx)
     zn_err_t err = zn_storage_blob_delete(api->st, repo, &d);
     if (err == ZN_ENOENT)
         return zn_api_send_unknown(req, api, repo, ZN_OCI_BLOB_UNKNOWN);
-    if (err == ZN_EBUSY)
-        return zn_api_send_error_status(req, 405, ZN_OCI_DENIED, "blob is referenced by a manifest"); /* as zot */
     if (err != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UNKNOWN, NULL);
     return zn_api_send_empty(req, 202);

@@ -78,9 +78,18 @@ int zn_api_send_body(h2o_req_t *req, int status, const char *content_type, const
 int zn_api_send_storage_error(h2o_req_t *req, zn_err_t err, zn_oci_code_t enoent_code, const char *detail);
 /* Range: 0-<size-1> as the spec shows it ("0-0" for an empty upload). */
 void zn_api_add_upload_range(h2o_req_t *req, uint64_t size);
-/* Writes the request body to the upload in bounded chunks (the body may be a file-backed
- * mapping of several GiB: it is never copied). */
-zn_err_t zn_api_write_body(h2o_req_t *req, zn_upload_t *up);
+
+/* ---- body.c: request body -> upload session ----------------------------------------------- */
+
+/* Called once the body is written (err == ZN_OK) or failed. Owns up from then on. */
+typedef int (*zn_api_body_done_fn)(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *data);
+
+/* Writes req->entity (possibly a file-backed mapping of several GiB; never copied) to up
+ * in bounded slices, a few per event-loop turn, so a big body does not stall the worker;
+ * then calls done. Small bodies complete before this returns. If the request goes away
+ * first, up is closed (or cancelled when cancel_on_abort) and done is never called.
+ * Takes ownership of up; data (request-pool memory) is passed to done. Returns 0. */
+int zn_api_body_write(h2o_req_t *req, zn_upload_t *up, bool cancel_on_abort, zn_api_body_done_fn done, void *data);
 
 /* 401 with a Basic challenge for an anonymous caller, 403 DENIED for a user. */
 int zn_api_send_denied(h2o_req_t *req, zn_reqctx_t *ctx, const zn_config_t *cfg);

@@ -47,13 +47,18 @@ int zn_api_manifest_get(h2o_req_t *req, zn_reqctx_t *ctx)
     return 0;
 }
 
-/* Moving an existing tag needs `update` (zot); a new tag or a digest needs `create`. */
-static bool may_put(zn_reqctx_t *ctx, zn_api_t *api, const char *repo, const zn_api_ref_t *ref)
+/* Moving an existing tag needs `update` (zot); a new tag or a digest needs `create`, and
+ * so does pushing again what a tag already names (clients re-push whole images; the tag
+ * does not move). */
+static bool may_put(zn_reqctx_t *ctx, zn_api_t *api, const char *repo, const zn_api_ref_t *ref, const char *body,
+                    size_t len)
 {
     zn_storage_manifest_t m;
+    zn_digest_t d;
     if (ref->is_digest || zn_storage_manifest_get(api->st, repo, ref->text, false, &m) != ZN_OK)
         return true;
-    return ctx->can(ctx, repo, ZN_ACT_UPDATE);
+    zn_digest_of(m.digest.algo, body, len, &d);
+    return zn_digest_eq(&d, &m.digest) || ctx->can(ctx, repo, ZN_ACT_UPDATE);
 }
 
 static int send_put_error(h2o_req_t *req, zn_err_t err, const char *detail)
@@ -85,12 +90,13 @@ int zn_api_manifest_put(h2o_req_t *req, zn_reqctx_t *ctx)
         return 0;
     if (max != 0 && len > max)
         return zn_api_send_error_status(req, 413, ZN_OCI_SIZE_INVALID, "manifest too large");
-    if (!may_put(ctx, api, repo, &ref))
+    const char *body = len != 0 ? req->entity.base : "";
+    if (!may_put(ctx, api, repo, &ref, body, len))
         return zn_api_send_denied(req, ctx, api->cfg);
     zn_slice_t ct = zn_api_header(req, H2O_TOKEN_CONTENT_TYPE);
     const char *content_type = ct.p != NULL ? h2o_strdup(&req->pool, ct.p, ct.n).base : NULL;
     zn_err_t err = zn_storage_manifest_put(api->st, repo, ref.is_digest ? NULL : ref.text, ref.is_digest ? &ref.digest : NULL,
-                                           content_type, len != 0 ? req->entity.base : "", len, &res, detail, sizeof(detail));
+                                           content_type, body, len, &res, detail, sizeof(detail));
     if (err != ZN_OK)
         return send_put_error(req, err, detail);
     zn_api_header_addf(req, "location", "/v2/%s/manifests/%s", repo, res.digest.str);

@@ -1,15 +1,13 @@
 /*
  * api/respond.c - what every handler file shares: path/query/header access, response
- * headers, empty and small bodies, the mapping of storage errors to OCI errors, and
- * writing a request body into an upload session in bounded chunks.
+ * headers, empty and small bodies, the mapping of storage errors to OCI errors, denials
+ * and pagination.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/internal.h"
-
-#define BODY_CHUNK (1u << 20)
 
 const char *zn_api_repo_param(h2o_req_t *req, zn_reqctx_t *ctx, int idx)
 {
@@ -117,21 +115,6 @@ int zn_api_send_storage_error(h2o_req_t *req, zn_err_t err, zn_oci_code_t enoent
 void zn_api_add_upload_range(h2o_req_t *req, uint64_t size)
 {
     zn_api_header_addf(req, "range", "0-%llu", (unsigned long long)(size > 0 ? size - 1 : 0));
-}
-
-zn_err_t zn_api_write_body(h2o_req_t *req, zn_upload_t *up)
-{
-    const char *p = req->entity.base;
-    size_t left = req->entity.base != NULL ? req->entity.len : 0;
-    zn_err_t err;
-    while (left != 0) {
-        size_t n = left < BODY_CHUNK ? left : BODY_CHUNK;
-        if ((err = zn_storage_upload_write(up, p, n)) != ZN_OK)
-            return err;
-        p += n;
-        left -= n;
-    }
-    return ZN_OK;
 }
 
 int zn_api_send_denied(h2o_req_t *req, zn_reqctx_t *ctx, const zn_config_t *cfg)

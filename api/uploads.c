@@ -4,12 +4,20 @@
  *
  * The session URL is /v2/<name>/blobs/uploads/<uuid> and carries no state in its query, so
  * it stays valid after every chunk and across restarts (storage re-opens the session from
- * its file). Bodies go from h2o's request buffer to the session file in bounded chunks
- * while being hashed; PUT verifies the digest before the blob becomes visible.
+ * its file). Bodies go from h2o's request buffer to the session file while being hashed
+ * (api/body.c, over several loop turns when big); PUT verifies the digest before the blob
+ * becomes visible.
  */
 #include <string.h>
 
 #include "api/internal.h"
+
+/* What a handler hands over to its body-done callback (request pool). */
+struct upload_req {
+    const char *repo;
+    const char *uuid;
+    zn_digest_t digest;
+};
 
 static int send_blob_created(h2o_req_t *req, const char *repo, const zn_digest_t *d)
 {
@@ -25,7 +33,7 @@ static void add_session_headers(h2o_req_t *req, const char *repo, const char *uu
     zn_api_add_upload_range(req, size);
 }
 
-/* Reads the `digest` query parameter; *present tells whether it was given at all. */
+/* Reads a digest query parameter; *present tells whether it was given at all. */
 static zn_err_t query_digest(h2o_req_t *req, const char *name, zn_digest_t *d, bool *present)
 {
     char buf[ZN_DIGEST_STR_MAX + 16];
@@ -57,59 +65,63 @@ static bool try_mount(h2o_req_t *req, zn_reqctx_t *ctx, const char *repo, const 
     return zn_storage_blob_mount(api->st, repo, from, d) == ZN_OK;
 }
 
-/* POST ?digest=: the whole blob in one request. */
-static int upload_monolithic(h2o_req_t *req, zn_api_t *api, const char *repo, const zn_digest_t *d)
+/* The body is in the session: verify and publish it (monolithic POST and final PUT). */
+static int on_final_body(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *data)
 {
-    char uuid[ZN_UUID_LEN + 1];
-    zn_upload_t *up;
-    zn_err_t err;
-
-    if ((err = zn_storage_upload_start(api->st, repo, uuid, &up)) != ZN_OK)
-        return zn_api_send_storage_error(req, err, ZN_OCI_NAME_UNKNOWN, NULL);
-    if ((err = zn_api_write_body(req, up)) != ZN_OK) {
-        zn_storage_upload_cancel(up);
+    struct upload_req *u = data;
+    if (err != ZN_OK) {
+        zn_storage_upload_close(up);
         return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
     }
-    if ((err = zn_storage_upload_finish(up, d)) != ZN_OK)
+    if ((err = zn_storage_upload_finish(up, &u->digest)) != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
-    return send_blob_created(req, repo, d);
+    return send_blob_created(req, u->repo, &u->digest);
+}
+
+/* A failed monolithic upload leaves no session behind. */
+static int on_monolithic_body(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *data)
+{
+    if (err == ZN_OK)
+        return on_final_body(req, up, err, data);
+    zn_storage_upload_cancel(up);
+    return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
 }
 
 int zn_api_upload_post(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     zn_api_t *api = ctx->app;
-    const char *repo = zn_api_repo_param(req, ctx, 0);
-    char uuid[ZN_UUID_LEN + 1];
-    zn_digest_t d;
+    struct upload_req *u = h2o_mem_alloc_pool(&req->pool, sizeof(*u));
+    char *uuid = h2o_mem_alloc_pool(&req->pool, ZN_UUID_LEN + 1);
+    zn_upload_t *up;
     bool present;
     zn_err_t err;
 
-    if (repo == NULL)
+    if ((u->repo = zn_api_repo_param(req, ctx, 0)) == NULL)
         return 0;
-    if ((err = query_digest(req, "mount", &d, &present)) != ZN_OK && present)
+    if ((err = query_digest(req, "mount", &u->digest, &present)) != ZN_OK && present)
         return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, "mount");
-    if (present && try_mount(req, ctx, repo, &d))
-        return send_blob_created(req, repo, &d);
-    if ((err = query_digest(req, "digest", &d, &present)) != ZN_OK && present)
+    if (present && try_mount(req, ctx, u->repo, &u->digest))
+        return send_blob_created(req, u->repo, &u->digest);
+    if ((err = query_digest(req, "digest", &u->digest, &present)) != ZN_OK && present)
         return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, NULL);
-    if (present)
-        return upload_monolithic(req, api, repo, &d);
-    if ((err = zn_storage_upload_start(api->st, repo, uuid, NULL)) != ZN_OK)
+    if ((err = zn_storage_upload_start(api->st, u->repo, uuid, present ? &up : NULL)) != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_NAME_UNKNOWN, NULL);
-    add_session_headers(req, repo, uuid, 0);
+    if (present)
+        return zn_api_body_write(req, up, true, on_monolithic_body, u);
+    add_session_headers(req, u->repo, uuid, 0);
     return zn_api_send_empty(req, 202);
 }
 
 /* Opens the session named by the path; on failure sends the error and returns NULL. */
-static zn_upload_t *open_session(h2o_req_t *req, zn_reqctx_t *ctx, const char **repo, const char **uuid)
+static zn_upload_t *open_session(h2o_req_t *req, zn_reqctx_t *ctx, struct upload_req *u)
 {
     zn_api_t *api = ctx->app;
     zn_upload_t *up = NULL;
 
-    if ((*repo = zn_api_repo_param(req, ctx, 0)) == NULL)
+    if ((u->repo = zn_api_repo_param(req, ctx, 0)) == NULL)
         return NULL;
-    *uuid = h2o_strdup(&req->pool, ctx->params[1].p, ctx->params[1].n).base;
-    zn_err_t err = zn_storage_upload_open(api->st, *repo, *uuid, &up);
+    u->uuid = h2o_strdup(&req->pool, ctx->params[1].p, ctx->params[1].n).base;
+    zn_err_t err = zn_storage_upload_open(api->st, u->repo, u->uuid, &up);
     if (err == ZN_EBUSY)
         zn_api_send_error(req, ZN_OCI_BLOB_UPLOAD_INVALID, "another request is writing to this upload");
     else if (err != ZN_OK)
@@ -118,7 +130,7 @@ static zn_upload_t *open_session(h2o_req_t *req, zn_reqctx_t *ctx, const char **
 }
 
 /* Checks Content-Range (if any) against the session and the body; false after sending 416. */
-static bool check_chunk(h2o_req_t *req, zn_upload_t *up, const char *repo, const char *uuid)
+static bool check_chunk(h2o_req_t *req, zn_upload_t *up, const struct upload_req *u)
 {
     zn_slice_t cr = zn_api_header(req, H2O_TOKEN_CONTENT_RANGE);
     uint64_t size = zn_storage_upload_size(up), len = req->entity.base != NULL ? req->entity.len : 0;
@@ -128,73 +140,67 @@ static bool check_chunk(h2o_req_t *req, zn_upload_t *up, const char *repo, const
         return true;
     if (zn_api_content_range_parse(cr, &r) == ZN_OK && r.first == size && r.last - r.first + 1 == len)
         return true;
-    add_session_headers(req, repo, uuid, size);
+    add_session_headers(req, u->repo, u->uuid, size);
     zn_api_send_error(req, ZN_OCI_RANGE_INVALID, NULL);
     return false;
 }
 
-int zn_api_upload_patch(h2o_req_t *req, zn_reqctx_t *ctx)
+/* Opens the session and checks the chunk; NULL once a response was sent. */
+static zn_upload_t *open_chunk(h2o_req_t *req, zn_reqctx_t *ctx, struct upload_req *u)
 {
-    const char *repo, *uuid;
-    zn_upload_t *up = open_session(req, ctx, &repo, &uuid);
-    zn_err_t err;
-
-    if (up == NULL)
-        return 0;
-    if (!check_chunk(req, up, repo, uuid)) {
+    zn_upload_t *up = open_session(req, ctx, u);
+    if (up != NULL && !check_chunk(req, up, u)) {
         zn_storage_upload_close(up);
-        return 0;
+        return NULL;
     }
-    err = zn_api_write_body(req, up);
+    return up;
+}
+
+static int on_patch_body(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *data)
+{
+    struct upload_req *u = data;
     uint64_t size = zn_storage_upload_size(up);
     zn_storage_upload_close(up);
     if (err != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
-    add_session_headers(req, repo, uuid, size);
+    add_session_headers(req, u->repo, u->uuid, size);
     return zn_api_send_empty(req, 202);
+}
+
+int zn_api_upload_patch(h2o_req_t *req, zn_reqctx_t *ctx)
+{
+    struct upload_req *u = h2o_mem_alloc_pool(&req->pool, sizeof(*u));
+    zn_upload_t *up = open_chunk(req, ctx, u);
+    return up != NULL ? zn_api_body_write(req, up, false, on_patch_body, u) : 0;
 }
 
 int zn_api_upload_put(h2o_req_t *req, zn_reqctx_t *ctx)
 {
-    const char *repo, *uuid;
-    zn_digest_t d;
+    struct upload_req *u = h2o_mem_alloc_pool(&req->pool, sizeof(*u));
     bool present;
-    zn_err_t err;
 
-    if (query_digest(req, "digest", &d, &present) != ZN_OK)
+    if (query_digest(req, "digest", &u->digest, &present) != ZN_OK)
         return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, present ? NULL : "digest parameter missing");
-    zn_upload_t *up = open_session(req, ctx, &repo, &uuid);
-    if (up == NULL)
-        return 0;
-    if (!check_chunk(req, up, repo, uuid)) {
-        zn_storage_upload_close(up);
-        return 0;
-    }
-    if ((err = zn_api_write_body(req, up)) != ZN_OK) {
-        zn_storage_upload_close(up);
-        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
-    }
-    if ((err = zn_storage_upload_finish(up, &d)) != ZN_OK)
-        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
-    return send_blob_created(req, repo, &d);
+    zn_upload_t *up = open_chunk(req, ctx, u);
+    return up != NULL ? zn_api_body_write(req, up, false, on_final_body, u) : 0;
 }
 
 int zn_api_upload_status(h2o_req_t *req, zn_reqctx_t *ctx)
 {
-    const char *repo, *uuid;
-    zn_upload_t *up = open_session(req, ctx, &repo, &uuid);
+    struct upload_req u;
+    zn_upload_t *up = open_session(req, ctx, &u);
     if (up == NULL)
         return 0;
     uint64_t size = zn_storage_upload_size(up);
     zn_storage_upload_close(up);
-    add_session_headers(req, repo, uuid, size);
+    add_session_headers(req, u.repo, u.uuid, size);
     return zn_api_send_empty(req, 204);
 }
 
 int zn_api_upload_delete(h2o_req_t *req, zn_reqctx_t *ctx)
 {
-    const char *repo, *uuid;
-    zn_upload_t *up = open_session(req, ctx, &repo, &uuid);
+    struct upload_req u;
+    zn_upload_t *up = open_session(req, ctx, &u);
     if (up == NULL)
         return 0;
     zn_err_t err = zn_storage_upload_cancel(up);

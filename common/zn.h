@@ -282,6 +282,7 @@ enum {
     ZN_ROUTE_ADMIN = 1,  /* only admins when auth is on (pprof) */
     ZN_ROUTE_NOAUTH = 2, /* never authenticated (health checks) */
     ZN_ROUTE_NOREPO_AUTHZ = 4, /* authenticated, but the handler checks access itself (catalog) */
+    ZN_ROUTE_METRICS = 8, /* the /metrics rule: accessControl.metrics (zot.md §3) */
 };
 
 /* One row of the router table. Patterns are literal segments, `{x}` (one segment) and at

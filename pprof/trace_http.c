@@ -6,9 +6,10 @@
  * have filled, then at the deadline the partial chunks and the footer.
  *
  * Nothing sleeps: a request-owned timer (zn_pprof_wait) ticks on the worker's loop. The
- * generator lives in the request's pool; when the client goes away h2o calls stop(), the
- * trace ends at once and its data is dropped; chunks are freed when the pool is disposed,
- * after h2o no longer looks at them.
+ * generator lives in the request's pool. Every tick writes something (the starting
+ * worker's own partial chunk at least), so a client that went away makes a write fail; h2o
+ * then calls stop(): the trace ends at once and its data is dropped. Chunks are freed when
+ * the pool is disposed, after h2o no longer looks at them.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -75,7 +76,9 @@ static void end_session(trace_gen_t *g, bool keep)
     if (!g->running)
         return;
     g->running = false;
+    uint64_t t0 = zn_now_mono_ns();
     zn_trace_chunk_t *rest = zn_trace_stop(keep ? symbolize : NULL, NULL);
+    zn_log(ZN_LOG_DEBUG, "pprof: trace stopped", ZN_LBOOL("sent", keep), ZN_LUINT("stop_us", (zn_now_mono_ns() - t0) / 1000));
     if (keep) {
         append(&g->pending, rest);
         g->final_ready = true;
@@ -116,6 +119,7 @@ static void on_stop(h2o_generator_t *_g, h2o_req_t *req)
     end_session(g, false);
 }
 
+/* The request is disposed before the trace ended (h2o stopped the generator first). */
 static void on_cancel(void *data)
 {
     on_stop(data, NULL);

@@ -10,9 +10,9 @@
  * found in auth's cache pass at once. Others are verified on a small pool of threads -
  * bcrypt costs milliseconds and must not stall the worker's other connections - and the
  * request resumes on its own worker when the answer is posted back. Then the route's rule:
- * admin routes (pprof) need an admin, repository routes the row's action on the repository,
- * anything else (/v2/, the catalog) only the authentication; handlers ask ctx->can for
- * decisions that depend on state.
+ * admin routes (pprof) need an admin, the metrics route what accessControl.metrics grants,
+ * repository routes the row's action on the repository, anything else (/v2/, the catalog)
+ * only the authentication; handlers ask ctx->can for decisions that depend on state.
  *
  * Refusals wait http.auth.failDelay seconds on an h2o timer - before every authorization
  * 401/403, before an authentication 401 only when credentials were sent (zot) - so a slow
@@ -184,6 +184,8 @@ static bool authorize(zn_access_t *a, h2o_req_t *req, const zn_route_def_t *def,
 
     if (def->flags & ZN_ROUTE_ADMIN) {
         d = zn_auth_authorize_admin(a->auth, ctx->user);
+    } else if (def->flags & ZN_ROUTE_METRICS) {
+        d = zn_auth_authorize_metrics(a->auth, ctx->user);
     } else if (def->action != 0 && def->repo_param >= 0 && def->repo_param < ctx->nparams) {
         zn_slice_t name = ctx->params[def->repo_param];
         /* the raw path never holds a NUL (h2o refuses it), but a C string must not be cut */

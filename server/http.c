@@ -6,7 +6,7 @@
  * server/access.c authenticate and authorize, marks the worker thread with the route name
  * (pprof labels CPU samples with it) and calls the row's handler. Every response carries
  * Docker-Distribution-API-Version. The access log is an h2o logger, so it also sees
- * requests that end early (client gone, 4xx from h2o itself).
+ * requests that end early (client gone, 4xx from h2o itself); it feeds the metrics too.
  */
 #include <stdio.h>
 #include <string.h>
@@ -29,21 +29,43 @@ typedef struct {
     zn_server_t *srv;
 } access_logger_t;
 
+/* Per-request facts the access logger needs travel in req->env (h2o keeps it for the
+ * request's lifetime): the user, and the monotonic start time (h2o's own timestamps are
+ * cached once per loop pass, too coarse for sub-millisecond requests). */
 static const h2o_iovec_t ENV_USER = {H2O_STRLIT("zn.user")};
+static const h2o_iovec_t ENV_T0 = {H2O_STRLIT("zn.t0")};
+
+static void env_push(h2o_req_t *req, h2o_iovec_t key, h2o_iovec_t value)
+{
+    h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
+    req->env.entries[req->env.size++] = key;
+    req->env.entries[req->env.size++] = value;
+}
+
+static h2o_iovec_t env_find(h2o_req_t *req, h2o_iovec_t key)
+{
+    for (size_t i = 0; i + 1 < req->env.size; i += 2)
+        if (h2o_memis(req->env.entries[i].base, req->env.entries[i].len, key.base, key.len))
+            return req->env.entries[i + 1];
+    return h2o_iovec_init(NULL, 0);
+}
+
+static void remember_start(h2o_req_t *req)
+{
+    uint64_t *t0 = h2o_mem_alloc_pool(&req->pool, sizeof(*t0));
+    *t0 = zn_now_mono_ns();
+    env_push(req, ENV_T0, h2o_iovec_init(t0, sizeof(*t0)));
+}
 
 static void remember_user(h2o_req_t *req, const char *user)
 {
-    h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
-    req->env.entries[req->env.size++] = ENV_USER;
-    req->env.entries[req->env.size++] = h2o_iovec_init(user, strlen(user));
+    env_push(req, ENV_USER, h2o_iovec_init(user, strlen(user)));
 }
 
 static zn_slice_t find_user(h2o_req_t *req)
 {
-    for (size_t i = 0; i + 1 < req->env.size; i += 2)
-        if (h2o_memis(req->env.entries[i].base, req->env.entries[i].len, ENV_USER.base, ENV_USER.len))
-            return zn_slice(req->env.entries[i + 1].base, req->env.entries[i + 1].len);
-    return zn_slice(NULL, 0);
+    h2o_iovec_t v = env_find(req, ENV_USER);
+    return zn_slice(v.base, v.len);
 }
 
 static int on_req(h2o_handler_t *_self, h2o_req_t *req)
@@ -56,6 +78,7 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     const zn_route_def_t *def = NULL;
 
     memset(ctx, 0, sizeof(*ctx));
+    remember_start(req);
     zn_api_add_version_header(req);
     switch (zn_router_match(srv->router, method, path, &def, &ctx->app, ctx->params, &ctx->nparams)) {
     case ZN_ROUTE_FOUND:
@@ -76,15 +99,26 @@ int zn_http_run_handler(h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *
     if (ctx->user != NULL)
         remember_user(req, ctx->user);
 
-    zn_pprof_req_begin(def->name, NULL);
+    const char *repo = NULL;
+    if (def->repo_param >= 0 && def->repo_param < ctx->nparams) {
+        zn_slice_t r = ctx->params[def->repo_param];
+        repo = h2o_mem_alloc_pool(&req->pool, r.n + 1);
+        memcpy((char *)repo, r.p, r.n);
+        ((char *)repo)[r.n] = '\0';
+    }
+    zn_pprof_req_begin(def->name, repo);
     int ret = def->fn(req, ctx);
     zn_pprof_req_end();
     return ret;
 }
 
-/* Milliseconds from the request's first byte to its end (now, when h2o has not stamped it). */
+/* Milliseconds from dispatch to now (the logger runs when the response is done); requests
+ * h2o answered without dispatching fall back to its coarse timestamps. */
 static double duration_ms(h2o_req_t *req)
 {
+    h2o_iovec_t t0 = env_find(req, ENV_T0);
+    if (t0.len == sizeof(uint64_t))
+        return (double)(zn_now_mono_ns() - *(const uint64_t *)t0.base) / 1e6;
     struct timeval now, *a = &req->timestamps.request_begin_at, *b = &req->timestamps.response_end_at;
     if (a->tv_sec == 0)
         return 0;
@@ -97,6 +131,12 @@ static double duration_ms(h2o_req_t *req)
 
 static void log_access(h2o_logger_t *_self, h2o_req_t *req)
 {
+    access_logger_t *self = (void *)_self;
+    size_t plen = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
+    double ms = duration_ms(req);
+
+    zn_metrics_observe(self->srv->metrics, zn_slice(req->input.method.base, req->input.method.len),
+                       zn_slice(req->input.path.base, plen), req->res.status, ms / 1e3);
     if (zn_log_get_level() > ZN_LOG_INFO)
         return;
     char remote[NI_MAXHOST] = "";
@@ -105,11 +145,10 @@ static void log_access(h2o_logger_t *_self, h2o_req_t *req)
     if (sl != 0 && h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, remote) == SIZE_MAX)
         remote[0] = '\0';
     zn_slice_t user = find_user(req);
-    size_t plen = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
     zn_log(ZN_LOG_INFO, "request", ZN_LSTRN("method", req->input.method.base, req->input.method.len),
            ZN_LSTRN("path", req->input.path.base, plen), ZN_LINT("status", req->res.status),
            ZN_LUINT("bytes", req->bytes_sent),
-           ZN_LDBL("duration_ms", duration_ms(req)),
+           ZN_LDBL("duration_ms", ms),
            ZN_LSTR("remote", remote), user.p != NULL ? ZN_LSTRN("user", user.p, user.n) : ZN_LSTR("user", NULL));
 }
 
@@ -168,6 +207,10 @@ void zn_http_setup(zn_server_t *srv)
     lg->super.log_access = log_access;
     lg->srv = srv;
     zn_router_add(srv->router, builtin_routes, sizeof(builtin_routes) / sizeof(builtin_routes[0]), srv);
+    if ((srv->metrics = zn_metrics_new(srv->cfg)) != NULL &&
+        zn_router_add(srv->router, zn_metrics_route(srv->metrics), 1, srv->metrics) != ZN_OK)
+        zn_log(ZN_LOG_ERROR, "metrics: the path cannot be routed, not serving it",
+               ZN_LSTR("path", srv->cfg->extensions.metrics_path));
     size_t ntoken;
     const zn_route_def_t *token_routes = zn_token_routes(&ntoken);
     if (zn_access_token(srv->access) != NULL)

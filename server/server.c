@@ -132,6 +132,7 @@ void zn_server_free(zn_server_t *srv)
             close(srv->workers[i].listen_fd);
     free(srv->workers);
     zn_access_free(srv->access);
+    zn_metrics_free(srv->metrics);
     zn_api_free(srv->api);
     if (srv->ssl_ctx != NULL)
         SSL_CTX_free(srv->ssl_ctx);

@@ -39,7 +39,8 @@ struct zn_server {
     int nworkers;
     zn_worker_t *workers;
     _Atomic int ready; /* storage is usable: readyz/startupz say ok */
-    struct zn_maint *maint; /* the gc thread, NULL when GC is off */
+    struct zn_metrics *metrics; /* NULL unless extensions.metrics is enabled */
+    struct zn_maint *maint;     /* the gc thread, NULL when GC is off */
 };
 
 /* maintenance.c: starts the "gc" thread when storage.gc is on and gcInterval > 0 (else,
@@ -57,6 +58,26 @@ void zn_http_setup(struct zn_server *srv);
  * the row's handler). server/access.c calls it for a request it resumes after verifying
  * credentials off the event loop. Returns the handler's result. */
 int zn_http_run_handler(h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *ctx);
+
+/* ---- metrics.c: extensions.metrics (docs/zot.md §6) -------------------------------------- */
+
+typedef struct zn_metrics zn_metrics_t;
+/* NULL when extensions.metrics is disabled; else the collector, which borrows cfg (it must
+ * outlive it). Free with zn_metrics_free (NULL is a no-op) after the workers have stopped. */
+zn_metrics_t *zn_metrics_new(const zn_config_t *cfg);
+void zn_metrics_free(zn_metrics_t *m);
+/* The GET <prometheus.path> router row (owned by m; register it with app = m). */
+const zn_route_def_t *zn_metrics_route(zn_metrics_t *m);
+/* Counts one finished request (the access logger calls it on the worker's thread): method,
+ * raw path without the query, final status (0 = none sent), duration in seconds. Requests
+ * to the metrics path are not counted. Lock-free across workers; m may be NULL. */
+void zn_metrics_observe(zn_metrics_t *m, zn_slice_t method, zn_slice_t path, int status, double seconds);
+
+/* metrics_proc.c: the process collector's values; a field is -1 when it cannot be read. */
+typedef struct zn_proc_stats {
+    double cpu_seconds, resident_bytes, virtual_bytes, start_time, open_fds, max_fds;
+} zn_proc_stats_t;
+void zn_proc_stats_read(zn_proc_stats_t *out);
 
 /* access.c: on an anonymous GET/HEAD /v2/ from classic Docker in mixed mode, send the 401
  * with the Bearer challenge (token.c) and return true; else false (the ordinary 200). */

@@ -50,22 +50,13 @@ zn_err_t zn_storage_blob_delete(zn_storage_t *st, const char *repo, const zn_dig
 {
     char path[PATH_MAX];
     st_repo_t *r;
-    json_t *idx = NULL;
     zn_err_t err;
 
     if ((err = st_repo_find(st, repo, &r)) != ZN_OK || (err = st_blob_path(st, path, repo, d)) != ZN_OK)
         return err;
-    if ((err = st_index_get(st, r, &idx)) != ZN_OK)
-        return err;
-    if (st_manifest_refs_blob(st, repo, idx, d)) {
-        err = ZN_EBUSY;
-    } else {
-        err = unlink(path) == 0 ? ZN_OK : st_errno(errno);
-        if (err == ZN_OK)
-            err = st_sync_parent(st, path);
-    }
-    json_decref(idx);
-    return err;
+    if (unlink(path) != 0)
+        return st_errno(errno);
+    return st_sync_parent(st, path);
 }
 
 /* Links or copies src to the blob path dst of repo. */

@@ -166,8 +166,6 @@ typedef struct st_manifest_check {
  * there). Errors as zn_storage_manifest_put. */
 zn_err_t st_manifest_check(zn_storage_t *st, const char *repo, const char *content_type, const char *bytes, size_t len,
                            st_manifest_check_t *out, char *detail, size_t detail_len);
-/* Whether any manifest in the index references blob d (config, layer or child). */
-bool st_manifest_refs_blob(zn_storage_t *st, const char *repo, json_t *index, const zn_digest_t *d);
 void st_minfo_free(void *info);
 
 /* ---- garbage collection (gc.c) --------------------------------------------------------------- */

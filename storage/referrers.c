@@ -1,6 +1,6 @@
 /*
- * storage/referrers.c - the referrers API (which manifests of a repository name a given
- * subject) and the check that a blob is still referenced before it is deleted.
+ * storage/referrers.c - the referrers API: which manifests of a repository name a given
+ * subject.
  *
  * Answering needs each manifest's subject and artifact type; manifests are immutable, so
  * what was read once is cached by digest (st_minfo_t, bounded: the table is emptied when
@@ -138,41 +138,4 @@ zn_err_t zn_storage_referrers(zn_storage_t *st, const char *repo, const zn_diges
         return ZN_ENOMEM;
     *len = strlen(*json);
     return ZN_OK;
-}
-
-/* Does descriptor list `key` of manifest root name d? */
-static bool list_names(json_t *root, const char *key, const zn_digest_t *d)
-{
-    json_t *desc;
-    size_t i;
-    json_array_foreach(json_object_get(root, key), i, desc)
-    {
-        const char *digest = st_desc_digest(desc);
-        if (digest != NULL && strcmp(digest, d->str) == 0)
-            return true;
-    }
-    return false;
-}
-
-bool st_manifest_refs_blob(zn_storage_t *st, const char *repo, json_t *index, const zn_digest_t *d)
-{
-    json_t *desc;
-    size_t i;
-    zn_digest_t md;
-    json_array_foreach(json_object_get(index, "manifests"), i, desc)
-    {
-        const char *digest = st_desc_digest(desc);
-        if (digest == NULL || zn_digest_parse(zn_slice(digest, strlen(digest)), &md) != ZN_OK)
-            continue;
-        if (zn_digest_eq(&md, d))
-            return true;
-        json_t *root = load_manifest(st, repo, &md);
-        const char *config = json_string_value(json_object_get(json_object_get(root, "config"), "digest"));
-        bool found = (config != NULL && strcmp(config, d->str) == 0) || list_names(root, "layers", d) ||
-                     list_names(root, "manifests", d);
-        json_decref(root);
-        if (found)
-            return true;
-    }
-    return false;
 }

@@ -102,14 +102,23 @@ typedef bool (*zn_storage_repo_filter_fn)(void *data, const char *repo);
 zn_err_t zn_storage_catalog(zn_storage_t *st, const char *last, size_t max, zn_storage_repo_filter_fn filter,
                             void *filter_data, zn_storage_list_t *out);
 
+/* Bytes of the regular files under <root>/<repo> (zot's zot_repo_storage_bytes: a blob
+ * hard-linked into several repositories counts in each), nested repositories excluded.
+ * Needs no store (the metrics scrape calls it with storage.rootDirectory); root is borrowed.
+ * ZN_OK with *bytes; ZN_ENOENT if no such repository, ZN_EINVAL for a bad name, ZN_EIO if a
+ * directory cannot be read. Cost: one stat per file of the repository. */
+zn_err_t zn_storage_repo_usage(const char *root, const char *repo, uint64_t *bytes);
+
 /* ---- blobs ---------------------------------------------------------------------------- */
 
 /* ZN_OK with *size set if the blob is in the repository; ZN_ENOENT if not (or no repo). */
 zn_err_t zn_storage_blob_stat(zn_storage_t *st, const char *repo, const zn_digest_t *d, uint64_t *size);
 /* Opens the blob for reading. On ZN_OK the caller owns *fd (close it) and *size is its size. */
 zn_err_t zn_storage_blob_open(zn_storage_t *st, const char *repo, const zn_digest_t *d, int *fd, uint64_t *size);
-/* Removes the blob from the repository. ZN_ENOENT if absent; ZN_EBUSY if a manifest in the
- * repository's index references it (config, layer, index child). */
+/* Removes the blob from the repository. ZN_ENOENT if absent. Whether a manifest still
+ * references it is not checked: the distribution spec (and its conformance suite, which
+ * deletes a config blob before its manifest) wants 202; a manifest left without its blob
+ * fails on pull like any missing blob. */
 zn_err_t zn_storage_blob_delete(zn_storage_t *st, const char *repo, const zn_digest_t *d);
 /* Makes the blob `d` of repository `from` available in `repo` (created if needed): hard
  * link, or a verified copy when dedupe is off or linking fails. ZN_ENOENT if `from` lacks it. */

@@ -229,7 +229,9 @@ zn_err_t zn_storage_upload_write(zn_upload_t *up, const void *p, size_t n)
     if (max != 0 && (n > max || off > max - n))
         return ZN_ETOOBIG;
     while (left != 0) {
+        zn_syscall_begin();
         ssize_t w = pwrite(up->fd, cur, left, (off_t)(off + (uint64_t)(cur - (const char *)p)));
+        zn_syscall_end();
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {

@@ -50,11 +50,25 @@ static void *syscaller(void *arg)
 {
     for (int i = 0; i < 3; i++) {
         zn_syscall_begin();
-        usleep(30000);
+        usleep(i == 0 ? 150000 : 30000); /* the first one spans the trace start */
         zn_syscall_end();
         usleep(1000);
     }
     return NULL;
+}
+
+/* Waits (up to 5 s) until thread `name` is in state st: the test needs them parked. */
+static void wait_state(const char *name, zn_thread_state_t st)
+{
+    for (int tries = 0; tries < 5000; tries++) {
+        for (int i = 0; i < zn_thread_count(); i++) {
+            zn_thread_info_t *t = zn_thread_get(i);
+            if (strcmp(t->name, name) == 0 && atomic_load(&t->state) == (int)st)
+                return;
+        }
+        usleep(1000);
+    }
+    fail_msg("thread %s never reached state %d", name, (int)st);
 }
 
 static void *poller(void *arg)
@@ -141,7 +155,9 @@ static void test_trace_threads(void **state)
     assert_int_equal(zn_thread_create(&th[1], "sys", syscaller, NULL), 0);
     assert_int_equal(zn_thread_create(&th[2], "poll", poller, NULL), 0);
     assert_int_equal(zn_thread_create(&th[3], "lock-a", locker, NULL), 0);
-    usleep(10000); /* cond parked, sys in its syscall, poll in epoll */
+    wait_state("cond", ZN_THREAD_BLOCKED);
+    wait_state("sys", ZN_THREAD_SYSCALL);
+    wait_state("poll", ZN_THREAD_IDLE);
 
     assert_int_equal(zn_trace_start(64u << 20), ZN_OK);
     assert_int_equal(zn_trace_start(64u << 20), ZN_EBUSY);
@@ -156,7 +172,7 @@ static void test_trace_threads(void **state)
     zn_mutex_unlock(&mu);
     assert_int_equal(write(pipefd[1], "yz", 2), 2);
     zn_trace_req_end();
-    usleep(100000);
+    usleep(250000); /* sys makes its later (traced) syscalls */
     zn_trace_chunk_t *chunks = zn_trace_stop(sym_dladdr, NULL);
     assert_false(zn_trace_active());
 

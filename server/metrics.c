@@ -1,0 +1,573 @@
+/*
+ * server/metrics.c - extensions.metrics: zot's Prometheus metrics (docs/zot.md §6) at
+ * prometheus.path, in the text exposition format 0.0.4.
+ *
+ * Collection: the access logger calls zn_metrics_observe() once per finished request on the
+ * worker thread that served it. Each thread gets its own shard (made on first use, kept in
+ * thread-local storage, never freed before the zn_metrics_t) holding every counter; the
+ * shard's mutex is taken by its own worker per request and by a scrape while it copies the
+ * shard, so the request path never shares a lock with another worker. A scrape sums the
+ * shards into a snapshot and renders it.
+ *
+ * Labels: method is one of the standard methods or "other" (a client cannot make new
+ * series by inventing methods). repo comes from /v2/<repo>/(manifests|blobs|tags)/..., the
+ * rightmost such split as the router does, and only for a valid name on a response below
+ * 400 - a client probing random names gets "N/A" - and at most REPOS_MAX names per shard.
+ *
+ * Help texts and zot_info's value (0) are zot's. zot skips only a literal "/metrics" path;
+ * zinc skips the configured one.
+ *
+ * zot_repo_storage_bytes: as in zot, only repositories written since start (a 2xx PUT, POST,
+ * PATCH or DELETE below /v2/<repo>/) are reported. A scrape recomputes a repository's size
+ * only when it was written since it was last measured (storage/usage.c walks the
+ * directory), so an idle registry's scrape costs no disk access beyond /proc.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "server/server_int.h"
+#include "storage/storage.h"
+
+#define METHODS_N 10
+#define CODES_N 600
+#define BUCKETS_N 7
+#define SHARDS_MAX 512
+#define REPOS_MAX 4096
+#define OUT_MAX (64u << 20)
+#define NA_REPO "N/A"
+
+static const char *const methods[METHODS_N] = {"GET",    "HEAD",    "POST",    "PUT",   "PATCH",
+                                               "DELETE", "OPTIONS", "CONNECT", "TRACE", "other"};
+enum { M_GET = 0, M_HEAD, M_POST, M_PUT, M_PATCH, M_DELETE };
+static const double bucket_le[BUCKETS_N] = {0.05, 0.5, 1, 5, 30, 60, 600};
+static const char *const bucket_txt[BUCKETS_N] = {"0.05", "0.5", "1", "5", "30", "60", "600"};
+
+typedef struct repo_stat {
+    uint64_t uploads, downloads, lat_count, writes;
+    double lat_sum;
+    uint64_t bytes; /* usage cache only: size measured when `writes` had this value, */
+    bool present;   /* and whether the repository existed then */
+} repo_stat_t;
+
+typedef struct repo_entry {
+    char *name; /* NULL = free slot */
+    repo_stat_t s;
+} repo_entry_t;
+
+/* Open-addressing table name -> stats; its owner's lock guards it. */
+typedef struct repo_table {
+    repo_entry_t *slots;
+    size_t cap, count;
+} repo_table_t;
+
+typedef struct counters {
+    uint64_t requests[METHODS_N][CODES_N];
+    uint64_t buckets[METHODS_N][BUCKETS_N + 1]; /* non-cumulative; [BUCKETS_N] = above 600 */
+    double lat_sum[METHODS_N];
+    repo_table_t repos;
+} counters_t;
+
+typedef struct shard {
+    zn_mutex_t lock; /* guards c: taken by its worker per request, by a scrape while copying */
+    counters_t c;
+} shard_t;
+
+struct zn_metrics {
+    char *path;
+    const char *root;
+    zn_route_def_t route;
+    zn_mutex_t shards_lock; /* guards adding shards (once per thread) */
+    shard_t *shards[SHARDS_MAX];
+    _Atomic size_t nshards;
+    zn_mutex_t scrape_lock; /* guards usage: one scrape measures at a time */
+    repo_table_t usage;
+    _Atomic int repos_full_warned;
+    uint64_t id;
+};
+
+/* A thread's shard, for the zn_metrics_t numbered `owner` (numbers are never reused, so a
+ * thread never mistakes a freed collector's shard for a new one at the same address). */
+static __thread struct {
+    uint64_t owner;
+    shard_t *shard;
+} tls;
+static _Atomic uint64_t last_id;
+
+/* ---- repository table --------------------------------------------------------------------- */
+
+static size_t hash(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static repo_entry_t *table_find(repo_table_t *t, const char *name, size_t n)
+{
+    if (t->cap == 0)
+        return NULL;
+    for (size_t i = hash(name, n) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        repo_entry_t *e = &t->slots[i];
+        if (e->name == NULL || (strncmp(e->name, name, n) == 0 && e->name[n] == '\0'))
+            return e;
+    }
+}
+
+static void table_grow(repo_table_t *t)
+{
+    repo_table_t bigger = {zn_calloc(t->cap ? t->cap * 2 : 16, sizeof(repo_entry_t)), t->cap ? t->cap * 2 : 16, 0};
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].name != NULL) {
+            *table_find(&bigger, t->slots[i].name, strlen(t->slots[i].name)) = t->slots[i];
+            bigger.count++;
+        }
+    free(t->slots);
+    *t = bigger;
+}
+
+/* The stats of `name` (n bytes), added if missing; NULL when max names are already held. */
+static repo_stat_t *table_get(repo_table_t *t, const char *name, size_t n, size_t max)
+{
+    repo_entry_t *e = table_find(t, name, n);
+    if (e != NULL && e->name != NULL)
+        return &e->s;
+    if (t->count >= max)
+        return NULL;
+    if ((t->count + 1) * 10 > t->cap * 7) {
+        table_grow(t);
+        e = table_find(t, name, n);
+    }
+    e->name = zn_slice_dup(zn_slice(name, n));
+    memset(&e->s, 0, sizeof(e->s));
+    t->count++;
+    return &e->s;
+}
+
+static void table_release(repo_table_t *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->slots[i].name);
+    free(t->slots);
+    memset(t, 0, sizeof(*t));
+}
+
+/* ---- collection ------------------------------------------------------------------------------ */
+
+static int method_index(zn_slice_t m)
+{
+    for (int i = 0; i < METHODS_N - 1; i++)
+        if (zn_slice_eq(m, methods[i]))
+            return i;
+    return METHODS_N - 1;
+}
+
+typedef enum { PATH_NONE, PATH_MANIFEST, PATH_OTHER } repo_path_t;
+
+static bool has_word(const char *p, const char *end, const char *w)
+{
+    size_t n = strlen(w);
+    return (size_t)(end - p) >= n && memcmp(p, w, n) == 0;
+}
+
+static bool one_segment(const char *p, const char *end, bool may_be_empty)
+{
+    return (may_be_empty || p < end) && memchr(p, '/', (size_t)(end - p)) == NULL;
+}
+
+/* zot's repo label source: /v2/<repo>/(manifests|blobs|tags)/<rest>, split at the rightmost
+ * '/' where <rest> is what that route takes (as the router matches names from the right). */
+static repo_path_t repo_of_path(zn_slice_t path, zn_slice_t *repo)
+{
+    if (path.n < 5 || memcmp(path.p, "/v2/", 4) != 0)
+        return PATH_NONE;
+    const char *start = path.p + 4, *end = path.p + path.n;
+    for (const char *s = end - 1; s > start; s--) {
+        if (*s != '/')
+            continue;
+        const char *w = s + 1;
+        repo_path_t kind = PATH_NONE;
+        if (has_word(w, end, "manifests/") && one_segment(w + 10, end, false))
+            kind = PATH_MANIFEST;
+        else if ((has_word(w, end, "tags/list") && w + 9 == end) ||
+                 (has_word(w, end, "blobs/uploads/") && one_segment(w + 14, end, true)) ||
+                 (has_word(w, end, "blobs/") && one_segment(w + 6, end, false)))
+            kind = PATH_OTHER;
+        if (kind != PATH_NONE) {
+            *repo = zn_slice(start, (size_t)(s - start));
+            return kind;
+        }
+    }
+    return PATH_NONE;
+}
+
+static shard_t *shard_of_thread(zn_metrics_t *m)
+{
+    if (tls.owner == m->id)
+        return tls.shard;
+    zn_mutex_lock(&m->shards_lock);
+    size_t n = atomic_load(&m->nshards);
+    shard_t *s = n < SHARDS_MAX ? zn_calloc(1, sizeof(*s)) : m->shards[0];
+    if (n < SHARDS_MAX) {
+        zn_mutex_init(&s->lock, "metrics.shard");
+        m->shards[n] = s;
+        atomic_store(&m->nshards, n + 1); /* published after the slot is filled */
+    }
+    zn_mutex_unlock(&m->shards_lock);
+    tls.owner = m->id;
+    tls.shard = s;
+    return s;
+}
+
+/* The repository's stats, or N/A's when the label would be untrusted or over the limit. */
+static repo_stat_t *repo_stat(zn_metrics_t *m, shard_t *s, zn_slice_t repo, bool labeled)
+{
+    repo_stat_t *r = labeled ? table_get(&s->c.repos, repo.p, repo.n, REPOS_MAX) : NULL;
+    if (labeled && r == NULL && atomic_exchange(&m->repos_full_warned, 1) == 0)
+        zn_log(ZN_LOG_WARN, "metrics: too many repositories in one worker, counting the rest as N/A", ZN_LINT("max", REPOS_MAX));
+    return r != NULL ? r : table_get(&s->c.repos, NA_REPO, sizeof(NA_REPO) - 1, SIZE_MAX);
+}
+
+void zn_metrics_observe(zn_metrics_t *m, zn_slice_t method, zn_slice_t path, int status, double seconds)
+{
+    zn_slice_t repo = {NULL, 0};
+    if (m == NULL || (path.n == strlen(m->path) && memcmp(path.p, m->path, path.n) == 0))
+        return;
+    int mi = method_index(method), b = 0;
+    repo_path_t kind = repo_of_path(path, &repo);
+    bool labeled = kind != PATH_NONE && status >= 200 && status < 400 && zn_storage_name_valid(repo);
+    bool ok = status >= 200 && status < 300;
+    while (b < BUCKETS_N && seconds > bucket_le[b])
+        b++;
+
+    shard_t *s = shard_of_thread(m);
+    zn_mutex_lock(&s->lock);
+    s->c.requests[mi][status >= 0 && status < CODES_N ? status : 0]++;
+    s->c.buckets[mi][b]++;
+    s->c.lat_sum[mi] += seconds;
+    repo_stat_t *r = repo_stat(m, s, repo, labeled);
+    r->lat_count++;
+    r->lat_sum += seconds;
+    if (labeled && kind == PATH_MANIFEST && mi == M_GET && status == 200)
+        r->downloads++;
+    if (labeled && kind == PATH_MANIFEST && mi == M_PUT && status == 201)
+        r->uploads++;
+    if (labeled && ok && (mi == M_PUT || mi == M_POST || mi == M_PATCH || mi == M_DELETE))
+        r->writes++;
+    zn_mutex_unlock(&s->lock);
+}
+
+/* ---- snapshot ----------------------------------------------------------------------------------- */
+
+typedef struct snapshot {
+    counters_t c;
+    repo_entry_t **sorted; /* into repos, by name */
+} snapshot_t;
+
+static void merge_shard(snapshot_t *snap, shard_t *s)
+{
+    zn_mutex_lock(&s->lock);
+    for (int i = 0; i < METHODS_N; i++) {
+        for (int c = 0; c < CODES_N; c++)
+            snap->c.requests[i][c] += s->c.requests[i][c];
+        for (int b = 0; b <= BUCKETS_N; b++)
+            snap->c.buckets[i][b] += s->c.buckets[i][b];
+        snap->c.lat_sum[i] += s->c.lat_sum[i];
+    }
+    for (size_t i = 0; i < s->c.repos.cap; i++) {
+        repo_entry_t *e = &s->c.repos.slots[i];
+        if (e->name == NULL)
+            continue;
+        repo_stat_t *r = table_get(&snap->c.repos, e->name, strlen(e->name), SIZE_MAX);
+        r->uploads += e->s.uploads;
+        r->downloads += e->s.downloads;
+        r->lat_count += e->s.lat_count;
+        r->lat_sum += e->s.lat_sum;
+        r->writes += e->s.writes;
+    }
+    zn_mutex_unlock(&s->lock);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(repo_entry_t *const *)a)->name, (*(repo_entry_t *const *)b)->name);
+}
+
+/* On return snap holds the sum of all shards; release with snapshot_release. */
+static void snapshot_take(zn_metrics_t *m, snapshot_t *snap)
+{
+    memset(snap, 0, sizeof(*snap));
+    for (size_t i = 0, n = atomic_load(&m->nshards); i < n; i++)
+        merge_shard(snap, m->shards[i]);
+    snap->sorted = zn_calloc(snap->c.repos.count + 1, sizeof(repo_entry_t *));
+    for (size_t i = 0, j = 0; i < snap->c.repos.cap; i++)
+        if (snap->c.repos.slots[i].name != NULL)
+            snap->sorted[j++] = &snap->c.repos.slots[i];
+    qsort(snap->sorted, snap->c.repos.count, sizeof(repo_entry_t *), by_name);
+}
+
+static void snapshot_release(snapshot_t *snap)
+{
+    free(snap->sorted);
+    table_release(&snap->c.repos);
+}
+
+/* ---- text format ----------------------------------------------------------------------------------- */
+
+/* A zn_buf_t that remembers its first failure, so rendering needs no check per line. */
+typedef struct out {
+    zn_buf_t buf;
+    zn_err_t err;
+} out_t;
+
+__attribute__((format(printf, 2, 3))) static void out_printf(out_t *o, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (o->err == ZN_OK)
+        o->err = n < 0 || (size_t)n >= sizeof(tmp) ? ZN_EINVAL : zn_buf_append(&o->buf, tmp, (size_t)n);
+}
+
+/* A label value: backslash, double quote and newline escaped (text format 0.0.4). */
+static void out_label_value(out_t *o, const char *s)
+{
+    for (; *s != '\0' && o->err == ZN_OK; s++) {
+        if (*s == '\\')
+            o->err = zn_buf_append(&o->buf, "\\\\", 2);
+        else if (*s == '"')
+            o->err = zn_buf_append(&o->buf, "\\\"", 2);
+        else if (*s == '\n')
+            o->err = zn_buf_append(&o->buf, "\\n", 2);
+        else
+            o->err = zn_buf_append(&o->buf, s, 1);
+    }
+}
+
+/* The shortest decimal text that reads back as v (integers in full), or +Inf/-Inf/NaN. */
+static void out_double(out_t *o, double v)
+{
+    char tmp[40];
+    if (isnan(v) || isinf(v)) {
+        out_printf(o, "%s", isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) { /* integral: never "7e+02" */
+        out_printf(o, "%.0f", v);
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    out_printf(o, "%s", tmp);
+}
+
+static void out_header(out_t *o, const char *name, const char *type, const char *help)
+{
+    out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A family of one unlabelled sample. */
+static void out_single(out_t *o, const char *name, const char *type, const char *help, double v)
+{
+    out_header(o, name, type, help);
+    out_printf(o, "%s ", name);
+    out_double(o, v);
+    out_printf(o, "\n");
+}
+
+/* name{label="value"} v (counts stay exact up to 2^53) */
+static void out_sample(out_t *o, const char *name, const char *label, const char *value, double v)
+{
+    out_printf(o, "%s{%s=\"", name, label);
+    out_label_value(o, value);
+    out_printf(o, "\"} ");
+    out_double(o, v);
+    out_printf(o, "\n");
+}
+
+/* ---- the zot families ---------------------------------------------------------------------------- */
+
+static void render_requests(out_t *o, const snapshot_t *snap)
+{
+    out_header(o, "zot_http_requests_total", "counter", "Total number of http request in zot");
+    for (int i = 0; i < METHODS_N; i++)
+        for (int c = 0; c < CODES_N; c++)
+            if (snap->c.requests[i][c] != 0)
+                out_printf(o, "zot_http_requests_total{code=\"%d\",method=\"%s\"} %llu\n", c, methods[i],
+                           (unsigned long long)snap->c.requests[i][c]);
+}
+
+static void render_method_latency(out_t *o, const snapshot_t *snap)
+{
+    const char *n = "zot_http_method_latency_seconds";
+    out_header(o, n, "histogram", "Latency of serving HTTP requests");
+    for (int i = 0; i < METHODS_N; i++) {
+        uint64_t cum = 0;
+        for (int b = 0; b <= BUCKETS_N; b++)
+            cum += snap->c.buckets[i][b];
+        if (cum == 0)
+            continue;
+        cum = 0;
+        for (int b = 0; b < BUCKETS_N; b++) {
+            cum += snap->c.buckets[i][b];
+            out_printf(o, "%s_bucket{method=\"%s\",le=\"%s\"} %llu\n", n, methods[i], bucket_txt[b], (unsigned long long)cum);
+        }
+        cum += snap->c.buckets[i][BUCKETS_N];
+        out_printf(o, "%s_bucket{method=\"%s\",le=\"+Inf\"} %llu\n", n, methods[i], (unsigned long long)cum);
+        out_sample(o, "zot_http_method_latency_seconds_sum", "method", methods[i], snap->c.lat_sum[i]);
+        out_sample(o, "zot_http_method_latency_seconds_count", "method", methods[i], cum);
+    }
+}
+
+static void render_repos(out_t *o, const snapshot_t *snap)
+{
+    out_header(o, "zot_http_repo_latency_seconds", "summary", "Latency of serving HTTP requests");
+    for (size_t i = 0; i < snap->c.repos.count; i++) {
+        const repo_entry_t *e = snap->sorted[i];
+        out_sample(o, "zot_http_repo_latency_seconds_sum", "repo", e->name, e->s.lat_sum);
+        out_sample(o, "zot_http_repo_latency_seconds_count", "repo", e->name, e->s.lat_count);
+    }
+    out_header(o, "zot_repo_downloads_total", "counter", "Total number times an image was downloaded");
+    for (size_t i = 0; i < snap->c.repos.count; i++)
+        if (snap->sorted[i]->s.downloads != 0)
+            out_sample(o, "zot_repo_downloads_total", "repo", snap->sorted[i]->name, (double)snap->sorted[i]->s.downloads);
+    out_header(o, "zot_repo_uploads_total", "counter", "Total number times an image was uploaded");
+    for (size_t i = 0; i < snap->c.repos.count; i++)
+        if (snap->sorted[i]->s.uploads != 0)
+            out_sample(o, "zot_repo_uploads_total", "repo", snap->sorted[i]->name, snap->sorted[i]->s.uploads);
+}
+
+/* Sizes of the repositories written since start, measured again only after a new write. */
+static void render_storage(zn_metrics_t *m, out_t *o, const snapshot_t *snap)
+{
+    out_header(o, "zot_repo_storage_bytes", "gauge", "Storage used per zot repo");
+    zn_mutex_lock(&m->scrape_lock);
+    for (size_t i = 0; i < snap->c.repos.count; i++) {
+        const repo_entry_t *e = snap->sorted[i];
+        if (e->s.writes == 0)
+            continue;
+        repo_stat_t *c = table_get(&m->usage, e->name, strlen(e->name), SIZE_MAX);
+        if (c->writes != e->s.writes) {
+            zn_err_t err = zn_storage_repo_usage(m->root, e->name, &c->bytes);
+            /* a deleted repository is simply no longer reported; retry an I/O error next time */
+            c->writes = err == ZN_OK || err == ZN_ENOENT ? e->s.writes : 0;
+            c->present = err == ZN_OK;
+        }
+        if (c->present)
+            out_sample(o, "zot_repo_storage_bytes", "repo", e->name, c->bytes);
+    }
+    zn_mutex_unlock(&m->scrape_lock);
+}
+
+#ifndef ZN_COMMIT
+#define ZN_COMMIT ""
+#endif
+
+static void render_info(out_t *o)
+{
+    /* zinc is C: there is no Go version to report. zot sets this gauge to 0, so does zinc. */
+    out_header(o, "zot_info", "gauge", "Server general information");
+    out_printf(o, "zot_info{binaryType=\"zinc\",commit=\"%s\",goVersion=\"none\",version=\"%s\"} 0\n", ZN_COMMIT, ZN_VERSION);
+}
+
+/* client_golang's process collector, from /proc (server/metrics_proc.c). */
+static void render_process(out_t *o)
+{
+    zn_proc_stats_t p;
+    zn_proc_stats_read(&p);
+    if (p.cpu_seconds >= 0)
+        out_single(o, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", p.cpu_seconds);
+    if (p.resident_bytes >= 0)
+        out_single(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", p.resident_bytes);
+    if (p.virtual_bytes >= 0)
+        out_single(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", p.virtual_bytes);
+    if (p.start_time >= 0)
+        out_single(o, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
+                   p.start_time);
+    if (p.open_fds >= 0)
+        out_single(o, "process_open_fds", "gauge", "Number of open file descriptors.", p.open_fds);
+    if (p.max_fds >= 0)
+        out_single(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.", p.max_fds);
+}
+
+/* ---- scrape ------------------------------------------------------------------------------------------ */
+
+/* Renders every family into o (check o->err). */
+static void render(zn_metrics_t *m, out_t *o)
+{
+    snapshot_t *snap = zn_malloc(sizeof(*snap)); /* ~100 KiB: not on a worker's stack */
+    snapshot_take(m, snap);
+    render_requests(o, snap);
+    render_repos(o, snap);
+    render_method_latency(o, snap);
+    render_storage(m, o, snap);
+    render_info(o);
+    render_process(o);
+    snapshot_release(snap);
+    free(snap);
+}
+
+static int on_metrics(h2o_req_t *req, zn_reqctx_t *ctx)
+{
+    static const h2o_iovec_t type = {H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8")};
+    out_t o = {.err = ZN_OK};
+
+    zn_buf_init(&o.buf, OUT_MAX);
+    render(ctx->app, &o);
+    if (o.err != ZN_OK) {
+        zn_log(ZN_LOG_ERROR, "metrics: cannot render", ZN_LSTR("error", zn_err_str(o.err)));
+        zn_buf_release(&o.buf);
+        return zn_api_send_error(req, ZN_OCI_INTERNAL, "metrics output too large");
+    }
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type.base, type.len);
+    req->res.content_length = o.buf.len;
+    h2o_send_inline(req, o.buf.p, o.buf.len); /* copies into the request's pool */
+    zn_buf_release(&o.buf);
+    return 0;
+}
+
+zn_metrics_t *zn_metrics_new(const zn_config_t *cfg)
+{
+    if (!cfg->extensions.metrics_enable)
+        return NULL;
+    zn_metrics_t *m = zn_calloc(1, sizeof(*m));
+    m->path = zn_strdup(cfg->extensions.metrics_path != NULL ? cfg->extensions.metrics_path : "/metrics");
+    m->root = cfg->storage.root_directory;
+    m->id = atomic_fetch_add(&last_id, 1) + 1;
+    m->route = (zn_route_def_t){"GET", m->path, "metrics", on_metrics, 0, -1, ZN_ROUTE_METRICS};
+    zn_mutex_init(&m->shards_lock, "metrics.shards");
+    zn_mutex_init(&m->scrape_lock, "metrics.scrape");
+    return m;
+}
+
+const zn_route_def_t *zn_metrics_route(zn_metrics_t *m)
+{
+    return &m->route;
+}
+
+void zn_metrics_free(zn_metrics_t *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0, n = atomic_load(&m->nshards); i < n; i++) {
+        table_release(&m->shards[i]->c.repos);
+        zn_mutex_destroy(&m->shards[i]->lock);
+        free(m->shards[i]);
+    }
+    table_release(&m->usage);
+    zn_mutex_destroy(&m->shards_lock);
+    zn_mutex_destroy(&m->scrape_lock);
+    free(m->path);
+    free(m);
+}

@@ -1,0 +1,57 @@
+"""Authorization decisions the OCI handlers take themselves (zot.md §3): moving an existing
+tag needs `update` where a new tag (or pushing again what the tag names) needs `create`; a mount reads its source only with
+`read` on it (with `from`, and through the dedupe index without it); else a plain session."""
+import pytest
+import requests
+
+from oci_util import Registry, digest
+from test_auth import PASSWORDS, auth_config, basic, bcrypt_line, write_htpasswd
+
+ACCESS = {
+    "repositories": {
+        "team/**": {"policies": [{"users": ["bob"], "actions": ["read", "create"]},
+                                 {"users": ["carol"], "actions": ["read", "create", "update"]}]},
+        "secret/**": {"policies": [{"users": ["carol"], "actions": ["read", "create"]}]},
+    },
+}
+
+
+@pytest.fixture
+def acl(zinc_factory, tmp_path):
+    path = str(tmp_path / "htpasswd")
+    write_htpasswd(path, [bcrypt_line(u, p) for u, p in PASSWORDS.items()])
+    return zinc_factory(auth_config(path, ACCESS))
+
+
+def client(z, user):
+    reg = Registry(z.url)
+    reg.s.headers["Authorization"] = basic(user, PASSWORDS[user])
+    return reg
+
+
+def test_moving_a_tag_needs_update(acl):
+    bob, carol = client(acl, "bob"), client(acl, "carol")
+    body1, d1 = bob.push_image("team/app", "v1", [b"one"])
+    body2, d2 = bob.push_image("team/app", "v2", [b"two"])
+    r = bob.put_manifest("team/app", "v1", body2)
+    assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED"
+    assert bob.get("/v2/team/app/manifests/v1").content == body1  # unchanged
+    assert bob.put_manifest("team/app", "v1", body1).status_code == 201  # the same again: the tag does not move
+    assert carol.put_manifest("team/app", "v1", body2).status_code == 201
+    assert bob.get("/v2/team/app/manifests/v1").content == body2
+    anon = requests.put(acl.url + "/v2/team/app/manifests/v1", data=body1,
+                        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert anon.status_code == 401
+
+
+def test_mount_needs_read_on_the_source(acl):
+    carol, bob = client(acl, "carol"), client(acl, "bob")
+    d = carol.push_blob("secret/s", b"classified")
+    r = bob.s.post("%s/v2/team/app/blobs/uploads/?mount=%s&from=secret/s" % (acl.url, d))
+    assert r.status_code == 202  # bob may not read secret/s: an ordinary upload session
+    assert bob.s.head(acl.url + "/v2/team/app/blobs/" + d).status_code == 404
+    r = bob.s.post("%s/v2/team/app/blobs/uploads/?mount=%s" % (acl.url, d))
+    assert r.status_code == 202  # nor find it through the dedupe index
+    r = carol.s.post("%s/v2/team/app/blobs/uploads/?mount=%s&from=secret/s" % (acl.url, d))
+    assert r.status_code == 201
+    assert bob.get("/v2/team/app/blobs/" + d).content == b"classified"
