@@ -119,12 +119,10 @@ static void retire(gc_repo_t *g)
     char key[32];
     zn_storage_t *st = g->st;
     snprintf(key, sizeof(key), "%p", (void *)g->repo);
-    zn_mutex_lock(&st->repos_lock);
-    if (st_map_get(&st->repos, g->name) == g->repo) {
+    if (st_map_get(&st->repos, g->name) == g->repo) { /* repos_lock held */
         st_map_del(&st->repos, g->name);
         st_map_put(&st->retired, key, g->repo);
     }
-    zn_mutex_unlock(&st->repos_lock);
     json_decref(g->repo->idx); /* the repository lock is held */
     g->repo->idx = NULL;
     g->repo->gc_epoch++;
@@ -142,25 +140,45 @@ static void rmdir_up(zn_storage_t *st, char *dir)
     }
 }
 
+/* Directories first: if a writer put a file in one since the check, the repository stays
+ * (with its directories made again). */
+static bool remove_layout(const char *dir)
+{
+    static const char *const parts[] = {".uploads", "blobs/sha256", "blobs/sha512", "blobs", "oci-layout", "index.json"};
+    char path[PATH_MAX];
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        if (st_path(path, "%s/%s", dir, parts[i]) != ZN_OK)
+            return false;
+        int rc = i < 4 ? rmdir(path) : unlink(path);
+        if (rc != 0 && errno != ENOENT) {
+            if (errno != ENOTEMPTY)
+                zn_log(ZN_LOG_WARN, "gc: cannot remove", ZN_LSTR("path", path), ZN_LSTR("error", strerror(errno)));
+            if (st_path(path, "%s/.uploads", dir) == ZN_OK)
+                st_mkdirs(path);
+            if (st_path(path, "%s/blobs/sha256", dir) == ZN_OK)
+                st_mkdirs(path);
+            return false;
+        }
+    }
+    return true;
+}
+
 void gc_remove_if_empty(gc_repo_t *g)
 {
-    static const char *const parts[] = {"oci-layout", "index.json", "blobs/sha256", "blobs/sha512", "blobs", ".uploads"};
     char dir[PATH_MAX], path[PATH_MAX];
     struct stat sb;
 
     if (st_path(dir, "%s/%s", g->st->root, g->name) != ZN_OK || st_path(path, "%s/index.json", dir) != ZN_OK ||
         stat(path, &sb) != 0 || gc_mtime_ns(&sb) > g->cutoff_ns || !only_layout(dir))
         return;
-    retire(g);
-    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-        if (st_path(path, "%s/%s", dir, parts[i]) != ZN_OK)
-            continue;
-        int rc = i < 2 ? unlink(path) : rmdir(path);
-        if (rc != 0 && errno != ENOENT)
-            zn_log(ZN_LOG_WARN, "gc: cannot remove", ZN_LSTR("path", path), ZN_LSTR("error", strerror(errno)));
+    /* repos_lock: a lookup of this name waits, then finds it gone and creates it anew */
+    zn_mutex_lock(&g->st->repos_lock);
+    if (remove_layout(dir)) {
+        retire(g);
+        rmdir_up(g->st, dir);
+        g->stats.removed_repos++;
     }
-    rmdir_up(g->st, dir);
-    g->stats.removed_repos++;
+    zn_mutex_unlock(&g->st->repos_lock);
 }
 
 /* ---- the dedupe index -------------------------------------------------------------------- */

@@ -84,11 +84,21 @@ struct put_check {
     st_manifest_check_t *chk;
     char *detail;
     size_t detail_len;
+    const zn_digest_t *digest;
 };
+
+static zn_err_t store_bytes(zn_storage_t *st, const char *repo, const zn_digest_t *d, const char *bytes, size_t len);
 
 static zn_err_t put_check(struct put_check *c)
 {
     return st_manifest_check(c->st, c->repo, c->content_type, c->bytes, c->len, c->chk, c->detail, c->detail_len);
+}
+
+/* Under the lock, after GC removed blobs: the references and the manifest's own file again. */
+static zn_err_t put_recheck(struct put_check *c)
+{
+    zn_err_t err = put_check(c);
+    return err != ZN_OK ? err : store_bytes(c->st, c->repo, c->digest, c->bytes, c->len);
 }
 
 struct put_edit {
@@ -118,7 +128,7 @@ static zn_err_t put_edit(void *data, json_t *idx, bool *changed)
     zn_err_t err;
 
     bool stale = e->checked_repo == NULL || e->checked_repo->gc_epoch != e->checked_epoch;
-    if (stale && (err = put_check(e->check)) != ZN_OK)
+    if (stale && (err = put_recheck(e->check)) != ZN_OK)
         return err;
 
     if (e->tag == NULL) {
@@ -172,7 +182,7 @@ zn_err_t zn_storage_manifest_put(zn_storage_t *st, const char *repo, const char 
 {
     uint64_t max = st->cfg->storage.max_manifest_size;
     st_manifest_check_t chk;
-    struct put_check pc = {st, repo, content_type, bytes, len, &chk, detail, detail_len};
+    struct put_check pc = {st, repo, content_type, bytes, len, &chk, detail, detail_len, &res->digest};
     st_repo_t *r, *before = NULL;
     zn_err_t err;
 

@@ -336,6 +336,72 @@ static void test_unreadable_manifest(void **state)
     assert_true(has_blob(t, "r", &old));
 }
 
+struct racer {
+    t_store_t *t;
+    _Atomic int stop;
+    int passes;
+};
+
+static void *gc_loop(void *arg)
+{
+    struct racer *r = arg;
+    while (!r->stop) {
+        /* two hours ahead: every unreferenced file counts as old, even one just pushed */
+        zn_storage_gc_repo(r->t->st, "race", zn_now_wall_ns() + 2 * HOUR_NS, NULL);
+        r->passes++;
+    }
+    return NULL;
+}
+
+/* GC racing manifest PUTs: a PUT either fails (a blob it names is gone) or leaves a tag whose
+ * manifest and blobs all exist. */
+static void test_race_with_put(void **state)
+{
+    t_store_t *t = *state;
+    struct racer r = {t, 0, 0};
+    pthread_t th;
+    char layer[32], tag[16], detail[256];
+    int ok = 0;
+
+    char uuid[ZN_UUID_LEN + 1];
+    zn_upload_t *held; /* a session in progress: the repository is never empty, never removed */
+    assert_int_equal(zn_storage_upload_start(t->st, "race", uuid, &held), ZN_OK);
+    assert_int_equal(zn_thread_create(&th, "gc-test", gc_loop, &r), 0);
+    for (int n = 0; n < 300; n++) {
+        snprintf(layer, sizeof(layer), "layer %d", n);
+        snprintf(tag, sizeof(tag), "t%d", n);
+        zn_digest_t c = t_push_blob(t->st, "race", "{}", 2), l = t_push_blob(t->st, "race", layer, strlen(layer));
+        char *m = t_manifest(&c, 2, &l, strlen(layer), NULL, NULL);
+        zn_storage_put_t res;
+        zn_err_t err = zn_storage_manifest_put(t->st, "race", tag, NULL, OCI_MT, m, strlen(m), &res, detail, sizeof(detail));
+        assert_true(err == ZN_OK || err == ZN_ENOENT);
+        ok += err == ZN_OK;
+        free(m);
+    }
+    r.stop = 1;
+    pthread_join(th, NULL);
+    zn_storage_upload_close(held);
+    assert_true(r.passes > 0);
+    print_message("%d of 300 PUTs stored, %d GC passes\n", ok, r.passes);
+
+    zn_storage_list_t tags;
+    assert_int_equal(zn_storage_tags_list(t->st, "race", NULL, SIZE_MAX, &tags), ZN_OK);
+    assert_int_equal(tags.count, ok);
+    for (size_t i = 0; i < tags.count; i++) {
+        zn_storage_manifest_t m;
+        assert_int_equal(zn_storage_manifest_get(t->st, "race", tags.names[i], true, &m), ZN_OK);
+        char *at = strstr(m.bytes, "sha256:");
+        for (int k = 0; k < 2; k++, at = strstr(at + 1, "sha256:")) {
+            zn_digest_t d;
+            assert_non_null(at);
+            assert_int_equal(zn_digest_parse(zn_slice(at, 71), &d), ZN_OK);
+            assert_true(has_blob(t, "race", &d));
+        }
+        zn_storage_manifest_release(&m);
+    }
+    zn_storage_list_release(&tags);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +416,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mount_is_young, setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_stop, setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_manifest, setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_race_with_put, setup, t_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
