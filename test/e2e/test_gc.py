@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import SLOW
-from oci_util import Registry
+from oci_util import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Registry, canon, digest
 
 GC = {"storage": {"gc": True, "gcDelay": "1s", "gcInterval": "1s"}}
 
@@ -65,6 +65,44 @@ def test_deleted_manifest_layers_collected(gczinc):
     # and a push to the same name works again
     reg.push_image("gone", "v2", [b"new layer"])
     assert reg.get("/v2/gone/manifests/v2").status_code == 200
+
+
+def push_by_digest(reg, repo, layer, extra=None):
+    """An image whose manifest is pushed by digest (untagged); returns (body, digest)."""
+    config = canon({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+    m = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+         "config": {"mediaType": OCI_CONFIG, "digest": reg.push_blob(repo, config), "size": len(config)},
+         "layers": [{"mediaType": OCI_LAYER, "digest": reg.push_blob(repo, layer), "size": len(layer)}]}
+    m.update(extra or {})
+    body = canon(m)
+    r = reg.put_manifest(repo, digest(body), body)
+    assert r.status_code == 201, r.text
+    return body, digest(body)
+
+
+def test_index_children_and_referrers_kept(gczinc):
+    """Untagged children of a tagged index and an untagged referrer outlive gcDelay."""
+    reg = Registry(gczinc.url)
+    children = []
+    for arch in ("amd64", "arm64"):
+        body, md = push_by_digest(reg, "multi", arch.encode() * 100)
+        children.append({"mediaType": OCI_MANIFEST, "digest": md, "size": len(body),
+                         "platform": {"architecture": arch, "os": "linux"}})
+    index = canon({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+    r = reg.put_manifest("multi", "latest", index, OCI_INDEX)
+    assert r.status_code == 201, r.text
+    _, sig = push_by_digest(reg, "multi", b"signature", {
+        "artifactType": "application/x-sig",
+        "subject": {"mediaType": OCI_MANIFEST, "digest": children[0]["digest"], "size": children[0]["size"]}})
+    _, lone = push_by_digest(reg, "multi", b"nobody's child")
+    assert wait_for(lambda: reg.get("/v2/multi/manifests/" + lone).status_code == 404)
+    for d in [c["digest"] for c in children] + [sig]:
+        r = reg.get("/v2/multi/manifests/" + d, headers={"Accept": OCI_MANIFEST})
+        assert r.status_code == 200, (d, gczinc.log())
+        for layer in json.loads(r.content)["layers"]:
+            assert blob_status(reg, "multi", layer["digest"]) == 200
+    refs = reg.get("/v2/multi/referrers/" + children[0]["digest"]).json()["manifests"]
+    assert [m["digest"] for m in refs] == [sig]
 
 
 def test_stale_upload_removed(gczinc):
