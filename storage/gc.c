@@ -26,7 +26,7 @@
 
 #include "storage/gc.h"
 
-static int manifest_missing, manifest_bad; /* markers in gc_repo_t.manifests */
+static int manifest_missing, manifest_bad; /* never written: their addresses mark gc_repo_t.manifests values */
 
 void st_blob_touch(const char *path)
 {
