@@ -44,6 +44,11 @@ zn_api_t *zn_api_new(const zn_config_t *cfg, char *err, size_t errlen)
     return api;
 }
 
+struct zn_storage *zn_api_storage(zn_api_t *api)
+{
+    return api->st;
+}
+
 void zn_api_free(zn_api_t *api)
 {
     if (api == NULL)

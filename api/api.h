@@ -58,6 +58,9 @@ typedef struct zn_api zn_api_t;
  * NULL with a message in err. Free with zn_api_free (NULL is a no-op). */
 zn_api_t *zn_api_new(const zn_config_t *cfg, char *err, size_t errlen);
 void zn_api_free(zn_api_t *api);
+/* The API's store, for the server's maintenance thread (GC). Owned by api. */
+struct zn_storage;
+struct zn_storage *zn_api_storage(zn_api_t *api);
 
 /* The OCI router rows (static; *n set to their count). Register them with app = the
  * zn_api_t. They cover blobs, uploads, manifests, tags, catalog and referrers; /v2/ itself

@@ -41,7 +41,16 @@ struct zn_server {
     zn_worker_t *workers;
     _Atomic int ready; /* storage is usable: readyz/startupz say ok */
     struct zn_metrics *metrics; /* NULL unless extensions.metrics is enabled */
+    struct zn_maint *maint;     /* the gc thread, NULL when GC is off */
 };
+
+/* maintenance.c: starts the "gc" thread when storage.gc is on and gcInterval > 0 (else,
+ * or if the thread cannot start, NULL). st must outlive it. zn_maint_stop wakes it, waits
+ * for it (a pass in progress stops between files) and frees it; NULL is a no-op. */
+typedef struct zn_maint zn_maint_t;
+struct zn_storage;
+zn_maint_t *zn_maint_start(const zn_config_t *cfg, struct zn_storage *st);
+void zn_maint_stop(zn_maint_t *m);
 
 /* http.c: registers the catch-all h2o handler and the access logger on the global config,
  * and the built-in routes (base, health) in the router. */

@@ -96,11 +96,12 @@ zn_err_t zn_storage_blob_mount(zn_storage_t *st, const char *repo, const char *f
         return ZN_ENOENT;
     if ((err = st_repo_create(st, repo, &r)) != ZN_OK || (err = st_blob_path(st, dst, repo, d)) != ZN_OK)
         return err;
-    if (stat(dst, &sb) == 0)
-        return ZN_OK;
-    if ((err = blob_dir(st, repo, d)) != ZN_OK)
-        return err;
-    return link_or_copy(st, repo, src, dst, d);
+    if (stat(dst, &sb) != 0) {
+        if ((err = blob_dir(st, repo, d)) != ZN_OK || (err = link_or_copy(st, repo, src, dst, d)) != ZN_OK)
+            return err;
+    }
+    st_blob_touch(dst); /* a mounted blob waits for its manifest like a pushed one (gcDelay) */
+    return ZN_OK;
 }
 
 /* Hard-links an existing copy from another repository to dst. */
@@ -144,10 +145,12 @@ zn_err_t st_blob_publish(zn_storage_t *st, const char *repo, const char *tmp, co
         return err;
     if (stat(dst, &sb) == 0 || dedupe_link(st, repo, dst, d)) {
         unlink(tmp); /* the same content is already in place */
+        st_blob_touch(dst); /* ...but just pushed again: GC's gcDelay counts from now */
         return st_sync_parent(st, dst);
     }
     if ((err = st_rename(tmp, dst)) != ZN_OK || (err = st_sync_parent(st, dst)) != ZN_OK)
         return err;
     converge(st, repo, dst, d);
+    st_blob_touch(dst);
     return ZN_OK;
 }

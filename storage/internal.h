@@ -51,6 +51,7 @@ typedef struct st_repo {
     struct timespec idx_mtime;
     ino_t idx_ino;
     off_t idx_size;
+    _Atomic uint64_t gc_epoch; /* bumped under `lock` whenever GC removed blobs (gc.c) */
 } st_repo_t;
 
 struct zn_storage {
@@ -59,6 +60,7 @@ struct zn_storage {
 
     zn_mutex_t repos_lock; /* guards repos */
     st_map_t repos;        /* name -> st_repo_t* */
+    st_map_t retired;      /* guarded by repos_lock: "%p" -> st_repo_t* GC removed (callers may still hold them) */
 
     zn_mutex_t uploads_lock; /* guards uploads and every session's `busy` flag */
     st_map_t uploads;        /* "<repo>\n<uuid>" -> struct st_session* */
@@ -145,6 +147,12 @@ zn_err_t st_blob_publish(zn_storage_t *st, const char *repo, const char *tmp, co
 /* ---- upload sessions (uploads.c) ------------------------------------------------------------ */
 
 void st_session_free(void *session);
+/* For GC: takes session <repo> <uuid> for exclusive use as zn_storage_upload_open does, without
+ * opening or hashing its file. ZN_EBUSY while a request holds it. Give it back with
+ * st_session_unclaim; with `forget` it leaves memory too (its file is gone). */
+struct st_session;
+zn_err_t st_session_claim(zn_storage_t *st, const char *repo, const char *uuid, struct st_session **out);
+void st_session_unclaim(zn_storage_t *st, struct st_session *s, bool forget);
 
 /* ---- manifests (manifest.c / referrers.c) ---------------------------------------------------- */
 
@@ -159,5 +167,11 @@ typedef struct st_manifest_check {
 zn_err_t st_manifest_check(zn_storage_t *st, const char *repo, const char *content_type, const char *bytes, size_t len,
                            st_manifest_check_t *out, char *detail, size_t detail_len);
 void st_minfo_free(void *info);
+
+/* ---- garbage collection (gc.c) --------------------------------------------------------------- */
+
+/* Sets the file's mtime to now: a blob that is (re)published, linked or mounted counts as new
+ * for GC's gcDelay, even when the file (or the inode it shares) is old. Best effort. */
+void st_blob_touch(const char *path);
 
 #endif

@@ -77,11 +77,39 @@ done:
 
 /* ---- PUT ---------------------------------------------------------------------------------- */
 
+struct put_check {
+    zn_storage_t *st;
+    const char *repo, *content_type, *bytes;
+    size_t len;
+    st_manifest_check_t *chk;
+    char *detail;
+    size_t detail_len;
+    const zn_digest_t *digest;
+};
+
+static zn_err_t store_bytes(zn_storage_t *st, const char *repo, const zn_digest_t *d, const char *bytes, size_t len);
+
+static zn_err_t put_check(struct put_check *c)
+{
+    return st_manifest_check(c->st, c->repo, c->content_type, c->bytes, c->len, c->chk, c->detail, c->detail_len);
+}
+
+/* Under the lock, after GC removed blobs: the references and the manifest's own file again. */
+static zn_err_t put_recheck(struct put_check *c)
+{
+    zn_err_t err = put_check(c);
+    return err != ZN_OK ? err : store_bytes(c->st, c->repo, c->digest, c->bytes, c->len);
+}
+
 struct put_edit {
     const char *tag;
     const char *digest;
     const char *media_type;
     size_t size;
+    /* GC may have removed a referenced blob after the check: then check again, under the lock */
+    st_repo_t *checked_repo; /* the repository as it was when checked, NULL if it did not exist */
+    uint64_t checked_epoch;
+    struct put_check *check;
 };
 
 static json_t *new_desc(const struct put_edit *e)
@@ -97,6 +125,11 @@ static zn_err_t put_edit(void *data, json_t *idx, bool *changed)
     struct put_edit *e = data;
     json_t *list = json_object_get(idx, "manifests"), *desc;
     size_t i = 0;
+    zn_err_t err;
+
+    bool stale = e->checked_repo == NULL || e->checked_repo->gc_epoch != e->checked_epoch;
+    if (stale && (err = put_recheck(e->check)) != ZN_OK)
+        return err;
 
     if (e->tag == NULL) {
         if (find_desc(idx, e->digest, NULL) != NULL)
@@ -130,8 +163,10 @@ static zn_err_t store_bytes(zn_storage_t *st, const char *repo, const zn_digest_
 
     if ((err = st_blob_path(st, path, repo, d)) != ZN_OK)
         return err;
-    if (stat(path, &sb) == 0)
+    if (stat(path, &sb) == 0) {
+        st_blob_touch(path); /* pushed again: young for GC's gcDelay */
         return ZN_OK;
+    }
     if ((err = st_path(dir, "%s/%s/blobs/%s", st->root, repo, zn_digest_algo_name(d->algo))) != ZN_OK ||
         (err = st_mkdirs(dir)) != ZN_OK || (err = st_path(tmpdir, "%s/%s/.uploads", st->root, repo)) != ZN_OK)
         return err;
@@ -147,7 +182,8 @@ zn_err_t zn_storage_manifest_put(zn_storage_t *st, const char *repo, const char 
 {
     uint64_t max = st->cfg->storage.max_manifest_size;
     st_manifest_check_t chk;
-    st_repo_t *r;
+    struct put_check pc = {st, repo, content_type, bytes, len, &chk, detail, detail_len, &res->digest};
+    st_repo_t *r, *before = NULL;
     zn_err_t err;
 
     memset(res, 0, sizeof(*res));
@@ -160,13 +196,16 @@ zn_err_t zn_storage_manifest_put(zn_storage_t *st, const char *repo, const char 
     zn_digest_of(by_digest != NULL ? by_digest->algo : ZN_DIGEST_SHA256, bytes, len, &res->digest);
     if (by_digest != NULL && !zn_digest_eq(by_digest, &res->digest))
         return ZN_EDIGEST;
-    if ((err = st_manifest_check(st, repo, content_type, bytes, len, &chk, detail, detail_len)) != ZN_OK)
+    if (st_repo_find(st, repo, &before) != ZN_OK)
+        before = NULL;
+    uint64_t epoch = before != NULL ? before->gc_epoch : 0;
+    if ((err = put_check(&pc)) != ZN_OK)
         return err;
     res->has_subject = chk.has_subject;
     res->subject = chk.subject;
     if ((err = st_repo_create(st, repo, &r)) != ZN_OK || (err = store_bytes(st, repo, &res->digest, bytes, len)) != ZN_OK)
         return err;
-    struct put_edit e = {tag, res->digest.str, chk.media_type, len};
+    struct put_edit e = {tag, res->digest.str, chk.media_type, len, before == r ? before : NULL, epoch, &pc};
     return st_index_edit(st, r, put_edit, &e);
 }
 

@@ -126,6 +126,7 @@ zn_err_t zn_storage_open(const zn_config_t *cfg, zn_storage_t **out, char *errbu
     zn_mutex_init(&st->uploads_lock, "storage.uploads");
     zn_mutex_init(&st->info_lock, "storage.referrers");
     st_map_init(&st->repos);
+    st_map_init(&st->retired);
     st_map_init(&st->uploads);
     st_map_init(&st->infos);
     if ((err = st_mkdirs(st->root)) != ZN_OK || (err = st_dedupe_init(st)) != ZN_OK) {
@@ -145,6 +146,7 @@ void zn_storage_free(zn_storage_t *st)
     if (st->rebuild_started)
         pthread_join(st->rebuild_thread, NULL);
     st_map_release(&st->repos, st_repo_free);
+    st_map_release(&st->retired, st_repo_free);
     st_map_release(&st->uploads, st_session_free);
     st_map_release(&st->infos, st_minfo_free);
     zn_mutex_destroy(&st->repos_lock);

@@ -202,4 +202,30 @@ zn_err_t zn_storage_tags_list(zn_storage_t *st, const char *repo, const char *la
 zn_err_t zn_storage_referrers(zn_storage_t *st, const char *repo, const zn_digest_t *subject, const char *artifact_type,
                               char **json, size_t *len);
 
+/* ---- garbage collection (gc.c) ------------------------------------------------------------ */
+
+/* What one GC run removed. */
+typedef struct zn_storage_gc_stats {
+    uint64_t repos;     /* repositories visited */
+    uint64_t manifests; /* untagged manifests dropped from index.json */
+    uint64_t blobs;     /* blob files removed (manifests' own files included) */
+    uint64_t uploads;   /* files removed from .uploads (stale sessions, temp files) */
+    uint64_t bytes;     /* sizes of the removed blob and upload files */
+    uint64_t removed_repos; /* empty repositories removed */
+} zn_storage_gc_stats_t;
+
+/* Collects garbage in `repo` as of now_ns (wall clock, ns since the epoch), zot's way with
+ * delay = storage.gcDelay: untagged manifests older than delay that no kept index lists and
+ * that are no referrer of a kept manifest leave index.json; then blob files no manifest in
+ * index.json reaches (config, layers, index children, recursively) and older than delay are
+ * removed, and so are .uploads files idle for delay that no request holds. An empty
+ * repository idle for delay is removed. Everything a manifest references survives; when a
+ * manifest cannot be read, no blob of the repository is removed. *stats is set (NULL: not
+ * wanted). ZN_ENOENT if the repository does not exist, ZN_EIO if its index is unreadable. */
+zn_err_t zn_storage_gc_repo(zn_storage_t *st, const char *repo, uint64_t now_ns, zn_storage_gc_stats_t *stats);
+/* zn_storage_gc_repo on every repository under the root, logging a line for each one where
+ * something was removed. Returns early (ZN_OK) once *stop (may be NULL) is non-zero; it is
+ * read between files, so a shutdown never waits for a whole pass. *stats sums the repos. */
+zn_err_t zn_storage_gc(zn_storage_t *st, uint64_t now_ns, const _Atomic int *stop, zn_storage_gc_stats_t *stats);
+
 #endif

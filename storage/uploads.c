@@ -93,6 +93,23 @@ static zn_upload_t *upload_new(zn_storage_t *st, st_session_t *s, const char *re
     return up;
 }
 
+/* Creates the session file; when GC removed the (empty, idle) repository since it was
+ * looked up, makes the repository again. */
+static int create_file(zn_storage_t *st, const char *repo, const char *path)
+{
+    char dir[PATH_MAX];
+    st_repo_t *r;
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd != -1 || errno != ENOENT)
+        return fd;
+    if (st_repo_create(st, repo, &r) != ZN_OK || st_path(dir, "%s/%s/.uploads", st->root, repo) != ZN_OK ||
+        st_mkdirs(dir) != ZN_OK) {
+        errno = ENOENT;
+        return -1;
+    }
+    return open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+}
+
 zn_err_t zn_storage_upload_start(zn_storage_t *st, const char *repo, char *uuid, zn_upload_t **out)
 {
     char path[PATH_MAX];
@@ -105,18 +122,24 @@ zn_err_t zn_storage_upload_start(zn_storage_t *st, const char *repo, char *uuid,
     make_uuid(uuid);
     if ((err = st_path(path, "%s/%s/.uploads/%s", st->root, repo, uuid)) != ZN_OK)
         return err;
-    if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
-        return st_errno(errno);
     st_session_t *s = zn_calloc(1, sizeof(*s));
     snprintf(s->key, sizeof(s->key), "%s %s", repo, uuid);
     s->hash = zn_hash_new(ZN_DIGEST_SHA256);
     s->used_ns = zn_now_mono_ns();
-    s->busy = out != NULL;
+    s->busy = true; /* before the file exists: GC never takes a session being created */
     zn_mutex_lock(&st->uploads_lock);
     sessions_insert(st, s);
     zn_mutex_unlock(&st->uploads_lock);
+    if ((fd = create_file(st, repo, path)) == -1) {
+        err = st_errno(errno);
+        sessions_remove(st, s);
+        return err;
+    }
     if (out == NULL) {
         close(fd);
+        zn_mutex_lock(&st->uploads_lock);
+        s->busy = false;
+        zn_mutex_unlock(&st->uploads_lock);
         return ZN_OK;
     }
     *out = upload_new(st, s, repo, path, fd);
@@ -143,6 +166,25 @@ static zn_err_t session_acquire(zn_storage_t *st, const char *key, st_session_t 
     }
     zn_mutex_unlock(&st->uploads_lock);
     return err;
+}
+
+zn_err_t st_session_claim(zn_storage_t *st, const char *repo, const char *uuid, st_session_t **out)
+{
+    char key[ZN_REPO_NAME_MAX + ZN_UUID_LEN + 2];
+    if (snprintf(key, sizeof(key), "%s %s", repo, uuid) >= (int)sizeof(key))
+        return ZN_EINVAL;
+    return session_acquire(st, key, out);
+}
+
+void st_session_unclaim(zn_storage_t *st, st_session_t *s, bool forget)
+{
+    if (forget) {
+        sessions_remove(st, s);
+        return;
+    }
+    zn_mutex_lock(&st->uploads_lock);
+    s->busy = false;
+    zn_mutex_unlock(&st->uploads_lock);
 }
 
 /* Rebuilds the hash from the file when it is unknown or the file changed size. */
