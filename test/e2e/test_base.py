@@ -190,3 +190,46 @@ def free_port_closed():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def _read_response(sock, timeout):
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_idle_keepalive_does_not_hold_shutdown(zinc):
+    sock = socket.create_connection(("127.0.0.1", zinc.port))
+    sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _read_response(sock, 5 * SLOW).startswith(b"HTTP/1.1 200")
+    # the connection stays open and idle (keep-alive) while the server stops
+    t0 = time.time()
+    assert zinc.stop(signal.SIGTERM) == 0
+    assert time.time() - t0 < 3 * SLOW, "an idle keep-alive connection held the shutdown"
+    sock.close()
+
+
+def test_slow_body_is_not_cut_after_ten_seconds(zinc):
+    # h2o's default HTTP/1 request timer (10 s, whole body) would reset this push
+    import hashlib
+
+    body = os.urandom(64 * 1024)
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    sock = socket.create_connection(("127.0.0.1", zinc.port))
+    sock.sendall(("POST /v2/slow/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\n"
+                  "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+                  % (digest, len(body))).encode())
+    pieces = 12
+    step = len(body) // pieces
+    for i in range(pieces):
+        sock.sendall(body[i * step:(i + 1) * step if i < pieces - 1 else len(body)])
+        time.sleep(1)
+    assert _read_response(sock, 10 * SLOW).startswith(b"HTTP/1.1 201"), "slow push was cut"
+    sock.close()
+    r = requests.get(zinc.url + "/v2/slow/blobs/" + digest)
+    assert r.status_code == 200 and r.content == body
