@@ -125,6 +125,11 @@ void zn_log_write(zn_log_level_t level, const char *msg, const zn_log_field_t *f
 {
     if ((int)level < log_level)
         return;
+    zn_log_write_fd(log_fd, level, msg, fields);
+}
+
+void zn_log_write_fd(int fd, zn_log_level_t level, const char *msg, const zn_log_field_t *fields)
+{
     char buf[8192], ts[48];
     line_t l = {buf, 0, sizeof(buf) - 32, false};
     struct timespec now;
@@ -155,7 +160,7 @@ void zn_log_write(zn_log_level_t level, const char *msg, const zn_log_field_t *f
     put(&l, "}\n", 2);
     ssize_t off = 0;
     while ((size_t)off < l.len) {
-        ssize_t w = write(log_fd, buf + off, l.len - (size_t)off);
+        ssize_t w = write(fd, buf + off, l.len - (size_t)off);
         if (w <= 0)
             break;
         off += w;

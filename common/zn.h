@@ -108,6 +108,9 @@ typedef struct zn_log_field {
 void zn_log_write(zn_log_level_t level, const char *msg, const zn_log_field_t *fields);
 #define zn_log(level, msg, ...) zn_log_write((level), (msg), (const zn_log_field_t[]){__VA_ARGS__ __VA_OPT__(, ){ZN_LF_END}})
 
+/* Same line format, written to fd whatever the configured level (the audit log). */
+void zn_log_write_fd(int fd, zn_log_level_t level, const char *msg, const zn_log_field_t *fields);
+
 /* Configure: fd to write to (default 2) and minimal level. */
 void zn_log_set_level(zn_log_level_t level);
 void zn_log_set_fd(int fd);

@@ -129,27 +129,54 @@ static double duration_ms(h2o_req_t *req)
     return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_usec - a->tv_usec) / 1e3;
 }
 
+static void peer_host(h2o_req_t *req, char *remote)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    remote[0] = '\0';
+    if (sl != 0 && h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, remote) == SIZE_MAX)
+        remote[0] = '\0';
+}
+
+/* zot's audit log: one line per successful change (POST, PUT, PATCH, DELETE). */
+static bool audited(h2o_req_t *req)
+{
+    h2o_iovec_t m = req->input.method;
+    if (req->res.status < 200 || req->res.status >= 300)
+        return false;
+    return h2o_memis(m.base, m.len, H2O_STRLIT("POST")) || h2o_memis(m.base, m.len, H2O_STRLIT("PUT")) ||
+           h2o_memis(m.base, m.len, H2O_STRLIT("PATCH")) || h2o_memis(m.base, m.len, H2O_STRLIT("DELETE"));
+}
+
 static void log_access(h2o_logger_t *_self, h2o_req_t *req)
 {
     access_logger_t *self = (void *)_self;
     size_t plen = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
     double ms = duration_ms(req);
+    bool access = zn_log_get_level() <= ZN_LOG_INFO, audit = self->srv->audit_fd != -1 && audited(req);
 
     zn_metrics_observe(self->srv->metrics, zn_slice(req->input.method.base, req->input.method.len),
                        zn_slice(req->input.path.base, plen), req->res.status, ms / 1e3);
-    if (zn_log_get_level() > ZN_LOG_INFO)
+    if (!access && !audit)
         return;
-    char remote[NI_MAXHOST] = "";
-    struct sockaddr_storage ss;
-    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (sl != 0 && h2o_socket_getnumerichost((struct sockaddr *)&ss, sl, remote) == SIZE_MAX)
-        remote[0] = '\0';
+    char remote[NI_MAXHOST];
+    peer_host(req, remote);
     zn_slice_t user = find_user(req);
-    zn_log(ZN_LOG_INFO, "request", ZN_LSTRN("method", req->input.method.base, req->input.method.len),
-           ZN_LSTRN("path", req->input.path.base, plen), ZN_LINT("status", req->res.status),
-           ZN_LUINT("bytes", req->bytes_sent),
-           ZN_LDBL("duration_ms", ms),
-           ZN_LSTR("remote", remote), user.p != NULL ? ZN_LSTRN("user", user.p, user.n) : ZN_LSTR("user", NULL));
+    zn_log_field_t who = user.p != NULL ? ZN_LSTRN("user", user.p, user.n) : ZN_LSTR("user", NULL);
+    if (access)
+        zn_log(ZN_LOG_INFO, "request", ZN_LSTRN("method", req->input.method.base, req->input.method.len),
+               ZN_LSTRN("path", req->input.path.base, plen), ZN_LINT("status", req->res.status),
+               ZN_LUINT("bytes", req->bytes_sent), ZN_LDBL("duration_ms", ms), ZN_LSTR("remote", remote), who);
+    if (audit) {
+        who.key = "subject";
+        zn_log_field_t f[] = {who,
+                              ZN_LSTRN("action", req->input.method.base, req->input.method.len),
+                              ZN_LSTRN("object", req->input.path.base, plen),
+                              ZN_LINT("status", req->res.status),
+                              ZN_LSTR("clientIP", remote),
+                              {ZN_LF_END}};
+        zn_log_write_fd(self->srv->audit_fd, ZN_LOG_INFO, "audit", f);
+    }
 }
 
 /* ---- built-in routes ---------------------------------------------------------------------- */

@@ -9,6 +9,7 @@
  * and keeps running its loop until no connection is left or the grace period ends.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <netdb.h>
@@ -99,11 +100,17 @@ zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
 {
     zn_server_t *srv = zn_calloc(1, sizeof(*srv));
     srv->cfg = cfg;
+    srv->audit_fd = -1;
     err[0] = '\0';
     h2o_config_init(&srv->globalconf);
     srv->router = zn_router_new();
     if (!setup_body_buffers(srv, err, errlen))
         goto fail;
+    if (cfg->log.audit != NULL &&
+        (srv->audit_fd = open(cfg->log.audit, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) == -1) {
+        snprintf(err, errlen, "log.audit: cannot open %s: %s", cfg->log.audit, strerror(errno));
+        goto fail;
+    }
     if ((srv->access = zn_access_new(cfg, err, errlen)) == NULL)
         goto fail;
     if ((srv->ssl_ctx = zn_tls_ctx_new(cfg, err, errlen)) == NULL && err[0] != '\0')
@@ -136,6 +143,8 @@ void zn_server_free(zn_server_t *srv)
         if (srv->workers[i].listen_fd > 0)
             close(srv->workers[i].listen_fd);
     free(srv->workers);
+    if (srv->audit_fd != -1)
+        close(srv->audit_fd);
     zn_access_free(srv->access);
     zn_metrics_free(srv->metrics);
     zn_api_free(srv->api);

@@ -38,6 +38,7 @@ struct zn_server {
     SSL_CTX *ssl_ctx;
     void *api; /* zn_api_t */
     int nworkers;
+    int audit_fd; /* log.audit, -1 when unset */
     zn_worker_t *workers;
     _Atomic int ready; /* storage is usable: readyz/startupz say ok */
     struct zn_metrics *metrics; /* NULL unless extensions.metrics is enabled */

@@ -233,3 +233,37 @@ def test_slow_body_is_not_cut_after_ten_seconds(zinc):
     sock.close()
     r = requests.get(zinc.url + "/v2/slow/blobs/" + digest)
     assert r.status_code == 200 and r.content == body
+
+
+def test_audit_log_records_changes_only(zinc_factory, tmp_path):
+    import hashlib
+
+    audit = tmp_path / "audit.log"
+    s = zinc_factory({"log": {"level": "error", "audit": str(audit)}})
+    body = b"audited blob"
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    r = requests.post(s.url + "/v2/aud/blobs/uploads/?digest=" + digest, data=body,
+                      headers={"Authorization": "Basic c2VjcmV0OnBhc3N3b3Jk"})
+    assert r.status_code == 201
+    requests.get(s.url + "/v2/aud/blobs/" + digest)
+    requests.delete(s.url + "/v2/aud/blobs/sha256:" + "0" * 64)  # 404: not a change
+    time.sleep(0.2)
+    lines = [json.loads(l) for l in audit.read_text().splitlines()]
+    assert len(lines) == 1, lines
+    a = lines[0]
+    assert a["message"] == "audit" and a["action"] == "POST" and a["status"] == 201
+    assert a["object"] == "/v2/aud/blobs/uploads/" and a["clientIP"] == "127.0.0.1"
+    assert "c2VjcmV0OnBhc3N3b3Jk" not in audit.read_text()
+
+
+def test_unwritable_audit_log_fails_start(zinc_factory, tmp_path):
+    s = zinc_factory({"log": {"audit": str(tmp_path / "missing-dir" / "a.log")}}, start=False)
+    p = subprocess.run([ZINC_BIN, "serve", s.config_path], capture_output=True, text=True, timeout=10 * SLOW)
+    assert p.returncode == 1 and "log.audit" in p.stderr
+
+
+def test_verify_warns_write_timeout_not_enforced(tmp_path):
+    f = tmp_path / "config.json"
+    f.write_text('{"storage":{"rootDirectory":"/tmp/x"},"http":{"writeTimeout":"30s"}}')
+    p = subprocess.run([ZINC_BIN, "verify", str(f)], capture_output=True, text=True)
+    assert p.returncode == 0 and "http.writeTimeout" in p.stderr
