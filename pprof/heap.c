@@ -62,7 +62,7 @@ typedef struct live {
 } live_t;
 
 static struct {
-    pthread_mutex_t lock; /* guards all below */
+    pthread_mutex_t lock; /* guards all below; raw: taken inside malloc, where zn_mutex's hooks could allocate */
     bucket_t *buckets;
     uint32_t nbuckets, cap_buckets;
     uint32_t bheads[BUCKET_HEADS];

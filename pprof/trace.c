@@ -19,7 +19,9 @@
 
 zn_trace_thread_t zn_trace_threads[ZN_THREADS_MAX];
 zn_trace_session_t zn_trace_sess;
-static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER; /* guards running, epochs */
+/* guards running, epochs; a raw mutex, not zn_mutex: the tracer records zn_mutex slow paths
+ * and must not trace (or re-enter) its own start/stop */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool running;
 static uint64_t last_epoch;
 
