@@ -43,10 +43,23 @@ void st_map_each(const st_map_t *m, bool (*fn)(void *data, const char *key, void
 
 /* ---- the store ------------------------------------------------------------------------------- */
 
+/* Recently read manifests of a repository, by digest. Content is immutable for a digest
+ * and a GET finds the digest in index.json first, so entries never go stale. */
+#define ST_MCACHE_SLOTS 8
+#define ST_MCACHE_ENTRY_MAX (64 * 1024)
+typedef struct st_mcache_entry {
+    zn_digest_t digest;
+    char *bytes; /* NULL: empty slot */
+    size_t len;
+    uint64_t used; /* LRU clock */
+} st_mcache_entry_t;
+
 /* One repository known to exist. Never freed before the store. */
 typedef struct st_repo {
     char *name;
-    zn_mutex_t lock; /* guards idx and the idx_* stamp; held across an index.json rewrite */
+    zn_mutex_t lock; /* guards idx, the idx_* stamp and mcache; held across an index.json rewrite */
+    st_mcache_entry_t mcache[ST_MCACHE_SLOTS];
+    uint64_t mcache_clock;
     json_t *idx;     /* parsed index.json, never mutated once published (readers incref it) */
     struct timespec idx_mtime;
     ino_t idx_ino;

@@ -43,6 +43,53 @@ static json_t *find_desc(json_t *idx, const char *ref, size_t *at)
     return NULL;
 }
 
+/* A malloc'd copy of a cached manifest into *bytes, or false. */
+static bool mcache_get(st_repo_t *r, const zn_digest_t *d, char **bytes, size_t *len)
+{
+    bool hit = false;
+    zn_mutex_lock(&r->lock);
+    for (int i = 0; i < ST_MCACHE_SLOTS && !hit; i++) {
+        st_mcache_entry_t *e = &r->mcache[i];
+        if (e->bytes == NULL || !zn_digest_eq(&e->digest, d))
+            continue;
+        e->used = ++r->mcache_clock;
+        *bytes = zn_malloc(e->len + 1);
+        memcpy(*bytes, e->bytes, e->len + 1);
+        *len = e->len;
+        hit = true;
+    }
+    zn_mutex_unlock(&r->lock);
+    return hit;
+}
+
+/* Keeps a copy of a small manifest just read from disk, evicting the least recently used. */
+static void mcache_put(st_repo_t *r, const zn_digest_t *d, const char *bytes, size_t len)
+{
+    if (len > ST_MCACHE_ENTRY_MAX)
+        return;
+    char *copy = zn_malloc(len + 1);
+    memcpy(copy, bytes, len);
+    copy[len] = '\0';
+    zn_mutex_lock(&r->lock);
+    st_mcache_entry_t *victim = &r->mcache[0];
+    for (int i = 0; i < ST_MCACHE_SLOTS; i++) {
+        st_mcache_entry_t *e = &r->mcache[i];
+        if (e->bytes != NULL && zn_digest_eq(&e->digest, d)) {
+            victim = NULL; /* another request cached it meanwhile */
+            break;
+        }
+        if (e->bytes == NULL || (victim->bytes != NULL && e->used < victim->used))
+            victim = e;
+    }
+    if (victim != NULL) {
+        free(victim->bytes);
+        *victim = (st_mcache_entry_t){*d, copy, len, ++r->mcache_clock};
+        copy = NULL;
+    }
+    zn_mutex_unlock(&r->lock);
+    free(copy);
+}
+
 zn_err_t zn_storage_manifest_get(zn_storage_t *st, const char *repo, const char *ref, bool want_bytes,
                                  zn_storage_manifest_t *out)
 {
@@ -63,11 +110,15 @@ zn_err_t zn_storage_manifest_get(zn_storage_t *st, const char *repo, const char 
         goto done;
     }
     snprintf(out->media_type, sizeof(out->media_type), "%s", mt != NULL ? mt : "application/vnd.oci.image.manifest.v1+json");
+    if (want_bytes && mcache_get(r, &out->digest, &out->bytes, &len)) {
+        out->size = len;
+        goto done;
+    }
     if ((err = st_blob_path(st, path, repo, &out->digest)) != ZN_OK)
         goto done;
-    if (want_bytes)
-        err = st_read_file(path, ST_INDEX_MAX, &out->bytes, &len, &sb);
-    else
+    if (want_bytes && (err = st_read_file(path, ST_INDEX_MAX, &out->bytes, &len, &sb)) == ZN_OK)
+        mcache_put(r, &out->digest, out->bytes, len);
+    else if (!want_bytes)
         err = stat(path, &sb) == 0 ? ZN_OK : st_errno(errno);
     out->size = (uint64_t)sb.st_size;
 done:

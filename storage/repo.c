@@ -24,6 +24,8 @@ void st_repo_free(void *p)
     if (repo == NULL)
         return;
     json_decref(repo->idx);
+    for (int i = 0; i < ST_MCACHE_SLOTS; i++)
+        free(repo->mcache[i].bytes);
     zn_mutex_destroy(&repo->lock);
     free(repo->name);
     free(repo);

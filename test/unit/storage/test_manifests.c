@@ -4,6 +4,7 @@
  * validation failure leaving the repository untouched.
  */
 #include "test/unit/storage/st_helpers.h"
+#include "storage/internal.h"
 
 #define OCI_MT "application/vnd.oci.image.manifest.v1+json"
 
@@ -107,6 +108,47 @@ static void test_tag_moves_and_deletes(void **state)
     zn_storage_list_release(&l);
     free(a.manifest);
     free(b.manifest);
+}
+
+/* The in-memory manifest cache: more manifests than slots all read back exactly, by tag and
+ * by digest, twice (second round from the cache); a deleted manifest is gone even though its
+ * bytes were cached; put back, it is served again. */
+static void test_manifest_cache(void **state)
+{
+    t_store_t *t = *state;
+    enum { N = ST_MCACHE_SLOTS + 4 };
+    struct img imgs[N];
+    zn_storage_put_t res[N];
+    zn_storage_manifest_t m;
+    char tag[16], layer[32];
+
+    for (int i = 0; i < N; i++) {
+        snprintf(layer, sizeof(layer), "cache-layer-%d", i);
+        imgs[i] = push_image(t, "c", layer);
+        snprintf(tag, sizeof(tag), "t%d", i);
+        assert_int_equal(put(t, "c", tag, OCI_MT, imgs[i].manifest, &res[i]), ZN_OK);
+    }
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            snprintf(tag, sizeof(tag), "t%d", i);
+            assert_int_equal(zn_storage_manifest_get(t->st, "c", i % 2 ? tag : res[i].digest.str, true, &m), ZN_OK);
+            assert_string_equal(m.bytes, imgs[i].manifest);
+            assert_int_equal(m.size, strlen(imgs[i].manifest));
+            assert_true(zn_digest_eq(&m.digest, &res[i].digest));
+            zn_storage_manifest_release(&m);
+        }
+    }
+    assert_int_equal(zn_storage_manifest_get(t->st, "c", res[N - 1].digest.str, true, &m), ZN_OK);
+    zn_storage_manifest_release(&m);
+    assert_int_equal(zn_storage_manifest_delete(t->st, "c", res[N - 1].digest.str), ZN_OK);
+    assert_int_equal(zn_storage_manifest_get(t->st, "c", res[N - 1].digest.str, true, &m), ZN_ENOENT);
+    assert_int_equal(zn_storage_manifest_get(t->st, "c", "t11", true, &m), ZN_ENOENT);
+    assert_int_equal(put(t, "c", "again", OCI_MT, imgs[N - 1].manifest, &res[N - 1]), ZN_OK);
+    assert_int_equal(zn_storage_manifest_get(t->st, "c", "again", true, &m), ZN_OK);
+    assert_string_equal(m.bytes, imgs[N - 1].manifest);
+    zn_storage_manifest_release(&m);
+    for (int i = 0; i < N; i++)
+        free(imgs[i].manifest);
 }
 
 static void test_tags_list(void **state)
@@ -229,6 +271,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_get, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_tag_moves_and_deletes, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_manifest_cache, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_tags_list, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_invalid, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_index_and_docker, t_setup, t_teardown),
