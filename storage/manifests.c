@@ -43,7 +43,7 @@ static json_t *find_desc(json_t *idx, const char *ref, size_t *at)
     return NULL;
 }
 
-/* A malloc'd copy of a cached manifest into *bytes, or false. */
+/* A cached manifest's length, and (bytes != NULL) a malloc'd copy into *bytes; or false. */
 static bool mcache_get(st_repo_t *r, const zn_digest_t *d, char **bytes, size_t *len)
 {
     bool hit = false;
@@ -53,8 +53,10 @@ static bool mcache_get(st_repo_t *r, const zn_digest_t *d, char **bytes, size_t 
         if (e->bytes == NULL || !zn_digest_eq(&e->digest, d))
             continue;
         e->used = ++r->mcache_clock;
-        *bytes = zn_malloc(e->len + 1);
-        memcpy(*bytes, e->bytes, e->len + 1);
+        if (bytes != NULL) {
+            *bytes = zn_malloc(e->len + 1);
+            memcpy(*bytes, e->bytes, e->len + 1);
+        }
         *len = e->len;
         hit = true;
     }
@@ -110,7 +112,7 @@ zn_err_t zn_storage_manifest_get(zn_storage_t *st, const char *repo, const char 
         goto done;
     }
     snprintf(out->media_type, sizeof(out->media_type), "%s", mt != NULL ? mt : "application/vnd.oci.image.manifest.v1+json");
-    if (want_bytes && mcache_get(r, &out->digest, &out->bytes, &len)) {
+    if (mcache_get(r, &out->digest, want_bytes ? &out->bytes : NULL, &len)) {
         out->size = len;
         goto done;
     }

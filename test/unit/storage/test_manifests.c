@@ -140,7 +140,12 @@ static void test_manifest_cache(void **state)
     }
     assert_int_equal(zn_storage_manifest_get(t->st, "c", res[N - 1].digest.str, true, &m), ZN_OK);
     zn_storage_manifest_release(&m);
+    /* HEAD: the size from the cache, no bytes */
+    assert_int_equal(zn_storage_manifest_get(t->st, "c", "t11", false, &m), ZN_OK);
+    assert_null(m.bytes);
+    assert_int_equal(m.size, strlen(imgs[N - 1].manifest));
     assert_int_equal(zn_storage_manifest_delete(t->st, "c", res[N - 1].digest.str), ZN_OK);
+    assert_int_equal(zn_storage_manifest_get(t->st, "c", res[N - 1].digest.str, false, &m), ZN_ENOENT);
     assert_int_equal(zn_storage_manifest_get(t->st, "c", res[N - 1].digest.str, true, &m), ZN_ENOENT);
     assert_int_equal(zn_storage_manifest_get(t->st, "c", "t11", true, &m), ZN_ENOENT);
     assert_int_equal(put(t, "c", "again", OCI_MT, imgs[N - 1].manifest, &res[N - 1]), ZN_OK);
