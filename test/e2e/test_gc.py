@@ -1,4 +1,4 @@
-"""Garbage collection end to end: zinc with gcDelay 1s and gcInterval 1s removes orphan
+"""Garbage collection end to end: zinc with gcDelay 3s and gcInterval 1s removes orphan
 blobs, stale uploads, the blobs of deleted manifests and empty repositories, keeps what a
 manifest references, and stops promptly when shut down in the middle of a pass."""
 import hashlib
@@ -12,7 +12,9 @@ import pytest
 from conftest import SLOW
 from oci_util import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Registry, canon, digest
 
-GC = {"storage": {"gc": True, "gcDelay": "1s", "gcInterval": "1s"}}
+# gcDelay is the grace a client has between pushing blobs (or untagged children) and the
+# manifest that references them: 3 s keeps a loaded CI machine from losing that race.
+GC = {"storage": {"gc": True, "gcDelay": "3s", "gcInterval": "1s"}}
 
 
 def wait_for(cond, timeout=10, step=0.1):
@@ -53,7 +55,7 @@ def test_deleted_manifest_layers_collected(gczinc):
     keep_body, keep_md = reg.push_image("keep", "v1", [b"kept layer"])
     body, md = reg.push_image("gone", "v1", [b"doomed layer"])
     layer = json.loads(body)["layers"][0]["digest"]
-    time.sleep(1.5)  # a few passes: nothing referenced goes
+    time.sleep(4)  # passes past gcDelay: nothing referenced goes
     assert blob_status(reg, "gone", layer) == 200
     r = reg.s.delete("%s/v2/gone/manifests/%s" % (reg.url, md))
     assert r.status_code == 202, r.text
