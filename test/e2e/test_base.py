@@ -1,16 +1,16 @@
 """End-to-end tests of the server foundation: base route, health routes, unknown routes,
 the access log, graceful shutdown and the CLI."""
+import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import requests
 
-from conftest import ZINC_BIN, REPO, SLOW
+from conftest import ZINC_BIN, REPO, SLOW, free_port
 
 API_VERSION = "registry/2.0"
 
@@ -113,14 +113,12 @@ def test_sigint_exits_zero_when_idle(zinc):
     assert time.time() - t0 < 3 * SLOW
 
 
-def test_busy_port_fails_at_start(zinc, zinc_factory):
-    s = zinc_factory({"http": {"port": str(zinc.port)}}, start=False)
+def test_busy_port_fails_at_start(zinc_factory):
     # another process listening without SO_REUSEPORT makes bind fail
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
-    s.config["http"]["port"] = str(blocker.getsockname()[1])
-    s.write_config()
+    s = zinc_factory({"http": {"port": str(blocker.getsockname()[1])}}, start=False)
     p = subprocess.run([ZINC_BIN, "serve", s.config_path], capture_output=True, text=True, timeout=10 * SLOW)
     blocker.close()
     assert p.returncode == 1
@@ -177,19 +175,11 @@ def test_probe_command(zinc):
     assert ok.returncode == 0, ok.stderr
     bad = subprocess.run([ZINC_BIN, "probe", zinc.url + "/nope"], capture_output=True, text=True)
     assert bad.returncode == 1
-    port = free_port_closed()
+    port = free_port()  # nothing listens there
     down = subprocess.run([ZINC_BIN, "probe", "http://127.0.0.1:%d/livez" % port], capture_output=True, text=True)
     assert down.returncode == 1
     junk = subprocess.run([ZINC_BIN, "probe", "ftp://x"], capture_output=True, text=True)
     assert junk.returncode == 2
-
-
-def free_port_closed():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _read_response(sock, timeout):
@@ -216,8 +206,6 @@ def test_idle_keepalive_does_not_hold_shutdown(zinc):
 
 def test_slow_body_is_not_cut_after_ten_seconds(zinc):
     # h2o's default HTTP/1 request timer (10 s, whole body) would reset this push
-    import hashlib
-
     body = os.urandom(64 * 1024)
     digest = "sha256:" + hashlib.sha256(body).hexdigest()
     sock = socket.create_connection(("127.0.0.1", zinc.port))
@@ -236,8 +224,6 @@ def test_slow_body_is_not_cut_after_ten_seconds(zinc):
 
 
 def test_audit_log_records_changes_only(zinc_factory, tmp_path):
-    import hashlib
-
     audit = tmp_path / "audit.log"
     s = zinc_factory({"log": {"level": "error", "audit": str(audit)}})
     body = b"audited blob"
