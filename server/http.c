@@ -100,33 +100,34 @@ int zn_http_run_handler(h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *
         remember_user(req, ctx->user);
 
     const char *repo = NULL;
-    if (def->repo_param >= 0 && def->repo_param < ctx->nparams) {
-        zn_slice_t r = ctx->params[def->repo_param];
-        repo = h2o_mem_alloc_pool(&req->pool, r.n + 1);
-        memcpy((char *)repo, r.p, r.n);
-        ((char *)repo)[r.n] = '\0';
-    }
+    if (def->repo_param >= 0 && def->repo_param < ctx->nparams)
+        repo = h2o_strdup(&req->pool, ctx->params[def->repo_param].p, ctx->params[def->repo_param].n).base;
     zn_pprof_req_begin(def->name, repo);
     int ret = def->fn(req, ctx);
     zn_pprof_req_end();
     return ret;
 }
 
-/* Milliseconds from dispatch to now (the logger runs when the response is done); requests
- * h2o answered without dispatching fall back to its coarse timestamps. */
+static double ms_between(const struct timeval *a, const struct timeval *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_usec - a->tv_usec) / 1e3;
+}
+
+/* Milliseconds from the request's first byte to now (the logger runs when the response is
+ * done). h2o's timestamps are cached once per loop pass, so they only measure the part
+ * before dispatch (headers and body arriving); the rest is timed with the monotonic clock. */
 static double duration_ms(h2o_req_t *req)
 {
+    struct timeval now, *begin = &req->timestamps.request_begin_at, *dispatch = &req->processed_at.at;
     h2o_iovec_t t0 = env_find(req, ENV_T0);
-    if (t0.len == sizeof(uint64_t))
-        return (double)(zn_now_mono_ns() - *(const uint64_t *)t0.base) / 1e6;
-    struct timeval now, *a = &req->timestamps.request_begin_at, *b = &req->timestamps.response_end_at;
-    if (a->tv_sec == 0)
-        return 0;
-    if (b->tv_sec == 0) {
-        gettimeofday(&now, NULL);
-        b = &now;
+    if (t0.len == sizeof(uint64_t)) {
+        double before = begin->tv_sec != 0 && dispatch->tv_sec != 0 ? ms_between(begin, dispatch) : 0;
+        return before + (double)(zn_now_mono_ns() - *(const uint64_t *)t0.base) / 1e6;
     }
-    return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_usec - a->tv_usec) / 1e3;
+    if (begin->tv_sec == 0)
+        return 0;
+    gettimeofday(&now, NULL);
+    return ms_between(begin, &now);
 }
 
 static void peer_host(h2o_req_t *req, char *remote)
