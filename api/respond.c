@@ -98,6 +98,9 @@ int zn_api_send_storage_error(h2o_req_t *req, zn_err_t err, zn_oci_code_t enoent
         return zn_api_send_error(req, enoent_code, detail);
     case ZN_EINVAL:
         return zn_api_send_error(req, ZN_OCI_NAME_INVALID, detail);
+    case ZN_EEXIST: /* storage: the name would collide with another repository's layout */
+        return zn_api_send_error(req, ZN_OCI_NAME_INVALID,
+                                 detail != NULL ? detail : "name collides with the layout of another repository");
     case ZN_EDIGEST:
         return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, detail);
     case ZN_ETOOBIG:

@@ -81,6 +81,8 @@ struct zn_storage {
     zn_mutex_t info_lock; /* guards infos */
     st_map_t infos;       /* manifest digest -> struct st_minfo* (referrers cache) */
 
+    zn_mutex_t create_lock; /* held while a repository's layout is checked and made (repo.c) */
+
     pthread_t rebuild_thread;
     bool rebuild_started;
     _Atomic int stopping;

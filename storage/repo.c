@@ -7,6 +7,7 @@
  * against concurrent creators (this process or another): files are linked into place only
  * if absent, so an existing index.json is never clobbered.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,24 +68,103 @@ zn_err_t st_repo_find(zn_storage_t *st, const char *name, st_repo_t **out)
     return ZN_OK;
 }
 
-/* "blobs" below the first component would land in a parent repository's blob store. */
-static bool name_creatable(const char *name)
+/*
+ * Layout collisions. A repository's directory holds its own layout (oci-layout, index.json,
+ * blobs/<algo>/<hex>, .uploads) next to the directories of the repositories nested below
+ * it, and the name grammar allows the components "blobs", "index.json" and "oci-layout"
+ * (".uploads" cannot be a component). So a repository `x/blobs` would live inside the blob
+ * store of a repository `x`, `x/index.json` where x's index belongs, `x/blobs/sha256` among
+ * x's blob files, and the reverse when the nested one comes first. The name that comes
+ * second is refused (ZN_EEXIST); neither repository is touched. zot performs no such check
+ * and would mix the two layouts in one directory.
+ */
+static bool is_layout_name(const char *p, size_t n)
 {
-    for (const char *p = strchr(name, '/'); p != NULL; p = strchr(p + 1, '/'))
-        if (strncmp(p + 1, "blobs", 5) == 0 && (p[6] == '/' || p[6] == '\0'))
-            return false;
-    return true;
+    return (n == 5 && memcmp(p, "blobs", 5) == 0) || (n == 10 && memcmp(p, "index.json", 10) == 0) ||
+           (n == 10 && memcmp(p, "oci-layout", 10) == 0);
 }
 
-zn_err_t st_repo_create(zn_storage_t *st, const char *name, st_repo_t **out)
+static bool is_regular(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* A prefix of name is a repository and the next component is one of its layout entries. */
+static bool inside_a_repository(zn_storage_t *st, const char *name)
+{
+    char path[PATH_MAX];
+    for (const char *slash = strchr(name, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
+        const char *next = slash + 1, *end = strchr(next, '/');
+        size_t n = end != NULL ? (size_t)(end - next) : strlen(next);
+        if (!is_layout_name(next, n))
+            continue;
+        if (st_path(path, "%s/%.*s/oci-layout", st->root, (int)(slash - name), name) != ZN_OK || is_regular(path))
+            return true;
+    }
+    return false;
+}
+
+/* Every entry of dir is a regular blob file named by `hexlen` lower-case hex digits. */
+static bool only_blob_files(const char *dir, size_t hexlen)
+{
+    char path[PATH_MAX];
+    struct dirent *de;
+    bool ok = true;
+    DIR *dh = opendir(dir);
+    if (dh == NULL)
+        return errno == ENOENT;
+    while (ok && (de = readdir(dh)) != NULL) {
+        const char *n = de->d_name;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+            continue;
+        ok = strlen(n) == hexlen && strspn(n, "0123456789abcdef") == hexlen && st_path(path, "%s/%s", dir, n) == ZN_OK &&
+             is_regular(path);
+    }
+    closedir(dh);
+    return ok;
+}
+
+/* Some repository lives below one of name's own layout entries. name is not a repository
+ * (yet), so what is there is at most a creation cut short: small, and cheap to look at. */
+static bool holds_a_repository(zn_storage_t *st, const char *name)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+    struct dirent *de;
+    bool ok = true;
+
+    for (int i = 0; i < 2; i++) {
+        if (st_path(path, "%s/%s/%s", st->root, name, i == 0 ? "index.json" : "oci-layout") != ZN_OK)
+            return true;
+        if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+            return true;
+    }
+    if (st_path(path, "%s/%s/blobs", st->root, name) != ZN_OK)
+        return true;
+    DIR *dh = opendir(path);
+    if (dh == NULL)
+        return errno != ENOENT;
+    while (ok && (de = readdir(dh)) != NULL) {
+        char sub[PATH_MAX];
+        const char *n = de->d_name;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+            continue;
+        size_t hexlen = strcmp(n, "sha256") == 0 ? 64 : strcmp(n, "sha512") == 0 ? 128 : 0;
+        ok = hexlen != 0 && st_path(sub, "%s/%s", path, n) == ZN_OK && lstat(sub, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+             only_blob_files(sub, hexlen);
+    }
+    closedir(dh);
+    return !ok;
+}
+
+static zn_err_t create_locked(zn_storage_t *st, const char *name)
 {
     char dir[PATH_MAX], path[PATH_MAX];
-    zn_err_t err = st_repo_find(st, name, out);
+    zn_err_t err;
 
-    if (err != ZN_ENOENT)
-        return err;
-    if (!name_creatable(name))
-        return ZN_EINVAL;
+    if (inside_a_repository(st, name) || holds_a_repository(st, name))
+        return ZN_EEXIST;
     if ((err = st_path(dir, "%s/%s/.uploads", st->root, name)) != ZN_OK || (err = st_mkdirs(dir)) != ZN_OK)
         return err;
     if ((err = st_path(path, "%s/%s/blobs/sha256", st->root, name)) != ZN_OK || (err = st_mkdirs(path)) != ZN_OK)
@@ -98,9 +178,21 @@ zn_err_t st_repo_create(zn_storage_t *st, const char *name, st_repo_t **out)
     if ((err = st_path(path, "%s/%s/oci-layout", st->root, name)) != ZN_OK)
         return err;
     err = st_write_atomic(st, dir, path, layout_json, sizeof(layout_json) - 1, true);
-    if (err != ZN_OK && err != ZN_EEXIST)
+    return err == ZN_EEXIST ? ZN_OK : err;
+}
+
+zn_err_t st_repo_create(zn_storage_t *st, const char *name, st_repo_t **out)
+{
+    zn_err_t err = st_repo_find(st, name, out);
+
+    if (err != ZN_ENOENT)
         return err;
-    return st_repo_find(st, name, out);
+    /* creators of `x` and `x/blobs` must not both pass the collision check */
+    zn_mutex_lock(&st->create_lock);
+    if ((err = st_repo_find(st, name, out)) == ZN_ENOENT && (err = create_locked(st, name)) == ZN_OK)
+        err = st_repo_find(st, name, out);
+    zn_mutex_unlock(&st->create_lock);
+    return err;
 }
 
 zn_err_t zn_storage_repo_exists(zn_storage_t *st, const char *repo)
@@ -127,6 +219,7 @@ zn_err_t zn_storage_open(const zn_config_t *cfg, zn_storage_t **out, char *errbu
     zn_mutex_init(&st->repos_lock, "storage.repos");
     zn_mutex_init(&st->uploads_lock, "storage.uploads");
     zn_mutex_init(&st->info_lock, "storage.referrers");
+    zn_mutex_init(&st->create_lock, "storage.create");
     st_map_init(&st->repos);
     st_map_init(&st->retired);
     st_map_init(&st->uploads);
@@ -154,6 +247,7 @@ void zn_storage_free(zn_storage_t *st)
     zn_mutex_destroy(&st->repos_lock);
     zn_mutex_destroy(&st->uploads_lock);
     zn_mutex_destroy(&st->info_lock);
+    zn_mutex_destroy(&st->create_lock);
     free(st->root);
     free(st);
 }

@@ -13,6 +13,8 @@
  * All functions are thread-safe. Names, tags and digests passed in must have been validated
  * with the zn_storage_*_valid / zn_digest_parse functions below; storage re-checks names
  * before touching the filesystem, so a bad name is ZN_EINVAL, never a path outside the root.
+ * Whatever creates a repository (upload start, mount, manifest PUT) fails with ZN_EEXIST
+ * when the name collides with another repository's layout (`x/blobs` next to `x`, see repo.c).
  * Errors are zn_err_t; storage never knows about HTTP.
  */
 #ifndef ZN_STORAGE_H
@@ -187,6 +189,12 @@ typedef struct zn_storage_put {
 zn_err_t zn_storage_manifest_put(zn_storage_t *st, const char *repo, const char *tag, const zn_digest_t *by_digest,
                                  const char *content_type, const char *bytes, size_t len, zn_storage_put_t *res,
                                  char *detail, size_t detail_len);
+/* The same with ntags tags (0 = untagged; duplicates allowed), all pointed at the manifest in
+ * one index.json rewrite: every tag is applied or, on any failure, none (an invalid tag is
+ * ZN_EINVAL before anything is stored). tags and the strings are the caller's. */
+zn_err_t zn_storage_manifest_put_tags(zn_storage_t *st, const char *repo, const char *const *tags, size_t ntags,
+                                      const zn_digest_t *by_digest, const char *content_type, const char *bytes, size_t len,
+                                      zn_storage_put_t *res, char *detail, size_t detail_len);
 
 /* Deletes by digest (every index entry of it and its blob) or by tag (that tag only; the
  * manifest stays, untagged if no other tag names it). ZN_ENOENT if unknown. */
