@@ -7,6 +7,19 @@
 
 #include "api/internal.h"
 
+/*
+ * Routing rule. A repository name may contain every path word of this table ("blobs",
+ * "uploads", "manifests", "tags", "list", "referrers": `team/manifests/app`, `x/blobs/uploads`),
+ * so a path is read from the right: each row's suffix has a fixed number of segments, the
+ * router matches them against the last segments of the path, and the name is all that lies
+ * between /v2/ and that suffix, i.e. the name ends before the LAST occurrence of the suffix.
+ * No path can match two rows of one method: the segment before the last is a literal that
+ * differs between rows (blobs/<digest>, uploads/<uuid> after blobs, manifests/<ref>,
+ * tags/list, referrers/<digest>), and upload_start alone ends in "uploads" + "" (the
+ * trailing slash). So `GET /v2/a/blobs/uploads/<uuid>` is a session of `a` and never a blob
+ * of `a/blobs/uploads`, which would read `GET /v2/a/blobs/uploads/blobs/<digest>`.
+ * test/unit/server/test_router.c checks this against the table in both row orders.
+ */
 #define NAME "/v2/{name+}"
 
 static const zn_route_def_t routes[] = {

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "server/server.h"
 
 static int h_a(struct st_h2o_req_t *req, zn_reqctx_t *ctx)
@@ -125,6 +126,70 @@ static void test_deep_path_rejected(void **state)
     zn_router_free(r);
 }
 
+/* The real OCI rows, with repository names made of the spec's own path words. Each path is
+ * matched against the table in its order and reversed: the same answer both ways means no
+ * other row could have claimed the path, i.e. the match does not depend on row order. */
+static void test_api_rows_tricky_names(void **state)
+{
+    size_t n;
+    const zn_route_def_t *api = zn_api_routes(&n);
+    zn_route_def_t rev[32];
+    assert_true(n <= 32);
+    for (size_t i = 0; i < n; i++)
+        rev[i] = api[n - 1 - i];
+    zn_router_t *fwd = zn_router_new(), *bwd = zn_router_new();
+    assert_int_equal(zn_router_add(fwd, api, n, fwd), ZN_OK);
+    assert_int_equal(zn_router_add(bwd, rev, n, bwd), ZN_OK);
+#define D "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define U "0123abcd-0123-4567-89ab-0123456789ab"
+    static const case_t cases[] = {
+        {"POST", "/v2/bench/blobs/blobs/uploads/", "upload_start", 1, {"bench/blobs"}, ZN_ROUTE_FOUND},
+        {"POST", "/v2/blobs/uploads/blobs/uploads/", "upload_start", 1, {"blobs/uploads"}, ZN_ROUTE_FOUND},
+        {"POST", "/v2/x/blobs/uploads/blobs/uploads/", "upload_start", 1, {"x/blobs/uploads"}, ZN_ROUTE_FOUND},
+        {"POST", "/v2/blobs/blobs/uploads/", "upload_start", 1, {"blobs"}, ZN_ROUTE_FOUND},
+        /* session URL vs blob URL: the segment before the last decides */
+        {"GET", "/v2/a/blobs/uploads/" U, "upload_status", 2, {"a", U}, ZN_ROUTE_FOUND},
+        {"GET", "/v2/a/blobs/uploads/blobs/" D, "blob_get", 2, {"a/blobs/uploads", D}, ZN_ROUTE_FOUND},
+        {"GET", "/v2/a/blobs/blobs/" D, "blob_get", 2, {"a/blobs", D}, ZN_ROUTE_FOUND},
+        {"GET", "/v2/a/blobs/uploads", "blob_get", 2, {"a", "uploads"}, ZN_ROUTE_FOUND}, /* bad digest: 400 */
+        {"HEAD", "/v2/a/blobs/blobs/" D, "blob_head", 2, {"a/blobs", D}, ZN_ROUTE_FOUND},
+        {"DELETE", "/v2/a/blobs/blobs/" D, "blob_delete", 2, {"a/blobs", D}, ZN_ROUTE_FOUND},
+        {"DELETE", "/v2/a/blobs/blobs/uploads/" U, "upload_delete", 2, {"a/blobs", U}, ZN_ROUTE_FOUND},
+        {"PATCH", "/v2/x/blobs/uploads/blobs/uploads/" U, "upload_patch", 2, {"x/blobs/uploads", U}, ZN_ROUTE_FOUND},
+        {"PUT", "/v2/x/blobs/uploads/blobs/uploads/" U, "upload_put", 2, {"x/blobs/uploads", U}, ZN_ROUTE_FOUND},
+        {"GET", "/v2/team/manifests/app/manifests/latest", "manifest_get", 2, {"team/manifests/app", "latest"},
+         ZN_ROUTE_FOUND},
+        {"PUT", "/v2/team/manifests/app/manifests/" D, "manifest_put", 2, {"team/manifests/app", D}, ZN_ROUTE_FOUND},
+        {"DELETE", "/v2/m/manifests/manifests/v1", "manifest_delete", 2, {"m/manifests", "v1"}, ZN_ROUTE_FOUND},
+        /* a manifest reference that is itself a path word */
+        {"GET", "/v2/a/manifests/blobs", "manifest_get", 2, {"a", "blobs"}, ZN_ROUTE_FOUND},
+        {"GET", "/v2/a/manifests/list", "manifest_get", 2, {"a", "list"}, ZN_ROUTE_FOUND},
+        {"GET", "/v2/t/tags/list/tags/list", "tags_list", 1, {"t/tags/list"}, ZN_ROUTE_FOUND},
+        {"GET", "/v2/tags/list/tags/list", "tags_list", 1, {"tags/list"}, ZN_ROUTE_FOUND},
+        {"GET", "/v2/m/manifests/tags/list", "tags_list", 1, {"m/manifests"}, ZN_ROUTE_FOUND},
+        {"GET", "/v2/a/referrers/referrers/" D, "referrers", 2, {"a/referrers", D}, ZN_ROUTE_FOUND},
+        {"GET", "/v2/a/referrers/blobs/" D, "blob_get", 2, {"a/referrers", D}, ZN_ROUTE_FOUND},
+        {"GET", "/v2/a__b/c--d/tags/list", "tags_list", 1, {"a__b/c--d"}, ZN_ROUTE_FOUND},
+        {"GET", "/v2/_catalog", "catalog", 0, {0}, ZN_ROUTE_FOUND},
+        /* nothing but the suffix: no name */
+        {"GET", "/v2/blobs/" D, NULL, 0, {0}, ZN_ROUTE_NO_PATH},
+        {"POST", "/v2/blobs/uploads/", NULL, 0, {0}, ZN_ROUTE_NO_PATH},
+        {"GET", "/v2/tags/list", NULL, 0, {0}, ZN_ROUTE_NO_PATH},
+        /* a trailing slash is not a name's: the suffix no longer matches */
+        {"GET", "/v2/a/tags/list/", NULL, 0, {0}, ZN_ROUTE_NO_PATH},
+        {"GET", "/v2/a/blobs/uploads/", NULL, 0, {0}, ZN_ROUTE_NO_METHOD},
+        {"PATCH", "/v2/a/blobs/uploads/", NULL, 0, {0}, ZN_ROUTE_NO_METHOD},
+    };
+#undef D
+#undef U
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        check(fwd, &cases[i]);
+        check(bwd, &cases[i]);
+    }
+    zn_router_free(fwd);
+    zn_router_free(bwd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -132,6 +197,7 @@ int main(void)
         cmocka_unit_test(test_first_row_wins),
         cmocka_unit_test(test_bad_patterns),
         cmocka_unit_test(test_deep_path_rejected),
+        cmocka_unit_test(test_api_rows_tricky_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
