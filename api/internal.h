@@ -21,6 +21,8 @@ struct zn_api {
  * into out (NUL-terminated, at most outlen-1 bytes). ZN_ENOENT if absent, ZN_EINVAL if
  * malformed or too long. '+' is taken literally (OCI values never hold spaces). */
 zn_err_t zn_api_query_get(zn_slice_t q, const char *name, char *out, size_t outlen);
+/* The same for the nth (0-based) occurrence of `name` (repeated parameters: ?tag=a&tag=b). */
+zn_err_t zn_api_query_get_nth(zn_slice_t q, const char *name, size_t nth, char *out, size_t outlen);
 
 /* A byte range [first, last] resolved against a size. */
 typedef struct zn_api_range {

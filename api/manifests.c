@@ -6,6 +6,8 @@
  * validates and stores (storage/manifest_check.c), needs `update` rather than `create`
  * when it moves an existing tag, and echoes the subject in OCI-Subject. A malformed
  * reference on a read is simply unknown (404); on a write it is a client error (400).
+ * A PUT also applies every `tag` query parameter (?tag=a&tag=b, distribution-spec 1.1.1),
+ * all or none, and names each tag applied in an OCI-Tag response header.
  */
 #include <string.h>
 
@@ -50,15 +52,55 @@ int zn_api_manifest_get(h2o_req_t *req, zn_reqctx_t *ctx)
 /* Moving an existing tag needs `update` (zot); a new tag or a digest needs `create`, and
  * so does pushing again what a tag already names (clients re-push whole images; the tag
  * does not move). */
-static bool may_put(zn_reqctx_t *ctx, zn_api_t *api, const char *repo, const zn_api_ref_t *ref, const char *body,
-                    size_t len)
+static bool may_put(zn_reqctx_t *ctx, zn_api_t *api, const char *repo, const char *tag, const char *body, size_t len)
 {
     zn_storage_manifest_t m;
     zn_digest_t d;
-    if (ref->is_digest || zn_storage_manifest_get(api->st, repo, ref->text, false, &m) != ZN_OK)
+    if (zn_storage_manifest_get(api->st, repo, tag, false, &m) != ZN_OK)
         return true;
     zn_digest_of(m.digest.algo, body, len, &d);
     return zn_digest_eq(&d, &m.digest) || ctx->can(ctx, repo, ZN_ACT_UPDATE);
+}
+
+#define MAX_PUT_TAGS 64
+
+struct put_tags {
+    const char *v[MAX_PUT_TAGS + 1];
+    size_t n;
+};
+
+static void add_tag(struct put_tags *t, const char *tag)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->v[i], tag) == 0)
+            return;
+    t->v[t->n++] = tag;
+}
+
+/* The tags a PUT applies: a tag reference and every `tag` query parameter (distribution-spec
+ * 1.1.1, for pushes by digest). All are checked before anything is stored: one bad tag
+ * fails the request (400 TAG_INVALID, sent here). */
+static bool put_tags(h2o_req_t *req, const zn_api_ref_t *ref, struct put_tags *t)
+{
+    zn_slice_t q = zn_api_query(req);
+    char buf[ZN_TAG_MAX + 2];
+    zn_err_t err;
+
+    t->n = 0;
+    if (!ref->is_digest)
+        add_tag(t, ref->text);
+    for (size_t i = 0; (err = zn_api_query_get_nth(q, "tag", i, buf, sizeof(buf))) != ZN_ENOENT; i++) {
+        if (err != ZN_OK || !zn_storage_tag_valid(zn_slice(buf, strlen(buf)))) {
+            zn_api_send_error(req, ZN_OCI_TAG_INVALID, "invalid tag query parameter");
+            return false;
+        }
+        if (t->n == MAX_PUT_TAGS) {
+            zn_api_send_error(req, ZN_OCI_TAG_INVALID, "too many tag query parameters");
+            return false;
+        }
+        add_tag(t, h2o_strdup(&req->pool, buf, SIZE_MAX).base);
+    }
+    return true;
 }
 
 static int send_put_error(h2o_req_t *req, zn_err_t err, const char *detail)
@@ -84,25 +126,30 @@ int zn_api_manifest_put(h2o_req_t *req, zn_reqctx_t *ctx)
     size_t len = req->entity.base != NULL ? req->entity.len : 0;
     char detail[512];
     zn_storage_put_t res;
+    struct put_tags tags;
     zn_api_ref_t ref;
 
-    if (repo == NULL || !ref_param(req, ctx, false, &ref))
+    if (repo == NULL || !ref_param(req, ctx, false, &ref) || !put_tags(req, &ref, &tags))
         return 0;
     if (max != 0 && len > max)
         return zn_api_send_error_status(req, 413, ZN_OCI_SIZE_INVALID, "manifest too large");
     const char *body = len != 0 ? req->entity.base : "";
-    if (!may_put(ctx, api, repo, &ref, body, len))
-        return zn_api_send_denied(req, ctx, api->cfg);
+    for (size_t i = 0; i < tags.n; i++)
+        if (!may_put(ctx, api, repo, tags.v[i], body, len))
+            return zn_api_send_denied(req, ctx, api->cfg);
     zn_slice_t ct = zn_api_header(req, H2O_TOKEN_CONTENT_TYPE);
     const char *content_type = ct.p != NULL ? h2o_strdup(&req->pool, ct.p, ct.n).base : NULL;
-    zn_err_t err = zn_storage_manifest_put(api->st, repo, ref.is_digest ? NULL : ref.text, ref.is_digest ? &ref.digest : NULL,
-                                           content_type, body, len, &res, detail, sizeof(detail));
+    zn_err_t err = zn_storage_manifest_put_tags(api->st, repo, tags.v, tags.n, ref.is_digest ? &ref.digest : NULL, content_type,
+                                                body, len, &res, detail, sizeof(detail));
     if (err != ZN_OK)
         return send_put_error(req, err, detail);
     zn_api_header_addf(req, "location", "/v2/%s/manifests/%s", repo, res.digest.str);
     zn_api_header_add_str(req, "docker-content-digest", res.digest.str);
     if (res.has_subject)
         zn_api_header_add_str(req, "oci-subject", res.subject.str);
+    /* one OCI-Tag per tag applied: how a client learns the tag parameters were honoured */
+    for (size_t i = 0; i < tags.n; i++)
+        zn_api_header_add_str(req, "oci-tag", tags.v[i]);
     return zn_api_send_empty(req, 201);
 }
 

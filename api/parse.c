@@ -41,7 +41,7 @@ static zn_err_t decode(zn_slice_t v, char *out, size_t outlen)
     return ZN_OK;
 }
 
-zn_err_t zn_api_query_get(zn_slice_t q, const char *name, char *out, size_t outlen)
+zn_err_t zn_api_query_get_nth(zn_slice_t q, const char *name, size_t nth, char *out, size_t outlen)
 {
     size_t nlen = strlen(name);
     const char *p = q.p, *end = q.p + q.n;
@@ -49,13 +49,18 @@ zn_err_t zn_api_query_get(zn_slice_t q, const char *name, char *out, size_t outl
         const char *amp = memchr(p, '&', (size_t)(end - p)), *pend = amp != NULL ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(pend - p));
         const char *kend = eq != NULL ? eq : pend;
-        if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0) {
+        if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0 && nth-- == 0) {
             zn_slice_t v = eq != NULL ? zn_slice(eq + 1, (size_t)(pend - eq - 1)) : zn_slice("", 0);
             return decode(v, out, outlen);
         }
         p = pend + 1;
     }
     return ZN_ENOENT;
+}
+
+zn_err_t zn_api_query_get(zn_slice_t q, const char *name, char *out, size_t outlen)
+{
+    return zn_api_query_get_nth(q, name, 0, out, outlen);
 }
 
 /* Reads digits at *p (before end) into *v; ZN_EINVAL if none or overflow. */

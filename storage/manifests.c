@@ -155,7 +155,8 @@ static zn_err_t put_recheck(struct put_check *c)
 }
 
 struct put_edit {
-    const char *tag;
+    const char *const *tags;
+    size_t ntags;
     const char *digest;
     const char *media_type;
     size_t size;
@@ -165,46 +166,56 @@ struct put_edit {
     struct put_check *check;
 };
 
-static json_t *new_desc(const struct put_edit *e)
+static json_t *new_desc(const struct put_edit *e, const char *tag)
 {
     json_t *desc = json_pack("{s:s,s:s,s:I}", "mediaType", e->media_type, "digest", e->digest, "size", (json_int_t)e->size);
-    if (e->tag != NULL)
-        json_object_set_new(desc, "annotations", json_pack("{s:s}", ST_REF_NAME, e->tag));
+    if (tag != NULL)
+        json_object_set_new(desc, "annotations", json_pack("{s:s}", ST_REF_NAME, tag));
     return desc;
+}
+
+/* Points one tag at e->digest in idx; *changed when idx was edited. */
+static void put_tag(const struct put_edit *e, json_t *idx, const char *tag, bool *changed)
+{
+    json_t *list = json_object_get(idx, "manifests"), *desc;
+    size_t i = 0;
+
+    desc = find_desc(idx, tag, &i);
+    if (desc != NULL && strcmp(st_desc_digest(desc) ? st_desc_digest(desc) : "", e->digest) == 0)
+        return;
+    /* drop the tag's old descriptor and the digest's untagged one */
+    while (i < json_array_size(list)) {
+        desc = json_array_get(list, i);
+        const char *t = st_desc_tag(desc), *d = st_desc_digest(desc);
+        bool same_tag = t != NULL && strcmp(t, tag) == 0;
+        bool untagged_same = t == NULL && d != NULL && strcmp(d, e->digest) == 0;
+        if (same_tag || untagged_same)
+            json_array_remove(list, i);
+        else
+            i++;
+    }
+    json_array_append_new(list, new_desc(e, tag));
+    *changed = true;
 }
 
 static zn_err_t put_edit(void *data, json_t *idx, bool *changed)
 {
     struct put_edit *e = data;
-    json_t *list = json_object_get(idx, "manifests"), *desc;
-    size_t i = 0;
     zn_err_t err;
 
     bool stale = e->checked_repo == NULL || e->checked_repo->gc_epoch != e->checked_epoch;
     if (stale && (err = put_recheck(e->check)) != ZN_OK)
         return err;
 
-    if (e->tag == NULL) {
+    if (e->ntags == 0) {
         if (find_desc(idx, e->digest, NULL) != NULL)
             return ZN_OK; /* already known, tagged or not */
-    } else {
-        desc = find_desc(idx, e->tag, &i);
-        if (desc != NULL && strcmp(st_desc_digest(desc) ? st_desc_digest(desc) : "", e->digest) == 0)
-            return ZN_OK;
-        /* drop the tag's old descriptor and the digest's untagged one */
-        while (i < json_array_size(list)) {
-            desc = json_array_get(list, i);
-            const char *tag = st_desc_tag(desc), *d = st_desc_digest(desc);
-            bool same_tag = tag != NULL && strcmp(tag, e->tag) == 0;
-            bool untagged_same = tag == NULL && d != NULL && strcmp(d, e->digest) == 0;
-            if (same_tag || untagged_same)
-                json_array_remove(list, i);
-            else
-                i++;
-        }
+        json_array_append_new(json_object_get(idx, "manifests"), new_desc(e, NULL));
+        *changed = true;
+        return ZN_OK;
     }
-    json_array_append_new(list, new_desc(e));
-    *changed = true;
+    for (size_t i = 0; i < e->ntags; i++)
+        put_tag(e, idx, e->tags[i], changed);
     return ZN_OK;
 }
 
@@ -229,9 +240,9 @@ static zn_err_t store_bytes(zn_storage_t *st, const char *repo, const zn_digest_
     return err == ZN_EEXIST ? ZN_OK : err;
 }
 
-zn_err_t zn_storage_manifest_put(zn_storage_t *st, const char *repo, const char *tag, const zn_digest_t *by_digest,
-                                 const char *content_type, const char *bytes, size_t len, zn_storage_put_t *res,
-                                 char *detail, size_t detail_len)
+zn_err_t zn_storage_manifest_put_tags(zn_storage_t *st, const char *repo, const char *const *tags, size_t ntags,
+                                      const zn_digest_t *by_digest, const char *content_type, const char *bytes, size_t len,
+                                      zn_storage_put_t *res, char *detail, size_t detail_len)
 {
     uint64_t max = st->cfg->storage.max_manifest_size;
     st_manifest_check_t chk;
@@ -244,8 +255,9 @@ zn_err_t zn_storage_manifest_put(zn_storage_t *st, const char *repo, const char 
         detail[0] = '\0';
     if (max != 0 && len > max)
         return ZN_ETOOBIG;
-    if (tag != NULL && !zn_storage_tag_valid(zn_slice(tag, strlen(tag))))
-        return ZN_EINVAL;
+    for (size_t i = 0; i < ntags; i++)
+        if (!zn_storage_tag_valid(zn_slice(tags[i], strlen(tags[i]))))
+            return ZN_EINVAL;
     zn_digest_of(by_digest != NULL ? by_digest->algo : ZN_DIGEST_SHA256, bytes, len, &res->digest);
     if (by_digest != NULL && !zn_digest_eq(by_digest, &res->digest))
         return ZN_EDIGEST;
@@ -258,8 +270,16 @@ zn_err_t zn_storage_manifest_put(zn_storage_t *st, const char *repo, const char 
     res->subject = chk.subject;
     if ((err = st_repo_create(st, repo, &r)) != ZN_OK || (err = store_bytes(st, repo, &res->digest, bytes, len)) != ZN_OK)
         return err;
-    struct put_edit e = {tag, res->digest.str, chk.media_type, len, before == r ? before : NULL, epoch, &pc};
+    struct put_edit e = {tags, ntags, res->digest.str, chk.media_type, len, before == r ? before : NULL, epoch, &pc};
     return st_index_edit(st, r, put_edit, &e);
+}
+
+zn_err_t zn_storage_manifest_put(zn_storage_t *st, const char *repo, const char *tag, const zn_digest_t *by_digest,
+                                 const char *content_type, const char *bytes, size_t len, zn_storage_put_t *res,
+                                 char *detail, size_t detail_len)
+{
+    return zn_storage_manifest_put_tags(st, repo, &tag, tag != NULL ? 1 : 0, by_digest, content_type, bytes, len, res, detail,
+                                        detail_len);
 }
 
 /* ---- DELETE ----------------------------------------------------------------------------- */

@@ -11,6 +11,21 @@
 #define S(lit) zn_slice((lit), strlen(lit))
 #define D256 "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
+static void test_query_repeated(void **state)
+{
+    char v[64];
+    zn_slice_t q = S("tag=a&digest=x&tag=b%2D1&tags=no&tag=&xtag=no&tag=c");
+    static const char *const want[] = {"a", "b-1", "", "c"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(zn_api_query_get_nth(q, "tag", i, v, sizeof(v)), ZN_OK);
+        assert_string_equal(v, want[i]);
+    }
+    assert_int_equal(zn_api_query_get_nth(q, "tag", 4, v, sizeof(v)), ZN_ENOENT);
+    assert_int_equal(zn_api_query_get_nth(q, "digest", 1, v, sizeof(v)), ZN_ENOENT);
+    assert_int_equal(zn_api_query_get_nth(S("tag=ok&tag=%zz"), "tag", 1, v, sizeof(v)), ZN_EINVAL);
+    assert_int_equal(zn_api_query_get_nth(S(""), "tag", 0, v, sizeof(v)), ZN_ENOENT);
+}
+
 static void test_query(void **state)
 {
     char v[64];
@@ -121,8 +136,8 @@ static void test_page_size(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_query),          cmocka_unit_test(test_range), cmocka_unit_test(test_content_range),
-        cmocka_unit_test(test_ref),            cmocka_unit_test(test_page_size),
+        cmocka_unit_test(test_query), cmocka_unit_test(test_query_repeated), cmocka_unit_test(test_range),
+        cmocka_unit_test(test_content_range), cmocka_unit_test(test_ref), cmocka_unit_test(test_page_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
