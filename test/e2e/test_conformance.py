@@ -11,9 +11,9 @@ conformance_util.py) and the suite's expectations, including the alternatives it
 stricter spec MUST (OCI-Subject, a manifest with no layers), the test asserts the spec and
 says so. Environment knobs are at the suite's defaults: every workflow on, setup on,
 OCI_DELETE_MANIFEST_BEFORE_BLOBS=true, OCI_AUTOMATIC_CROSSMOUNT unset (both settings of the
-automatic mount are covered in test_conformance_spec.py). The run is made three times (see
-the `suite` fixture): fresh connections, kept-alive connections, and with htpasswd auth
-(OCI_USERNAME/OCI_PASSWORD).
+automatic mount are covered in test_conformance_spec.py). The run is made four times (see
+the `suite` fixture): fresh connections, kept-alive connections, with htpasswd auth
+(OCI_USERNAME/OCI_PASSWORD), and with an OCI_NAMESPACE made of the spec's path words.
 """
 import os
 import shutil
@@ -27,14 +27,17 @@ from conformance_util import digest, is_2xx, relative_location
 from conftest import ZincServer
 
 NAMESPACE = "oci-conformance/test-repo"
+# every path word of the endpoint table inside the name: routing must read from the right
+TRICKY_NAMESPACE = "oci-conformance/blobs/uploads/manifests/tags/list/referrers/test-repo__x--y"
 USER, PASSWORD = "conformance", "s3cret-pass"
 OCTET = {"Content-Type": "application/octet-stream"}
 
 
 class Suite:
-    def __init__(self, server):
+    def __init__(self, server, namespace=NAMESPACE):
         self.server = server
-        self.c = cu.Client(server.url, NAMESPACE)
+        self.namespace = namespace
+        self.c = cu.Client(server.url, namespace)
         self.d = cu.Data()
         self.cross = cu.crossmount_namespace()
         self.tag = None
@@ -58,18 +61,19 @@ def htpasswd_config(workdir):
     return {"http": {"realm": "zinc", "auth": {"htpasswd": {"path": path}}}}
 
 
-@pytest.fixture(scope="module", params=["close", "keep-alive", "basic-auth"])
+@pytest.fixture(scope="module", params=["close", "keep-alive", "basic-auth", "tricky-name"])
 def suite(request):
-    """The whole run three times: one connection per request; as Go's client does it, on
+    """The whole run four times: one connection per request; as Go's client does it, on
     kept-alive connections (an error answered before its request body was read must not
-    poison the next request on that connection); and with htpasswd auth, every request
-    first sent bare and retried with Basic credentials after its 401, as reggie does."""
+    poison the next request on that connection); with htpasswd auth, every request
+    first sent bare and retried with Basic credentials after its 401, as reggie does; and
+    on a namespace holding blobs/uploads/manifests/tags/list/referrers as components."""
     workdir = tempfile.mkdtemp(prefix="zinc-conformance-")
     auth = request.param == "basic-auth"
     server = ZincServer(workdir, htpasswd_config(workdir) if auth else None)
     server.start()
     failed_before = request.session.testsfailed
-    s = Suite(server)
+    s = Suite(server, TRICKY_NAMESPACE if request.param == "tricky-name" else NAMESPACE)
     if request.param != "close":
         del s.c.s.headers["Connection"]
     if auth:
@@ -298,7 +302,7 @@ def test_push_mount_without_from_yields_session(suite):
 
 def test_push_mount_from_201_or_202(suite):
     r = suite.c.do("POST", "/v2/<name>/blobs/uploads/", name=suite.cross,
-                   params={"mount": digest(suite.d.blob_a), "from": NAMESPACE})
+                   params={"mount": digest(suite.d.blob_a), "from": suite.namespace})
     assert r.status_code in (201, 202), r.text
     suite.last = r
 
