@@ -271,6 +271,51 @@ static void test_index_and_docker(void **state)
     free(a.manifest);
 }
 
+/* Several tags in one PUT: all point at the manifest, moved ones included; one bad tag and
+ * nothing is stored. */
+static void test_put_tags(void **state)
+{
+    t_store_t *t = *state;
+    struct img a = push_image(t, "r", "layer-a"), b = push_image(t, "r", "layer-b");
+    const char *tags[] = {"x", "y", "x", "moved"}, *bad[] = {"ok", "-no"};
+    zn_storage_put_t res;
+    zn_storage_manifest_t m;
+    zn_storage_list_t l;
+    zn_digest_t d;
+    char detail[256];
+
+    assert_int_equal(put(t, "r", "moved", OCI_MT, a.manifest, &res), ZN_OK);
+    zn_digest_of(ZN_DIGEST_SHA512, b.manifest, strlen(b.manifest), &d);
+    assert_int_equal(zn_storage_manifest_put_tags(t->st, "r", tags, 4, &d, OCI_MT, b.manifest, strlen(b.manifest), &res, detail,
+                                                  sizeof(detail)),
+                     ZN_OK);
+    assert_true(zn_digest_eq(&res.digest, &d));
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(zn_storage_manifest_get(t->st, "r", tags[i], false, &m), ZN_OK);
+        assert_true(zn_digest_eq(&m.digest, &d));
+    }
+    char rel[300];
+    snprintf(rel, sizeof(rel), "r/blobs/sha512/%s", d.str + 7);
+    assert_true(t_exists(t, rel));
+    assert_int_equal(zn_storage_tags_list(t->st, "r", NULL, SIZE_MAX, &l), ZN_OK);
+    assert_int_equal(l.count, 3); /* moved, x, y: the digest's entries, no duplicate */
+    zn_storage_list_release(&l);
+    /* all or nothing */
+    char *before = read_index(t, "r");
+    struct img c = push_image(t, "r", "layer-c");
+    assert_int_equal(zn_storage_manifest_put_tags(t->st, "r", bad, 2, NULL, OCI_MT, c.manifest, strlen(c.manifest), &res, detail,
+                                                  sizeof(detail)),
+                     ZN_EINVAL);
+    char *after = read_index(t, "r");
+    assert_string_equal(before, after);
+    assert_int_equal(zn_storage_manifest_get(t->st, "r", "ok", false, &m), ZN_ENOENT);
+    free(before);
+    free(after);
+    free(a.manifest);
+    free(b.manifest);
+    free(c.manifest);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +325,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tags_list, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_invalid, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_index_and_docker, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_put_tags, t_setup, t_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
