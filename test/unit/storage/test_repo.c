@@ -1,6 +1,8 @@
 /* Unit tests for storage/repo.c: repository creation where a name's components are the
  * layout's own entries (blobs, index.json, oci-layout), in both orders, and the catalog of
  * such names. */
+#include <pthread.h>
+
 #include "test/unit/storage/st_helpers.h"
 
 static zn_err_t create(t_store_t *t, const char *repo)
@@ -114,6 +116,43 @@ static void test_catalog_of_tricky_names(void **state)
         assert_image(t, repos[i]);
 }
 
+struct racer {
+    t_store_t *t;
+    char name[64];
+    pthread_barrier_t *go;
+    zn_err_t err;
+};
+
+static void *race(void *p)
+{
+    struct racer *r = p;
+    pthread_barrier_wait(r->go);
+    r->err = create(r->t, r->name);
+    return NULL;
+}
+
+/* Creators of x and x/blobs started together: exactly one wins, whatever the interleaving. */
+static void test_concurrent_creators(void **state)
+{
+    t_store_t *t = *state;
+    pthread_barrier_t go;
+    for (int i = 0; i < 100; i++) {
+        struct racer r[2] = {{t, "", &go, ZN_EIO}, {t, "", &go, ZN_EIO}};
+        pthread_t th[2];
+        snprintf(r[0].name, sizeof(r[0].name), "c%d", i);
+        snprintf(r[1].name, sizeof(r[1].name), "c%d/blobs", i);
+        pthread_barrier_init(&go, NULL, 2);
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(pthread_create(&th[k], NULL, race, &r[k]), 0);
+        for (int k = 0; k < 2; k++)
+            pthread_join(th[k], NULL);
+        pthread_barrier_destroy(&go);
+        int won = (r[0].err == ZN_OK) + (r[1].err == ZN_OK);
+        if (won != 1 || (r[0].err != ZN_OK && r[0].err != ZN_EEXIST) || (r[1].err != ZN_OK && r[1].err != ZN_EEXIST))
+            fail_msg("round %d: %s -> %d, %s -> %d", i, r[0].name, r[0].err, r[1].name, r[1].err);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -121,6 +160,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parent_of_a_repository_refused, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_creation_completes, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_catalog_of_tricky_names, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_creators, t_setup, t_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
