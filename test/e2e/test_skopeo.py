@@ -34,31 +34,33 @@ def manifest_digest_of_dir(path):
         return digest(f.read())
 
 
-def test_oci_image_round_trip(zinc, tmp_path):
+@pytest.mark.parametrize("repo", ["lib/oci-app", "team/manifests/blobs/uploads/app"])
+def test_oci_image_round_trip(zinc, tmp_path, repo):
+    """Also on a name made of the API's path words (routing reads paths from the right)."""
     src = str(tmp_path / "layout")
     want = build_oci_layout(src, "v1", LAYERS)
-    skopeo("copy", "--dest-tls-verify=false", "oci:%s:v1" % src, docker_ref(zinc, "lib/oci-app:v1"))
-    info = json.loads(skopeo("inspect", "--tls-verify=false", docker_ref(zinc, "lib/oci-app:v1")))
+    skopeo("copy", "--dest-tls-verify=false", "oci:%s:v1" % src, docker_ref(zinc, repo + ":v1"))
+    info = json.loads(skopeo("inspect", "--tls-verify=false", docker_ref(zinc, repo + ":v1")))
     assert info["Digest"] == want
     assert len(info["Layers"]) == 3
-    raw = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", docker_ref(zinc, "lib/oci-app:v1")))
+    raw = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", docker_ref(zinc, repo + ":v1")))
     assert raw["mediaType"] == OCI_MANIFEST
-    skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false", docker_ref(zinc, "lib/oci-app:v1"),
-           docker_ref(zinc, "lib/oci-app:v2"))
-    tags = json.loads(skopeo("list-tags", "--tls-verify=false", docker_ref(zinc, "lib/oci-app")))
+    skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false", docker_ref(zinc, repo + ":v1"),
+           docker_ref(zinc, repo + ":v2"))
+    tags = json.loads(skopeo("list-tags", "--tls-verify=false", docker_ref(zinc, repo)))
     assert sorted(tags["Tags"]) == ["v1", "v2"]
     back = str(tmp_path / "back")
-    skopeo("copy", "--src-tls-verify=false", docker_ref(zinc, "lib/oci-app:v1"), "oci:%s:v1" % back)
+    skopeo("copy", "--src-tls-verify=false", docker_ref(zinc, repo + ":v1"), "oci:%s:v1" % back)
     with open(os.path.join(back, "index.json")) as f:
         assert json.load(f)["manifests"][0]["digest"] == want
     for name in os.listdir(os.path.join(src, "blobs/sha256")):
         with open(os.path.join(src, "blobs/sha256", name), "rb") as a, \
                 open(os.path.join(back, "blobs/sha256", name), "rb") as b:
             assert a.read() == b.read()
-    skopeo("delete", "--tls-verify=false", docker_ref(zinc, "lib/oci-app@" + want))
+    skopeo("delete", "--tls-verify=false", docker_ref(zinc, repo + "@" + want))
     reg = Registry(zinc.url)
-    assert reg.get("/v2/lib/oci-app/manifests/v1").status_code == 404
-    assert reg.get("/v2/lib/oci-app/tags/list").json()["tags"] == []
+    assert reg.get("/v2/%s/manifests/v1" % repo).status_code == 404
+    assert reg.get("/v2/%s/tags/list" % repo).json()["tags"] == []
 
 
 def test_docker_schema2_round_trip(zinc, tmp_path):
