@@ -44,6 +44,23 @@ def test_moving_a_tag_needs_update(acl):
     assert anon.status_code == 401
 
 
+def test_tag_parameters_need_update_to_move_a_tag(acl):
+    """PUT by digest with ?tag=: each tag is judged as a PUT by that tag would be."""
+    bob, carol = client(acl, "bob"), client(acl, "carol")
+    body1, d1 = bob.push_image("team/manifests/app", "v1", [b"one"])
+    body2, d2 = bob.push_image("team/manifests/app", "v2", [b"two"])
+    ct = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+    url = "/v2/team/manifests/app/manifests/%s?tag=new&tag=v1" % d2
+    r = bob.s.put(bob.url + url, data=body2, headers=ct)
+    assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED"
+    assert bob.get("/v2/team/manifests/app/tags/list").json()["tags"] == ["v1", "v2"]  # nothing applied
+    r = bob.s.put(bob.url + "/v2/team/manifests/app/manifests/%s?tag=new&tag=v2" % d2, data=body2, headers=ct)
+    assert r.status_code == 201 and r.raw.headers.getlist("OCI-Tag") == ["new", "v2"]
+    r = carol.s.put(carol.url + url, data=body2, headers=ct)
+    assert r.status_code == 201 and r.raw.headers.getlist("OCI-Tag") == ["new", "v1"]
+    assert bob.get("/v2/team/manifests/app/manifests/v1").content == body2
+
+
 def test_mount_needs_read_on_the_source(acl):
     carol, bob = client(acl, "carol"), client(acl, "bob")
     d = carol.push_blob("secret/s", b"classified")
