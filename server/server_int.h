@@ -12,6 +12,8 @@
 
 #define ZN_WORKERS_MAX 256
 #define ZN_SHUTDOWN_GRACE_NS (10ull * 1000000000ull)
+#define ZN_ACCEPT_PAUSE_MS 100
+#define ZN_ACCEPT_WARN_NS (10ull * 1000000000ull)
 #define ZN_REQ_TIMEOUT_MIN_MS (3600ull * 1000ull) /* one hour per HTTP/1 request */
 
 typedef struct zn_worker {
@@ -27,6 +29,9 @@ typedef struct zn_worker {
     h2o_multithread_receiver_t stop_receiver;
     h2o_multithread_message_t stop_msg;
     struct zn_guard *guard; /* read/write deadlines of accepted sockets, NULL when both are off */
+    h2o_timeout_t accept_pause; /* out of descriptors: the listener rests this long */
+    h2o_timeout_entry_t accept_resume;
+    uint64_t accept_warned_ns; /* last "out of descriptors" warning (one per ZN_ACCEPT_WARN_NS) */
     _Atomic int started; /* 1 when the loop is up (stop messages can be delivered) */
     bool stopping;
 } zn_worker_t;

@@ -160,6 +160,30 @@ def test_raises_own_open_files_soft_limit(zinc_factory):
     assert int(line[3]) == hard and int(line[4]) == hard, line
 
 
+def test_out_of_descriptors_pauses_accept_and_recovers(zinc_factory):
+    """More connections than zinc may open: the listener rests instead of spinning on
+    EMFILE, connections already served keep working, and once the idle ones are closed
+    (readTimeout) zinc accepts and serves again."""
+    zinc = zinc_factory(TIMEOUTS)
+    checker = seeded(zinc)
+    pid = zinc.proc.pid
+    limit = fds(pid) + 40
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+    socks = connect_many(zinc.port, 200)  # the kernel completes them; zinc cannot take them all
+
+    def warned():
+        return any(l.get("message") == "out of file descriptors, pausing accept" for l in zinc.log_lines())
+
+    wait_until(warned, "the out-of-descriptors warning")
+    assert fds(pid) <= limit
+    for s in socks:
+        s.close()
+    checker.start()  # its connections get in once the attackers' are gone
+    checker.wait_rounds(3)
+    checker.stop()
+    assert zinc.proc.poll() is None
+
+
 def test_slowloris_headers_get_read_timeout(zinc_factory):
     """1,000 connections trickling one header byte each per round never finish their
     headers: zinc closes every one (readTimeout = 2 s counts from the first byte) while a
