@@ -21,7 +21,7 @@
 #define DUR_HOUR 3600000000000ull
 #define DUR_MINUTE 60000000000ull
 
-enum { SEEN_GC_DELAY = 1, SEEN_GC_INTERVAL = 2, SEEN_METRICS = 4, SEEN_METRICS_ENABLE = 8, SEEN_AUTHN = 16, SEEN_WRITE_TIMEOUT = 32 };
+enum { SEEN_GC_DELAY = 1, SEEN_GC_INTERVAL = 2, SEEN_METRICS = 4, SEEN_METRICS_ENABLE = 8, SEEN_AUTHN = 16 };
 
 #define CFG(m) offsetof(zn_config_t, m)
 #define ACL(m) offsetof(zn_config_access_t, m)
@@ -138,11 +138,7 @@ static const cfg_field_t http_fields[] = {
     {.name = "externalUrl", .kind = CFG_STR, .off = CFG(http.external_url)},
     {.name = "workers", .kind = CFG_INT, .off = CFG(http.workers), .max = 256},
     {.name = "readTimeout", .kind = CFG_DUR, .off = CFG(http.read_timeout_ns), .flags = CFG_F_NEG_NONE},
-    {.name = "writeTimeout",
-     .kind = CFG_DUR,
-     .off = CFG(http.write_timeout_ns),
-     .flags = CFG_F_NEG_NONE,
-     .seen = SEEN_WRITE_TIMEOUT},
+    {.name = "writeTimeout", .kind = CFG_DUR, .off = CFG(http.write_timeout_ns), .flags = CFG_F_NEG_NONE},
     {.name = "tls", .kind = CFG_OBJ, .sub = tls_fields},
     {.name = "auth", .kind = CFG_OBJ, .sub = auth_fields},
     {.name = "accessControl",
@@ -412,19 +408,10 @@ static zn_err_t parse_json(cfg_walk_t *w, const char *text, size_t len, json_t *
     return ZN_OK;
 }
 
-/* h2o 2.2.5 has no timer on writing a response: the value is read and checked, not enforced. */
-static void check_http(cfg_walk_t *w, zn_config_t *cfg)
-{
-    cfg_keypath_t http = {NULL, "http", 0}, wt = {&http, "writeTimeout", 0};
-    if (w->seen & SEEN_WRITE_TIMEOUT)
-        cfg_warn(w, &wt, "not enforced by zinc (no response write timer), ignored");
-}
-
 static zn_err_t check_all(cfg_walk_t *w, zn_config_t *cfg)
 {
     zn_err_t err;
 
-    check_http(w, cfg);
     if ((err = check_storage(w, cfg)) != ZN_OK || (err = check_tls(w, cfg)) != ZN_OK || (err = check_metrics(w, cfg)) != ZN_OK)
         return err;
     return check_access(w, cfg);

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -81,11 +82,27 @@ static bool setup_body_buffers(zn_server_t *srv, char *err, size_t errlen)
     }
     srv->globalconf.max_request_entity_size = (size_t)srv->cfg->storage.max_blob_size;
     /* h2o 2.2.5 times a whole HTTP/1 request (body included) with one timer, whatever the
-     * progress. zot's 60 s readTimeout cuts big pushes that way (zot #4079); zinc gives a
-     * request at least ZN_REQ_TIMEOUT_MIN_MS, or readTimeout when that is longer. */
+     * progress. zot's 60 s readTimeout cuts big pushes that way (zot #4079); zinc gives
+     * h2o's timer at least ZN_REQ_TIMEOUT_MIN_MS, as a backstop, and enforces readTimeout
+     * itself as idle, header and no-progress deadlines (guard.c). */
     uint64_t ms = srv->cfg->http.read_timeout_ns / 1000000u;
     srv->globalconf.http1.req_timeout = ms > ZN_REQ_TIMEOUT_MIN_MS ? ms : ZN_REQ_TIMEOUT_MIN_MS;
     return true;
+}
+
+/* Every connection is a descriptor and shells often start us with a soft limit of 1024: take
+ * the hard limit, as Go's runtime does for zot. Failing that is not fatal, only logged. */
+static void raise_nofile_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        zn_log(ZN_LOG_WARN, "cannot raise the open files limit", ZN_LSTR("error", strerror(errno)), ZN_LUINT("limit", was));
+    else
+        zn_log(ZN_LOG_DEBUG, "open files limit raised", ZN_LUINT("from", was), ZN_LUINT("to", rl.rlim_cur));
 }
 
 static int worker_count(const zn_config_t *cfg)
@@ -102,6 +119,7 @@ zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
     srv->cfg = cfg;
     srv->audit_fd = -1;
     err[0] = '\0';
+    raise_nofile_limit();
     h2o_config_init(&srv->globalconf);
     srv->router = zn_router_new();
     if (!setup_body_buffers(srv, err, errlen))
@@ -155,6 +173,31 @@ void zn_server_free(zn_server_t *srv)
     free(srv);
 }
 
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+static void on_accept_resume(h2o_timeout_entry_t *entry)
+{
+    zn_worker_t *w = H2O_STRUCT_FROM_MEMBER(zn_worker_t, accept_resume, entry);
+    if (w->listener != NULL)
+        h2o_socket_read_start(w->listener, on_accept);
+}
+
+/* Out of descriptors the pending connection stays in the backlog and the listener stays
+ * readable: accepting again at once would spin the worker at full CPU. Rest it instead;
+ * the connections being served go on, and close (readTimeout) to make room. */
+static void pause_accepting(zn_worker_t *w)
+{
+    uint64_t now = zn_now_mono_ns();
+    if (w->accept_warned_ns == 0 || now - w->accept_warned_ns >= ZN_ACCEPT_WARN_NS) {
+        w->accept_warned_ns = now;
+        zn_log(ZN_LOG_WARN, "out of file descriptors, pausing accept", ZN_LSTR("error", strerror(errno)),
+               ZN_LINT("worker", w->index), ZN_LINT("pause_ms", ZN_ACCEPT_PAUSE_MS));
+    }
+    h2o_socket_read_stop(w->listener);
+    if (!h2o_timeout_is_linked(&w->accept_resume))
+        h2o_timeout_link(w->loop, &w->accept_pause, &w->accept_resume);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     zn_worker_t *w = listener->data;
@@ -162,8 +205,15 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     if (err != NULL)
         return;
     /* accept a few per wake-up; the other workers share the load through SO_REUSEPORT */
-    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; i++)
+    for (int i = 0; i < 16; i++) {
+        if ((sock = h2o_evloop_socket_accept(listener)) == NULL) {
+            if (errno == EMFILE || errno == ENFILE)
+                pause_accepting(w);
+            return;
+        }
+        zn_guard_track(w->guard, sock);
         h2o_accept(&w->accept_ctx, sock);
+    }
 }
 
 static void on_stop(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -174,6 +224,8 @@ static void on_stop(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
     if (w->stopping)
         return;
     w->stopping = true;
+    if (h2o_timeout_is_linked(&w->accept_resume))
+        h2o_timeout_unlink(&w->accept_resume);
     if (w->listener != NULL) {
         h2o_socket_read_stop(w->listener);
         h2o_socket_close(w->listener);
@@ -205,6 +257,9 @@ static void *worker_main(void *arg)
     w->loop = h2o_evloop_create();
     h2o_context_init(&w->ctx, w->loop, &w->srv->globalconf);
     w->accept_ctx = (h2o_accept_ctx_t){.ctx = &w->ctx, .hosts = w->srv->globalconf.hosts, .ssl_ctx = w->srv->ssl_ctx};
+    w->guard = zn_guard_new(&w->ctx, w->srv->cfg);
+    h2o_timeout_init(w->loop, &w->accept_pause, ZN_ACCEPT_PAUSE_MS);
+    w->accept_resume.cb = on_accept_resume;
     w->queue = h2o_multithread_create_queue(w->loop);
     h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop);
     w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);

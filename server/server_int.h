@@ -12,6 +12,8 @@
 
 #define ZN_WORKERS_MAX 256
 #define ZN_SHUTDOWN_GRACE_NS (10ull * 1000000000ull)
+#define ZN_ACCEPT_PAUSE_MS 100
+#define ZN_ACCEPT_WARN_NS (10ull * 1000000000ull)
 #define ZN_REQ_TIMEOUT_MIN_MS (3600ull * 1000ull) /* one hour per HTTP/1 request */
 
 typedef struct zn_worker {
@@ -26,6 +28,10 @@ typedef struct zn_worker {
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t stop_receiver;
     h2o_multithread_message_t stop_msg;
+    struct zn_guard *guard; /* read/write deadlines of accepted sockets, NULL when both are off */
+    h2o_timeout_t accept_pause; /* out of descriptors: the listener rests this long */
+    h2o_timeout_entry_t accept_resume;
+    uint64_t accept_warned_ns; /* last "out of descriptors" warning (one per ZN_ACCEPT_WARN_NS) */
     _Atomic int started; /* 1 when the loop is up (stop messages can be delivered) */
     bool stopping;
 } zn_worker_t;
@@ -44,6 +50,16 @@ struct zn_server {
     struct zn_metrics *metrics; /* NULL unless extensions.metrics is enabled */
     struct zn_maint *maint;     /* the gc thread, NULL when GC is off */
 };
+
+/* guard.c: readTimeout / writeTimeout for one worker's connections (rules atop guard.c).
+ * zn_guard_new: NULL when both timeouts are 0; ctx and cfg must outlive it, and it lives as
+ * long as the worker's loop. zn_guard_track: call on the worker's thread for each accepted
+ * socket before handing it to h2o; the record goes away with the socket (g NULL: no-op).
+ * zn_guard_count: the sockets tracked now. */
+typedef struct zn_guard zn_guard_t;
+zn_guard_t *zn_guard_new(h2o_context_t *ctx, const zn_config_t *cfg);
+void zn_guard_track(zn_guard_t *g, h2o_socket_t *sock);
+size_t zn_guard_count(zn_guard_t *g);
 
 /* maintenance.c: starts the "gc" thread when storage.gc is on and gcInterval > 0 (else,
  * or if the thread cannot start, NULL). st must outlive it. zn_maint_stop wakes it, waits
