@@ -4,6 +4,8 @@
  * parsed user name must verify back to that user; no forged input may verify under a key
  * it was not minted with.
  */
+#include <openssl/evp.h>
+
 #include "auth/auth.h"
 #include "fuzz.h"
 
@@ -26,6 +28,27 @@ static void check_basic(const char *hdr, size_t len)
     FZ_CHECK(c.user_len <= ZN_AUTH_USER_MAX && c.pass_len <= ZN_AUTH_PASS_MAX);
     FZ_CHECK(c.user[c.user_len] == '\0' && c.pass[c.pass_len] == '\0');
     FZ_CHECK(memchr(c.user, ':', c.user_len) == NULL && strlen(c.user) == c.user_len);
+    FZ_CHECK(strlen(c.pass) == c.pass_len);
+    /* the same credentials, encoded afresh, parse to the same thing */
+    {
+        size_t plain_len = c.user_len + 1 + c.pass_len;
+        unsigned char *plain = malloc(plain_len);
+        char *hdr2 = malloc(6 + 4 * ((plain_len + 2) / 3) + 1);
+        if (plain == NULL || hdr2 == NULL)
+            abort();
+        memcpy(plain, c.user, c.user_len);
+        plain[c.user_len] = ':';
+        memcpy(plain + c.user_len + 1, c.pass, c.pass_len);
+        memcpy(hdr2, "Basic ", 6);
+        int n64 = EVP_EncodeBlock((unsigned char *)hdr2 + 6, plain, (int)plain_len);
+        zn_auth_creds_t c2 = {0};
+        FZ_CHECK(zn_auth_basic_parse(hdr2, 6 + (size_t)n64, &c2) == ZN_AUTH_OK);
+        FZ_CHECK(c2.user_len == c.user_len && memcmp(c2.user, c.user, c.user_len) == 0);
+        FZ_CHECK(c2.pass_len == c.pass_len && memcmp(c2.pass, c.pass, c.pass_len) == 0);
+        zn_auth_creds_wipe(&c2);
+        free(plain);
+        free(hdr2);
+    }
     /* a name that parses gets a token that verifies back to it */
     char tok[ZN_AUTH_TOKEN_MAX + 1];
     size_t n = zn_auth_token_mint(&key, c.user, 1700000000, 300, tok);

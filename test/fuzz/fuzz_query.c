@@ -26,6 +26,20 @@ static void check_api(zn_slice_t q, const char *name, size_t outlen)
     }
     for (size_t i = outlen; i < sizeof(out); i++)
         FZ_CHECK(out[i] == 'X');
+    if (err == ZN_OK && name[0] != '\0' && strpbrk(name, "&=") == NULL) {
+        /* percent-encoding every byte of the value and asking again gives it back */
+        size_t vlen = strlen(out), nlen = strlen(name);
+        char *enc = malloc(nlen + 1 + 3 * vlen + 1), again[300]; /* + snprintf's NUL */
+        if (enc == NULL)
+            abort();
+        memcpy(enc, name, nlen);
+        enc[nlen] = '=';
+        for (size_t i = 0; i < vlen; i++)
+            snprintf(enc + nlen + 1 + 3 * i, 4, "%%%02X", (unsigned char)out[i]);
+        FZ_CHECK(zn_api_query_get(zn_slice(enc, nlen + 1 + 3 * vlen), name, again, outlen) == ZN_OK);
+        FZ_CHECK(strcmp(again, out) == 0);
+        free(enc);
+    }
     if (err == ZN_OK) {
         size_t n;
         if (zn_api_page_size_parse(out, 1000, &n) == ZN_OK)
