@@ -40,9 +40,10 @@ build-fuzz: deps-test
 fuzz: build-fuzz
 	@set -e; for src in test/fuzz/fuzz_*.c; do \
 	  name=$$(basename $$src .c | sed 's/^fuzz_//'); log=$(FUZZ_DIR)/fuzz_$$name.log; \
-	  mkdir -p $(FUZZ_DIR)/corpus/$$name; \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$name; dict=; \
+	  if [ -f test/fuzz/fuzz_$$name.dict ]; then dict=-dict=test/fuzz/fuzz_$$name.dict; fi; \
 	  echo "=== fuzz_$$name ($(FUZZ_SECONDS) s, log in $$log) ==="; \
-	  $(FUZZ_DIR)/test/fuzz/fuzz_$$name -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $(FUZZ_DIR)/test/fuzz/fuzz_$$name -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
 	    -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus/$$name test/fuzz/corpus/$$name >$$log 2>&1 || \
 	    { tail -n 60 $$log; echo "fuzz_$$name failed"; exit 1; }; \
 	  grep -E '^Done [0-9]+ runs' $$log; \
