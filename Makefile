@@ -3,9 +3,12 @@
 JOBS ?= $(shell nproc)
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
+FUZZ_DIR ?= build-fuzz
+# make fuzz: seconds each libFuzzer target runs (make fuzz FUZZ_SECONDS=600 for a longer look)
+FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps deps-test deps-bench build build-asan run test test-unit test-asan bench soak clean
+.PHONY: all deps deps-test deps-bench build build-asan build-fuzz fuzz run test test-unit test-asan bench soak clean
 
 all: build
 
@@ -25,6 +28,26 @@ build: deps
 build-asan: deps
 	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DZN_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_DIR) -j$(JOBS)
+
+# libFuzzer targets (test/fuzz/fuzz_*.c), clang with ASan+UBSan, in their own build tree.
+build-fuzz: deps-test
+	@cmake -S . -B $(FUZZ_DIR) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DZN_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_DIR) -j$(JOBS) --target fuzzers
+
+# Each target runs FUZZ_SECONDS from its seed corpus (new inputs go to $(FUZZ_DIR)/corpus/<name>,
+# the seeds in the repo stay as they are); a crash stops `make fuzz` with the input saved
+# as $(FUZZ_DIR)/crash-*. Keep a real crasher in test/fuzz/corpus/<name>/ as a regression input.
+fuzz: build-fuzz
+	@set -e; for src in test/fuzz/fuzz_*.c; do \
+	  name=$$(basename $$src .c | sed 's/^fuzz_//'); log=$(FUZZ_DIR)/fuzz_$$name.log; \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$name; dict=; \
+	  if [ -f test/fuzz/fuzz_$$name.dict ]; then dict=-dict=test/fuzz/fuzz_$$name.dict; fi; \
+	  echo "=== fuzz_$$name ($(FUZZ_SECONDS) s, log in $$log) ==="; \
+	  $(FUZZ_DIR)/test/fuzz/fuzz_$$name -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
+	    -artifact_prefix=$(FUZZ_DIR)/ $(FUZZ_DIR)/corpus/$$name test/fuzz/corpus/$$name >$$log 2>&1 || \
+	    { tail -n 60 $$log; echo "fuzz_$$name failed"; exit 1; }; \
+	  grep -E '^Done [0-9]+ runs' $$log; \
+	done
 
 run: build
 	@mkdir -p data
@@ -56,4 +79,4 @@ soak: deps-test build
 	@SOAK_SECONDS=$(SOAK_SECONDS) ZINC_BIN=$(CURDIR)/$(BUILD_DIR)/server/zinc /usr/bin/python3 bench/soak.py
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -149,7 +150,7 @@ static const struct {
 
 static const char *state_of(const zn_pprof_thread_t *th, const uintptr_t *pcs, int depth)
 {
-    switch (th->info->state) {
+    switch (atomic_load(&th->info->state)) { /* clang refuses a switch on an _Atomic lvalue */
     case ZN_THREAD_IDLE:
         return "IO wait";
     case ZN_THREAD_BLOCKED:
