@@ -232,7 +232,7 @@ static zn_err_t store_bytes(zn_storage_t *st, const char *repo, const zn_digest_
         return ZN_OK;
     }
     if ((err = st_path(dir, "%s/%s/blobs/%s", st->root, repo, zn_digest_algo_name(d->algo))) != ZN_OK ||
-        (err = st_mkdirs(dir)) != ZN_OK || (err = st_path(tmpdir, "%s/%s/.uploads", st->root, repo)) != ZN_OK)
+        (err = st_mkdirs(st, dir)) != ZN_OK || (err = st_path(tmpdir, "%s/%s/.uploads", st->root, repo)) != ZN_OK)
         return err;
     err = st_write_atomic(st, tmpdir, path, bytes, len, true);
     if (err == ZN_OK)

@@ -95,7 +95,7 @@ zn_err_t zn_storage_blob_quarantine(zn_storage_t *st, const char *repo, const zn
     if (!zn_storage_name_valid(zn_slice(repo, strlen(repo))) || (err = st_blob_path(st, src, repo, d)) != ZN_OK)
         return ZN_EINVAL;
     st_random_hex(rnd, 8);
-    if ((err = st_path(dir, "%s/.zinc/quarantine", st->root)) != ZN_OK || (err = st_mkdirs(dir)) != ZN_OK ||
+    if ((err = st_path(dir, "%s/.zinc/quarantine", st->root)) != ZN_OK || (err = st_mkdirs(st, dir)) != ZN_OK ||
         (err = st_path(dst, "%s/%s-%s.%s", dir, zn_digest_algo_name(d->algo), zn_digest_hex(d), rnd)) != ZN_OK)
         return err;
     if ((err = st_rename(src, dst)) != ZN_OK)
