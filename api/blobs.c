@@ -13,7 +13,8 @@
  * that chunk is never sent, the stream ends in error (HTTP/1.1: the connection closes
  * short of Content-Length; HTTP/2: RST_STREAM), so no client ever receives a complete bad
  * body, and the blob is quarantined, so later GETs answer BLOB_UNKNOWN. Hashing costs one
- * SHA-256 pass over bytes already in the buffer (measured in the README). A Range GET
+ * SHA-256 pass over bytes already in the buffer (measured in the README; zinc.verifyBlobReads
+ * false turns it off and leaves bit rot to the scrub). A Range GET
  * cannot be checked that way (the rest of the file is not read); it is served unverified,
  * and the periodic scrub (extensions.scrub) is what catches such a blob.
  */
@@ -104,7 +105,7 @@ static int send_range_error(h2o_req_t *req, uint64_t size)
     return zn_api_send_error(req, ZN_OCI_RANGE_INVALID, NULL);
 }
 
-static int stream_blob(h2o_req_t *req, zn_storage_t *st, const char *repo, const zn_digest_t *d, int fd, uint64_t size)
+static int stream_blob(h2o_req_t *req, zn_api_t *api, const char *repo, const zn_digest_t *d, int fd, uint64_t size)
 {
     zn_slice_t range = zn_api_header(req, H2O_TOKEN_RANGE);
     zn_api_range_t r = {0, size - 1};
@@ -135,10 +136,10 @@ static int stream_blob(h2o_req_t *req, zn_storage_t *st, const char *repo, const
     g->off = r.first;
     g->end = r.last + 1;
     g->buf = h2o_mem_alloc_pool(&req->pool, READ_CHUNK);
-    if (range.p == NULL) {
+    if (range.p == NULL && api->cfg->zinc.verify_blob_reads) {
         g->hash = zn_hash_new(d->algo);
         g->digest = *d;
-        g->st = st;
+        g->st = api->st;
         g->repo = h2o_strdup(&req->pool, repo, SIZE_MAX).base;
     }
     h2o_start_response(req, &g->super);
@@ -161,7 +162,7 @@ int zn_api_blob_get(h2o_req_t *req, zn_reqctx_t *ctx)
         return zn_api_send_unknown(req, api, repo, ZN_OCI_BLOB_UNKNOWN);
     if (err != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UNKNOWN, NULL);
-    return stream_blob(req, api->st, repo, &d, fd, size);
+    return stream_blob(req, api, repo, &d, fd, size);
 }
 
 int zn_api_blob_delete(h2o_req_t *req, zn_reqctx_t *ctx)

@@ -227,6 +227,7 @@ static const cfg_field_t profiling_fields[] = {
 };
 
 static const cfg_field_t zinc_fields[] = {
+    {.name = "verifyBlobReads", .kind = CFG_BOOL, .off = CFG(zinc.verify_blob_reads)},
     {.name = "scrubRate", .kind = CFG_U64, .off = CFG(zinc.scrub_rate), .max = INT64_MAX},
     {.name = "profiling", .kind = CFG_OBJ, .sub = profiling_fields},
     {NULL},
@@ -388,6 +389,7 @@ void zn_config_init_defaults(zn_config_t *cfg)
     cfg->extensions.metrics_path = zn_strdup("/metrics");
     cfg->extensions.scrub_interval_ns = 24 * DUR_HOUR;
     cfg->zinc.scrub_rate = 64u << 20;
+    cfg->zinc.verify_blob_reads = true;
     cfg->zinc.profile_max_seconds = 600;
     cfg->zinc.mutex_rate = 1;
     cfg->zinc.block_rate_ns = 10000;

@@ -96,6 +96,7 @@ typedef struct zn_config {
     } extensions;
 
     struct {
+        bool verify_blob_reads; /* zinc.verifyBlobReads: hash whole-blob GETs while streaming, default true */
         uint64_t scrub_rate; /* zinc.scrubRate: bytes/s a periodic scrub re-hashes at most, default 64 MiB/s */
         unsigned profile_max_seconds; /* zinc.profiling.maxSeconds, default 600 */
         unsigned mutex_rate;          /* zinc.profiling.mutexRate: 1 in N contentions, default 1 */

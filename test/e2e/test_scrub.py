@@ -128,3 +128,16 @@ def test_periodic_scrub_config_is_accepted(zinc_factory):
     assert any(l.get("message") == "scrub scheduled" and l.get("interval_ms") == 2 * 3600 * 1000 for l in lines), s.log()
     p = subprocess.run([ZINC_BIN, "verify", s.config_path], capture_output=True, text=True)
     assert p.returncode == 0 and "less than 2h" in p.stderr
+
+
+def test_verify_blob_reads_can_be_turned_off(zinc_factory):
+    s = zinc_factory({"zinc": {"verifyBlobReads": False}})
+    layer = os.urandom(1 << 20)
+    _, m, _ = push(s, "fast", "v1", layer)
+    d = m["layers"][0]["digest"]
+    with open(blob_file(s, "fast", d), "r+b") as f:
+        f.write(b"\xff" * 16)
+    status, length, body = read_raw_get(s.hostport, "/v2/fast/blobs/" + d)
+    assert status == 200 and len(body) == length == len(layer) and body != layer  # unchecked, as configured
+    rc, out, _ = scrub(s)  # ...and the scrub still catches it
+    assert rc == 1 and ("fast %s: corrupt blob" % d) in out
