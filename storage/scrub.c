@@ -100,8 +100,7 @@ zn_err_t zn_storage_blob_quarantine(zn_storage_t *st, const char *repo, const zn
         return err;
     if ((err = st_rename(src, dst)) != ZN_OK)
         return err;
-    zn_log(ZN_LOG_ERROR, "corrupt blob quarantined", ZN_LSTR("repo", repo), ZN_LSTR("digest", d->str),
-           ZN_LSTR("path", dst));
+    zn_log(ZN_LOG_ERROR, "corrupt blob quarantined", ZN_LSTR("repo", repo), ZN_LSTR("digest", d->str), ZN_LSTR("path", dst));
     return st_sync_parent(st, src);
 }
 
