@@ -2,7 +2,7 @@
  * server/maintenance.c - the "gc" thread: every storage.gcInterval it runs a GC pass over
  * the whole store (storage/gc*.c), so that the unlinks, renames and fsyncs of many files
  * happen here and never on a worker. The "scrub" thread (extensions.scrub) has the same
- * shape: every scrub.interval (at least 2h) a scrub pass re-hashes the store, paced at
+ * shape: at startup and then every scrub.interval (at least 2h) a scrub pass re-hashes the store, paced at
  * zinc.scrubRate bytes/s so that it stays cheap next to clients; problems are logged.
  *
  * Between passes it sleeps in zn_cond_timedwait on its own mutex; zn_maint_stop sets
@@ -19,6 +19,7 @@ struct zn_maint {
     zn_storage_t *st;
     void (*pass)(struct zn_maint *m);
     uint64_t interval_ns, rate;
+    bool at_start; /* first pass right away (scrub, as zot's scheduler does), else after an interval */
     pthread_t thread;
     zn_mutex_t lock; /* guards the wait on `wake` */
     zn_cond_t wake;
@@ -30,8 +31,10 @@ static void *maint_main(void *arg)
     zn_maint_t *m = arg;
 
     zn_mutex_lock(&m->lock);
+    bool first = true;
     while (!m->stop) {
-        uint64_t deadline = zn_now_mono_ns() + m->interval_ns;
+        uint64_t deadline = zn_now_mono_ns() + (first && m->at_start ? 0 : m->interval_ns);
+        first = false;
         while (!m->stop && zn_now_mono_ns() < deadline)
             zn_cond_timedwait(&m->wake, &m->lock, deadline);
         if (m->stop)
@@ -65,10 +68,13 @@ static void scrub_pass(zn_maint_t *m)
            ZN_LUINT("problems", s.problems), ZN_LUINT("ms", (zn_now_mono_ns() - start) / 1000000));
 }
 
-static zn_maint_t *start(zn_storage_t *st, const char *name, void (*pass)(zn_maint_t *), uint64_t interval_ns)
+static zn_maint_t *start(zn_storage_t *st, const char *name, void (*pass)(zn_maint_t *), uint64_t interval_ns,
+                         uint64_t rate, bool at_start)
 {
     zn_maint_t *m = zn_calloc(1, sizeof(*m));
     m->st = st;
+    m->rate = rate;
+    m->at_start = at_start;
     m->pass = pass;
     m->interval_ns = interval_ns;
     zn_mutex_init(&m->lock, "maintenance.wake");
@@ -88,9 +94,8 @@ zn_maint_t *zn_maint_start_scrub(const zn_config_t *cfg, zn_storage_t *st)
 {
     if (!cfg->extensions.scrub_enable || st == NULL)
         return NULL;
-    zn_maint_t *m = start(st, "scrub", scrub_pass, cfg->extensions.scrub_interval_ns);
+    zn_maint_t *m = start(st, "scrub", scrub_pass, cfg->extensions.scrub_interval_ns, cfg->zinc.scrub_rate, true);
     if (m != NULL) {
-        m->rate = cfg->zinc.scrub_rate;
         zn_log(ZN_LOG_INFO, "scrub scheduled", ZN_LUINT("interval_ms", m->interval_ns / 1000000),
                ZN_LUINT("rate_bytes_per_s", m->rate));
     }
@@ -101,7 +106,7 @@ zn_maint_t *zn_maint_start(const zn_config_t *cfg, zn_storage_t *st)
 {
     if (!cfg->storage.gc || cfg->storage.gc_interval_ns == 0 || st == NULL)
         return NULL;
-    zn_maint_t *m = start(st, "gc", gc_pass, cfg->storage.gc_interval_ns);
+    zn_maint_t *m = start(st, "gc", gc_pass, cfg->storage.gc_interval_ns, 0, false);
     if (m == NULL)
         return NULL;
     zn_log(ZN_LOG_INFO, "gc scheduled", ZN_LUINT("interval_ms", m->interval_ns / 1000000),

@@ -128,6 +128,8 @@ static void scrub_blobs(scrub_t *s, const char *repo, zn_digest_algo_t algo)
             continue;
         }
         int fd = openat(dirfd(dh), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd == -1 && errno == ENOENT)
+            continue; /* deleted (GC, a client) since readdir */
         if (fd == -1 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
             problem(s, repo, want.str, "blob unreadable");
             if (fd != -1)

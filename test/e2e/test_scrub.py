@@ -5,10 +5,11 @@ import json
 import os
 import socket
 import subprocess
+import time
 
 import requests
 
-from conftest import ZINC_BIN
+from conftest import SLOW, ZINC_BIN
 from oci_util import Registry, canon, digest
 
 
@@ -122,12 +123,35 @@ def test_get_of_corrupt_manifest_fails_cleanly(zinc):
     assert r.json()["errors"]
 
 
-def test_periodic_scrub_config_is_accepted(zinc_factory):
+def wait_for_log(server, pred, timeout, skip=0):
+    deadline = time.time() + timeout * SLOW
+    while time.time() < deadline:
+        lines = [l for l in server.log_lines()[skip:] if pred(l)]
+        if lines:
+            return lines
+        time.sleep(0.05)
+    raise AssertionError("no such log line:\n" + server.log()[-5000:])
+
+
+def test_periodic_scrub_finds_and_quarantines(zinc_factory):
     s = zinc_factory({"extensions": {"scrub": {"interval": "1h"}}})
-    lines = s.log_lines()
-    assert any(l.get("message") == "scrub scheduled" and l.get("interval_ms") == 2 * 3600 * 1000 for l in lines), s.log()
+    assert any(l.get("message") == "scrub scheduled" and l.get("interval_ms") == 2 * 3600 * 1000
+               for l in s.log_lines()), s.log()  # under 2h becomes 2h, as in zot
     p = subprocess.run([ZINC_BIN, "verify", s.config_path], capture_output=True, text=True)
     assert p.returncode == 0 and "less than 2h" in p.stderr
+    _, m, _ = push(s, "periodic", "v1", os.urandom(200000))
+    d = m["layers"][0]["digest"]
+    s.stop()
+    with open(blob_file(s, "periodic", d), "r+b") as f:
+        f.write(b"\0\0\0\0")
+    before = len(s.log_lines())  # the first run's own startup pass is not looked at
+    s.start()  # the scrub thread makes its first pass at startup, then every interval
+    done = wait_for_log(s, lambda l: l.get("message") == "scrub done", 30, skip=before)
+    assert done[0]["repos"] == 1 and done[0]["problems"] == 1 and done[0]["level"] == "error"
+    found = [l for l in s.log_lines()[before:] if l.get("message") == "scrub: problem found"]
+    assert len(found) == 1 and found[0]["repo"] == "periodic" and found[0]["object"] == d
+    r = requests.get(s.url + "/v2/periodic/blobs/" + d)
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
 
 
 def test_verify_blob_reads_can_be_turned_off(zinc_factory):
