@@ -21,7 +21,7 @@
 #define DUR_HOUR 3600000000000ull
 #define DUR_MINUTE 60000000000ull
 
-enum { SEEN_GC_DELAY = 1, SEEN_GC_INTERVAL = 2, SEEN_METRICS = 4, SEEN_METRICS_ENABLE = 8, SEEN_AUTHN = 16 };
+enum { SEEN_GC_DELAY = 1, SEEN_GC_INTERVAL = 2, SEEN_METRICS = 4, SEEN_METRICS_ENABLE = 8, SEEN_AUTHN = 16, SEEN_WRITE_TIMEOUT = 32, SEEN_SCRUB = 64, SEEN_SCRUB_ENABLE = 128 };
 
 #define CFG(m) offsetof(zn_config_t, m)
 #define ACL(m) offsetof(zn_config_access_t, m)
@@ -194,7 +194,14 @@ static const cfg_field_t metrics_fields[] = {
     {NULL},
 };
 
+static const cfg_field_t scrub_fields[] = {
+    {.name = "enable", .kind = CFG_BOOL, .off = CFG(extensions.scrub_enable), .seen = SEEN_SCRUB_ENABLE},
+    {.name = "interval", .kind = CFG_DUR, .off = CFG(extensions.scrub_interval_ns)},
+    {NULL},
+};
+
 static const cfg_field_t extensions_fields[] = {
+    {.name = "scrub", .kind = CFG_OBJ, .sub = scrub_fields, .seen = SEEN_SCRUB},
     {.name = "metrics", .kind = CFG_OBJ, .sub = metrics_fields, .seen = SEEN_METRICS},
     WARN("search"),
     WARN("sync"),
@@ -204,7 +211,6 @@ static const cfg_field_t extensions_fields[] = {
     WARN("apikey"),
     WARN("trust"),
     WARN("events"),
-    WARN("scrub"),
     {NULL},
 };
 
@@ -217,6 +223,8 @@ static const cfg_field_t profiling_fields[] = {
 };
 
 static const cfg_field_t zinc_fields[] = {
+    {.name = "verifyBlobReads", .kind = CFG_BOOL, .off = CFG(zinc.verify_blob_reads)},
+    {.name = "scrubRate", .kind = CFG_U64, .off = CFG(zinc.scrub_rate), .max = INT64_MAX},
     {.name = "profiling", .kind = CFG_OBJ, .sub = profiling_fields},
     {NULL},
 };
@@ -308,6 +316,13 @@ static zn_err_t check_metrics(cfg_walk_t *w, zn_config_t *cfg)
     /* An extension section without "enable" is on. */
     if ((w->seen & SEEN_METRICS) && !(w->seen & SEEN_METRICS_ENABLE))
         cfg->extensions.metrics_enable = true;
+    cfg_keypath_t sc = {&ext, "scrub", 0}, iv = {&sc, "interval", 0};
+    if ((w->seen & SEEN_SCRUB) && !(w->seen & SEEN_SCRUB_ENABLE))
+        cfg->extensions.scrub_enable = true;
+    if (cfg->extensions.scrub_enable && cfg->extensions.scrub_interval_ns < 2 * DUR_HOUR) {
+        cfg_warn(w, &iv, "less than 2h, set to 2h (as zot does)");
+        cfg->extensions.scrub_interval_ns = 2 * DUR_HOUR;
+    }
     if (!clean_abs_path(p))
         return cfg_fail(w, &path, "\"%s\" is not a clean absolute path", p);
     if (strcmp(p, "/") == 0 || strcmp(p, "/v2") == 0)
@@ -368,6 +383,9 @@ void zn_config_init_defaults(zn_config_t *cfg)
     cfg->http.write_timeout_ns = DUR_MINUTE;
     cfg->log.level = ZN_LOG_DEBUG;
     cfg->extensions.metrics_path = zn_strdup("/metrics");
+    cfg->extensions.scrub_interval_ns = 24 * DUR_HOUR;
+    cfg->zinc.scrub_rate = 64u << 20;
+    cfg->zinc.verify_blob_reads = true;
     cfg->zinc.profile_max_seconds = 600;
     cfg->zinc.mutex_rate = 1;
     cfg->zinc.block_rate_ns = 10000;

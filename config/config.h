@@ -91,9 +91,13 @@ typedef struct zn_config {
     struct {
         bool metrics_enable;
         char *metrics_path; /* "/metrics" */
+        bool scrub_enable;          /* extensions.scrub present (enable defaults to true) */
+        uint64_t scrub_interval_ns; /* extensions.scrub.interval, default 24h, at least 2h as in zot */
     } extensions;
 
     struct {
+        bool verify_blob_reads; /* zinc.verifyBlobReads: hash whole-blob GETs while streaming, default true */
+        uint64_t scrub_rate; /* zinc.scrubRate: bytes/s a periodic scrub re-hashes at most, default 64 MiB/s */
         unsigned profile_max_seconds; /* zinc.profiling.maxSeconds, default 600 */
         unsigned mutex_rate;          /* zinc.profiling.mutexRate: 1 in N contentions, default 1 */
         unsigned block_rate_ns;       /* zinc.profiling.blockRate: sample waits >= N ns, default 10000 */

@@ -299,6 +299,7 @@ int zn_server_run(zn_server_t *srv)
     }
     atomic_store(&srv->ready, 1);
     srv->maint = zn_maint_start(srv->cfg, zn_api_storage(srv->api));
+    srv->scrub = zn_maint_start_scrub(srv->cfg, zn_api_storage(srv->api));
     zn_log(ZN_LOG_INFO, "listening", ZN_LSTR("address", srv->cfg->http.address), ZN_LINT("port", srv->cfg->http.port),
            ZN_LINT("workers", srv->nworkers), ZN_LBOOL("tls", srv->ssl_ctx != NULL));
     while (sigwait(&set, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
@@ -306,6 +307,8 @@ int zn_server_run(zn_server_t *srv)
     zn_log(ZN_LOG_INFO, "shutting down", ZN_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
     zn_maint_stop(srv->maint); /* prompt: a GC pass stops between files */
     srv->maint = NULL;
+    zn_maint_stop(srv->scrub);
+    srv->scrub = NULL;
     for (int i = 0; i < srv->nworkers; i++) {
         while (!atomic_load(&srv->workers[i].started))
             usleep(1000); /* main thread only: a worker still starting up */

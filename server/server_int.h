@@ -49,6 +49,7 @@ struct zn_server {
     _Atomic int ready; /* storage is usable: readyz/startupz say ok */
     struct zn_metrics *metrics; /* NULL unless extensions.metrics is enabled */
     struct zn_maint *maint;     /* the gc thread, NULL when GC is off */
+    struct zn_maint *scrub;     /* the scrub thread, NULL unless extensions.scrub */
 };
 
 /* guard.c: readTimeout / writeTimeout for one worker's connections (rules atop guard.c).
@@ -68,6 +69,8 @@ typedef struct zn_maint zn_maint_t;
 struct zn_storage;
 zn_maint_t *zn_maint_start(const zn_config_t *cfg, struct zn_storage *st);
 void zn_maint_stop(zn_maint_t *m);
+/* The "scrub" thread when extensions.scrub is on (else NULL); stopped with zn_maint_stop. */
+zn_maint_t *zn_maint_start_scrub(const zn_config_t *cfg, struct zn_storage *st);
 
 /* http.c: registers the catch-all h2o handler and the access logger on the global config,
  * and the built-in routes (base, health) in the router. */

@@ -80,7 +80,7 @@ static zn_err_t blob_dir(zn_storage_t *st, const char *repo, const zn_digest_t *
 {
     char dir[PATH_MAX];
     zn_err_t err = st_path(dir, "%s/%s/blobs/%s", st->root, repo, zn_digest_algo_name(d->algo));
-    return err != ZN_OK ? err : st_mkdirs(dir);
+    return err != ZN_OK ? err : st_mkdirs(st, dir);
 }
 
 zn_err_t zn_storage_blob_mount(zn_storage_t *st, const char *repo, const char *from, const zn_digest_t *d)

@@ -56,7 +56,7 @@ void st_dedupe_record(zn_storage_t *st, const char *repo, const zn_digest_t *d)
     if (zn_storage_blob_locate(st, d, have, sizeof(have)) == ZN_OK)
         return;
     if ((err = st_path(dir, DEDUPE_DIR "/%s", st->root, zn_digest_algo_name(d->algo))) != ZN_OK ||
-        (err = st_mkdirs(dir)) != ZN_OK || (err = entry_path(st, path, d)) != ZN_OK ||
+        (err = st_mkdirs(st, dir)) != ZN_OK || (err = entry_path(st, path, d)) != ZN_OK ||
         (err = st_write_atomic(st, dir, path, repo, strlen(repo), false)) != ZN_OK)
         zn_log(ZN_LOG_WARN, "dedupe index: cannot record blob", ZN_LSTR("digest", d->str), ZN_LSTR("error", zn_err_str(err)));
 }
@@ -179,7 +179,7 @@ zn_err_t st_dedupe_init(zn_storage_t *st)
     zn_err_t err;
     int rc;
 
-    if ((err = st_path(dir, DEDUPE_DIR, st->root)) != ZN_OK || (err = st_mkdirs(dir)) != ZN_OK)
+    if ((err = st_path(dir, DEDUPE_DIR, st->root)) != ZN_OK || (err = st_mkdirs(st, dir)) != ZN_OK)
         return err;
     if ((err = st_path(path, DEDUPE_DIR "/.complete", st->root)) != ZN_OK)
         return err;

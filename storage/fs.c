@@ -68,24 +68,75 @@ void st_random_hex(char *out, size_t n)
     out[2 * n] = '\0';
 }
 
-zn_err_t st_mkdirs(const char *dir)
+#define ST_DIR_YOUNG_NS 10000000000ull /* a directory created this recently may not be synced yet */
+
+/* fsyncs the directory holding path (buf is a scratch copy of it). */
+static zn_err_t sync_dir_of(const char *path)
+{
+    char buf[PATH_MAX];
+    if (st_path(buf, "%s", path) != ZN_OK)
+        return ZN_EINVAL;
+    zn_syscall_begin();
+    int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int r = fd != -1 ? fsync(fd) : -1;
+    zn_syscall_end();
+    if (fd != -1)
+        close(fd);
+    return r == 0 ? ZN_OK : ZN_EIO;
+}
+
+/* dir exists: make sure its entry (and its young parents') are durable. */
+static zn_err_t settle_dir(char *buf, uint64_t now)
+{
+    struct stat sb;
+    size_t n = strlen(buf);
+    while (n > 1 && stat(buf, &sb) == 0 &&
+           (uint64_t)sb.st_ctim.tv_sec * 1000000000ull + (uint64_t)sb.st_ctim.tv_nsec + ST_DIR_YOUNG_NS > now) {
+        zn_err_t err = sync_dir_of(buf);
+        if (err != ZN_OK)
+            return err;
+        char *slash = strrchr(buf, '/');
+        if (slash == NULL || slash == buf)
+            break;
+        *slash = '\0';
+        n = strlen(buf);
+    }
+    return ZN_OK;
+}
+
+static zn_err_t mkdirs(zn_storage_t *st, char *buf)
+{
+    if (mkdir(buf, 0700) == 0)
+        return st->cfg->storage.commit ? sync_dir_of(buf) : ZN_OK;
+    if (errno == EEXIST)
+        return st->cfg->storage.commit ? settle_dir(buf, zn_now_wall_ns()) : ZN_OK;
+    if (errno != ENOENT)
+        return st_errno(errno);
+    char *slash = strrchr(buf, '/');
+    if (slash == NULL || slash == buf)
+        return ZN_ENOENT;
+    *slash = '\0';
+    zn_err_t err = mkdirs(st, buf);
+    *slash = '/';
+    if (err != ZN_OK)
+        return err;
+    if (mkdir(buf, 0700) == 0)
+        return st->cfg->storage.commit ? sync_dir_of(buf) : ZN_OK;
+    if (errno == EEXIST)
+        return st->cfg->storage.commit ? settle_dir(buf, zn_now_wall_ns()) : ZN_OK;
+    return st_errno(errno);
+}
+
+zn_err_t st_mkdirs(zn_storage_t *st, const char *dir)
 {
     char buf[PATH_MAX];
     size_t n = strlen(dir);
     if (n >= sizeof(buf))
         return ZN_EINVAL;
     memcpy(buf, dir, n + 1);
-    for (char *p = buf + 1; *p != '\0'; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return st_errno(errno);
-        *p = '/';
-    }
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-        return st_errno(errno);
-    return ZN_OK;
+    while (n > 1 && buf[n - 1] == '/')
+        buf[--n] = '\0';
+    return mkdirs(st, buf);
 }
 
 zn_err_t st_sync_fd(zn_storage_t *st, int fd)

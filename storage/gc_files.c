@@ -142,7 +142,7 @@ static void rmdir_up(zn_storage_t *st, char *dir)
 
 /* Directories first: if a writer put a file in one since the check, the repository stays
  * (with its directories made again). */
-static bool remove_layout(const char *dir)
+static bool remove_layout(zn_storage_t *st, const char *dir)
 {
     static const char *const parts[] = {".uploads", "blobs/sha256", "blobs/sha512", "blobs", "oci-layout", "index.json"};
     char path[PATH_MAX];
@@ -154,9 +154,9 @@ static bool remove_layout(const char *dir)
             if (errno != ENOTEMPTY)
                 zn_log(ZN_LOG_WARN, "gc: cannot remove", ZN_LSTR("path", path), ZN_LSTR("error", strerror(errno)));
             if (st_path(path, "%s/.uploads", dir) == ZN_OK)
-                st_mkdirs(path);
+                st_mkdirs(st, path);
             if (st_path(path, "%s/blobs/sha256", dir) == ZN_OK)
-                st_mkdirs(path);
+                st_mkdirs(st, path);
             return false;
         }
     }
@@ -173,7 +173,7 @@ void gc_remove_if_empty(gc_repo_t *g)
         return;
     /* repos_lock: a lookup of this name waits, then finds it gone and creates it anew */
     zn_mutex_lock(&g->st->repos_lock);
-    if (remove_layout(dir)) {
+    if (remove_layout(g->st, dir)) {
         retire(g);
         rmdir_up(g->st, dir);
         g->stats.removed_repos++;

@@ -96,8 +96,10 @@ zn_err_t st_path(char *buf, const char *fmt, ...) __attribute__((format(printf, 
 zn_err_t st_blob_path(zn_storage_t *st, char *buf, const char *repo, const zn_digest_t *d);
 /* Random lower-case hex of 2*n chars into out (2*n+1 bytes). */
 void st_random_hex(char *out, size_t n);
-/* Creates dir and missing parents with mode 0700. */
-zn_err_t st_mkdirs(const char *dir);
+/* Creates dir and missing parents with mode 0700. With storage.commit, the parent of every
+ * directory created is fsynced (a new entry is lost in a power cut otherwise), and so is the
+ * parent of one found just created (by a racing thread that may not have synced it yet). */
+zn_err_t st_mkdirs(zn_storage_t *st, const char *dir);
 /* fsync(fd) when storage.commit is on. */
 zn_err_t st_sync_fd(zn_storage_t *st, int fd);
 /* fsync the directory holding path when storage.commit is on (after a rename or link). */

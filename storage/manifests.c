@@ -118,8 +118,19 @@ zn_err_t zn_storage_manifest_get(zn_storage_t *st, const char *repo, const char 
     }
     if ((err = st_blob_path(st, path, repo, &out->digest)) != ZN_OK)
         goto done;
-    if (want_bytes && (err = st_read_file(path, ST_INDEX_MAX, &out->bytes, &len, &sb)) == ZN_OK)
+    if (want_bytes && (err = st_read_file(path, ST_INDEX_MAX, &out->bytes, &len, &sb)) == ZN_OK) {
+        zn_digest_t got;
+        zn_digest_of(out->digest.algo, out->bytes, len, &got); /* small: a corrupt manifest is never served */
+        if (!zn_digest_eq(&got, &out->digest)) {
+            zn_log(ZN_LOG_ERROR, "manifest does not match its digest", ZN_LSTR("repo", repo),
+                   ZN_LSTR("digest", out->digest.str));
+            free(out->bytes);
+            out->bytes = NULL;
+            err = ZN_EDIGEST;
+            goto done;
+        }
         mcache_put(r, &out->digest, out->bytes, len);
+    }
     else if (!want_bytes)
         err = stat(path, &sb) == 0 ? ZN_OK : st_errno(errno);
     out->size = (uint64_t)sb.st_size;
@@ -232,7 +243,7 @@ static zn_err_t store_bytes(zn_storage_t *st, const char *repo, const zn_digest_
         return ZN_OK;
     }
     if ((err = st_path(dir, "%s/%s/blobs/%s", st->root, repo, zn_digest_algo_name(d->algo))) != ZN_OK ||
-        (err = st_mkdirs(dir)) != ZN_OK || (err = st_path(tmpdir, "%s/%s/.uploads", st->root, repo)) != ZN_OK)
+        (err = st_mkdirs(st, dir)) != ZN_OK || (err = st_path(tmpdir, "%s/%s/.uploads", st->root, repo)) != ZN_OK)
         return err;
     err = st_write_atomic(st, tmpdir, path, bytes, len, true);
     if (err == ZN_OK)

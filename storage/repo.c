@@ -165,9 +165,9 @@ static zn_err_t create_locked(zn_storage_t *st, const char *name)
 
     if (inside_a_repository(st, name) || holds_a_repository(st, name))
         return ZN_EEXIST;
-    if ((err = st_path(dir, "%s/%s/.uploads", st->root, name)) != ZN_OK || (err = st_mkdirs(dir)) != ZN_OK)
+    if ((err = st_path(dir, "%s/%s/.uploads", st->root, name)) != ZN_OK || (err = st_mkdirs(st, dir)) != ZN_OK)
         return err;
-    if ((err = st_path(path, "%s/%s/blobs/sha256", st->root, name)) != ZN_OK || (err = st_mkdirs(path)) != ZN_OK)
+    if ((err = st_path(path, "%s/%s/blobs/sha256", st->root, name)) != ZN_OK || (err = st_mkdirs(st, path)) != ZN_OK)
         return err;
     /* index.json first: a directory with oci-layout is a repository and must have an index */
     if ((err = st_path(path, "%s/%s/index.json", st->root, name)) != ZN_OK)
@@ -224,7 +224,7 @@ zn_err_t zn_storage_open(const zn_config_t *cfg, zn_storage_t **out, char *errbu
     st_map_init(&st->retired);
     st_map_init(&st->uploads);
     st_map_init(&st->infos);
-    if ((err = st_mkdirs(st->root)) != ZN_OK || (err = st_dedupe_init(st)) != ZN_OK) {
+    if ((err = st_mkdirs(st, st->root)) != ZN_OK || (err = st_dedupe_init(st)) != ZN_OK) {
         snprintf(errbuf, errlen, "storage.rootDirectory: %s: %s", st->root, zn_err_str(err));
         zn_storage_free(st);
         return err;

@@ -236,4 +236,30 @@ zn_err_t zn_storage_gc_repo(zn_storage_t *st, const char *repo, uint64_t now_ns,
  * read between files, so a shutdown never waits for a whole pass. *stats sums the repos. */
 zn_err_t zn_storage_gc(zn_storage_t *st, uint64_t now_ns, const _Atomic int *stop, zn_storage_gc_stats_t *stats);
 
+/* ---- scrub (scrub.c) -------------------------------------------------------------------------- */
+
+/* What one scrub pass saw. */
+typedef struct zn_storage_scrub_stats {
+    uint64_t repos, manifests, blobs; /* visited; blobs re-hashed (manifests' files included) */
+    uint64_t bytes;                   /* bytes re-hashed */
+    uint64_t problems;                /* corrupt, missing or stray objects reported */
+} zn_storage_scrub_stats_t;
+
+/* Called once per problem: repo, the object (a digest, "index.json" or a file name) and what
+ * is wrong. The strings are borrowed for the call. */
+typedef void (*zn_storage_scrub_report_fn)(void *data, const char *repo, const char *object, const char *problem);
+
+/* Re-verifies every repository: index.json parses as an OCI index; every manifest it lists
+ * exists, matches its digest and names config/layers/children present in the repository;
+ * every file in blobs/<algo>/ is named by a digest and hashes to it. A blob that does not is
+ * quarantined (zn_storage_blob_quarantine). Runs on the calling thread (never call it on a
+ * worker): max_bps (0 = unlimited) paces the hashing, *stop (may be NULL) stops it early.
+ * *stats is set (NULL: not wanted). ZN_OK even when problems were found (see stats->problems);
+ * ZN_EIO if the root cannot be read. */
+zn_err_t zn_storage_scrub(zn_storage_t *st, const _Atomic int *stop, uint64_t max_bps, zn_storage_scrub_report_fn report,
+                          void *data, zn_storage_scrub_stats_t *stats);
+/* Moves blob d of repo out of the way, to <root>/.zinc/quarantine/, so it is no longer served
+ * (GETs answer BLOB_UNKNOWN). Logs it. ZN_ENOENT if it is not there. */
+zn_err_t zn_storage_blob_quarantine(zn_storage_t *st, const char *repo, const zn_digest_t *d);
+
 #endif

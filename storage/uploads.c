@@ -103,7 +103,7 @@ static int create_file(zn_storage_t *st, const char *repo, const char *path)
     if (fd != -1 || errno != ENOENT)
         return fd;
     if (st_repo_create(st, repo, &r) != ZN_OK || st_path(dir, "%s/%s/.uploads", st->root, repo) != ZN_OK ||
-        st_mkdirs(dir) != ZN_OK) {
+        st_mkdirs(st, dir) != ZN_OK) {
         errno = ENOENT;
         return -1;
     }
