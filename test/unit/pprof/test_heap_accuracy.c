@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "pprof/heap.c"
@@ -115,6 +116,32 @@ static void test_delta_arithmetic(void **state)
     zn_pprof_profile_release(&empty);
 }
 
+/* A block sampled inside a request carries the request's route and repo (interned). */
+static void test_request_labels(void **state)
+{
+    static const uintptr_t stack[2] = {0x5555, 0x6666};
+    char repo[32];
+    snprintf(repo, sizeof(repo), "%s", REPO); /* a request-pool copy: must not be kept */
+    zn_pprof_req_begin(ROUTE, repo);
+    zn_pprof_heap_busy++;
+    record((void *)0x900000, 4096, stack, 2);
+    zn_pprof_heap_busy--;
+    zn_pprof_req_end();
+    memset(repo, 'x', sizeof(repo) - 1);
+
+    zn_pprof_profile_t p;
+    zn_pprof_profile_init(&p, &heap_kind);
+    heap_collect(NULL, &p);
+    assert_int_equal(labelled_sum(&p, 2), leaf_sum(&p, 0x5555, 2));
+    assert_true(labelled_sum(&p, 3) > 0);
+    zn_pprof_profile_release(&p);
+    zn_pprof_heap_busy++;
+    zn_pprof_heap_free_slow((void *)0x900000);
+    zn_pprof_heap_busy--;
+    assert_null(zn_thread_self()->route);
+    assert_null(zn_thread_self()->repo);
+}
+
 #ifdef ZN_HEAP_PROFILER
 #define TOTAL (64u << 20)
 #define SEEDS 64
@@ -190,6 +217,7 @@ int main(void)
     assert_int_equal(zn_pprof_init(&cfg), ZN_OK);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_delta_arithmetic),
+        cmocka_unit_test(test_request_labels),
 #ifdef ZN_HEAP_PROFILER
         cmocka_unit_test(test_64mib_estimate),
 #endif
