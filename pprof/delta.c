@@ -130,20 +130,20 @@ static int on_delta_block(h2o_req_t *req, const zn_pprof_def_t *def)
 const zn_pprof_def_t zn_pprof_def_delta_heap = {
     .name = "delta_heap",
     .desc = "The heap profile's allocations since the previous scrape of this endpoint (godeltaprof), live memory as it is",
-    .in_index = true,
+    .in_index = false, /* as godeltaprof, which net/http/pprof's index does not list */
     .handler = on_delta_heap,
 };
 
 const zn_pprof_def_t zn_pprof_def_delta_mutex = {
     .name = "delta_mutex",
     .desc = "The mutex profile since the previous scrape of this endpoint (godeltaprof)",
-    .in_index = true,
+    .in_index = false, /* as godeltaprof, which net/http/pprof's index does not list */
     .handler = on_delta_mutex,
 };
 
 const zn_pprof_def_t zn_pprof_def_delta_block = {
     .name = "delta_block",
     .desc = "The block profile since the previous scrape of this endpoint (godeltaprof)",
-    .in_index = true,
+    .in_index = false, /* as godeltaprof, which net/http/pprof's index does not list */
     .handler = on_delta_block,
 };
