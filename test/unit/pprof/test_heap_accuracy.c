@@ -215,6 +215,7 @@ int main(void)
     zn_config_init_defaults(&cfg);
     zn_thread_register_self("main");
     assert_int_equal(zn_pprof_init(&cfg), ZN_OK);
+    zn_config_release(&cfg); /* zn_pprof_init keeps nothing of it */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_delta_arithmetic),
         cmocka_unit_test(test_request_labels),
