@@ -77,8 +77,7 @@ static int prefix_of(h2o_req_t *req)
     return req->input.path.len >= sizeof(debug) - 1 && memcmp(req->input.path.base, debug, sizeof(debug) - 1) == 0;
 }
 
-static int serve_delta(h2o_req_t *req, const zn_pprof_def_t *def, const zn_pprof_def_t *base, int which,
-                       size_t ncumulative)
+static int serve_delta(h2o_req_t *req, const zn_pprof_def_t *def, const zn_pprof_def_t *base, int which, size_t ncumulative)
 {
     const zn_pprof_snapshot_ops_t *ops = base->snap;
     zn_pprof_profile_t cur;

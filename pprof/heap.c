@@ -56,7 +56,7 @@ typedef struct bucket {
     int thread;    /* registry index, -1 when unregistered */
     const char *route, *repo; /* the request being handled (static / interned strings), or NULL */
     uint32_t depth;
-    uint64_t allocs, alloc_bytes, frees, free_bytes; /* sampled, raw (debug=1) */
+    uint64_t allocs, alloc_bytes, frees, free_bytes;               /* sampled, raw (debug=1) */
     double est_allocs, est_alloc_bytes, est_frees, est_free_bytes; /* unsampled estimates */
     uintptr_t pcs[ZN_PPROF_DEPTH_MAX];
 } bucket_t;

@@ -29,10 +29,11 @@ static const char *prefix_of(h2o_req_t *req)
 
 static zn_err_t write_index(zn_buf_t *b, const char *prefix)
 {
-    zn_err_t err = zn_buf_printf(b, "<html>\n<head>\n<title>%s</title>\n<style>\n.profile-name{\n"
-                                    "\tdisplay:inline-block;\n\twidth:6rem;\n}\n</style>\n</head>\n<body>\n"
-                                    "%s<br>\n<br>\nTypes of profiles available:\n<table>\n"
-                                    "<thead><td>Count</td><td>Profile</td></thead>\n",
+    zn_err_t err = zn_buf_printf(b,
+                                 "<html>\n<head>\n<title>%s</title>\n<style>\n.profile-name{\n"
+                                 "\tdisplay:inline-block;\n\twidth:6rem;\n}\n</style>\n</head>\n<body>\n"
+                                 "%s<br>\n<br>\nTypes of profiles available:\n<table>\n"
+                                 "<thead><td>Count</td><td>Profile</td></thead>\n",
                                  prefix, prefix);
     for (size_t i = 0; err == ZN_OK && zn_pprof_defs[i] != NULL; i++) {
         const zn_pprof_def_t *d = zn_pprof_defs[i];

@@ -23,8 +23,8 @@
 enum { MUTEX, BLOCK };
 
 typedef struct bucket {
-    uint32_t off, n; /* into table.pcs */
-    int thread;      /* registry index, -1 when unregistered */
+    uint32_t off, n;          /* into table.pcs */
+    int thread;               /* registry index, -1 when unregistered */
     const char *route, *repo; /* request being handled (static / interned), or NULL */
     double count;
     int64_t delay;
@@ -68,7 +68,8 @@ static bool bucket_eq(void *ctx, uint32_t i)
 {
     const struct key *k = ctx;
     const bucket_t *b = &k->t->b[i];
-    return b->thread == k->thread && b->route == k->route && b->repo == k->repo && b->n == k->n && (k->n == 0 || memcmp(k->t->pcs + b->off, k->pcs, k->n * sizeof(*k->pcs)) == 0);
+    return b->thread == k->thread && b->route == k->route && b->repo == k->repo && b->n == k->n &&
+           (k->n == 0 || memcmp(k->t->pcs + b->off, k->pcs, k->n * sizeof(*k->pcs)) == 0);
 }
 
 static bucket_t *bucket_add(table_t *t, uint64_t h, const struct key *k)
@@ -95,8 +96,7 @@ static void record(table_t *t, uintptr_t anchor, double count, int64_t delay)
 {
     uintptr_t pcs[ZN_TRACE_STACK_MAX];
     zn_thread_info_t *self = zn_thread_self();
-    struct key k = {t, pcs, 0, self != NULL ? self->id : -1, self != NULL ? self->route : NULL,
-                    self != NULL ? self->repo : NULL};
+    struct key k = {t, pcs, 0, self != NULL ? self->id : -1, self != NULL ? self->route : NULL, self != NULL ? self->repo : NULL};
 
     if (in_hook)
         return;

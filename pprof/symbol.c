@@ -49,7 +49,7 @@ static struct {
     struct alias {
         uintptr_t start;
         const char *name; /* interned, no @VERSION */
-    } *aliases;
+    } * aliases;
     size_t naliases, cap_aliases;
     /* append-only; an entry is complete before nmaps covers it (release) */
     zn_pprof_mapping_t maps[ZN_PPROF_MAPPINGS_MAX];

@@ -141,8 +141,8 @@ zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
     }
     /* one worker serves the debug listener: its handlers never block the loop */
     if (cfg->zinc.debug_address != NULL &&
-        (srv->workers[0].debug_fd = open_listener_at(cfg->zinc.debug_host, cfg->zinc.debug_port, "zinc.profiling.debugAddress",
-                                                     err, errlen)) == -1)
+        (srv->workers[0].debug_fd =
+             open_listener_at(cfg->zinc.debug_host, cfg->zinc.debug_port, "zinc.profiling.debugAddress", err, errlen)) == -1)
         goto fail;
     return srv;
 fail:

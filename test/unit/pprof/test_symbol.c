@@ -132,9 +132,8 @@ static void test_symbol_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_inline_chain), cmocka_unit_test(test_library_function), cmocka_unit_test(test_libc_alias),
-        cmocka_unit_test(test_mappings_main_first), cmocka_unit_test(test_unknown),
-        cmocka_unit_test(test_symbol_text),
+        cmocka_unit_test(test_inline_chain),        cmocka_unit_test(test_library_function), cmocka_unit_test(test_libc_alias),
+        cmocka_unit_test(test_mappings_main_first), cmocka_unit_test(test_unknown),          cmocka_unit_test(test_symbol_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
