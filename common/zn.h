@@ -147,6 +147,7 @@ typedef struct zn_thread_info {
     void *pprof;                /* owned by pprof (per-thread profiler state) */
     uintptr_t start_fn;         /* the thread's function (main: a PC in the registering caller) */
     const char *_Atomic route;  /* route name while a request is being handled, else NULL */
+    const char *_Atomic repo;   /* repository of that request (interned by pprof, lives forever), else NULL */
 } zn_thread_info_t;
 
 /* Hooks pprof installs (before any worker starts). Called on the new thread itself. */

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,7 +22,7 @@
 #define DUR_HOUR 3600000000000ull
 #define DUR_MINUTE 60000000000ull
 
-enum { SEEN_GC_DELAY = 1, SEEN_GC_INTERVAL = 2, SEEN_METRICS = 4, SEEN_METRICS_ENABLE = 8, SEEN_AUTHN = 16, SEEN_WRITE_TIMEOUT = 32, SEEN_SCRUB = 64, SEEN_SCRUB_ENABLE = 128 };
+enum { SEEN_GC_DELAY = 1, SEEN_GC_INTERVAL = 2, SEEN_METRICS = 4, SEEN_METRICS_ENABLE = 8, SEEN_AUTHN = 16, SEEN_SCRUB = 32, SEEN_SCRUB_ENABLE = 64 };
 
 #define CFG(m) offsetof(zn_config_t, m)
 #define ACL(m) offsetof(zn_config_access_t, m)
@@ -219,6 +220,7 @@ static const cfg_field_t profiling_fields[] = {
     {.name = "mutexRate", .kind = CFG_UINT, .off = CFG(zinc.mutex_rate), .max = UINT32_MAX},
     {.name = "blockRate", .kind = CFG_UINT, .off = CFG(zinc.block_rate_ns), .max = UINT32_MAX},
     {.name = "heap", .kind = CFG_BOOL, .off = CFG(zinc.heap_sampling)},
+    {.name = "debugAddress", .kind = CFG_STR, .off = CFG(zinc.debug_address)},
     {NULL},
 };
 
@@ -426,10 +428,41 @@ static zn_err_t parse_json(cfg_walk_t *w, const char *text, size_t len, json_t *
     return ZN_OK;
 }
 
+/* zinc.profiling.debugAddress: the unauthenticated /debug/pprof/ listener, loopback unless a
+ * host is named. */
+static zn_err_t check_profiling(cfg_walk_t *w, zn_config_t *cfg)
+{
+    cfg_keypath_t zinc = {NULL, "zinc", 0}, prof = {&zinc, "profiling", 0}, addr = {&prof, "debugAddress", 0};
+    uint64_t port;
+
+    drop_empty(&cfg->zinc.debug_address);
+    if (cfg->zinc.debug_address == NULL)
+        return ZN_OK;
+    const char *a = cfg->zinc.debug_address, *colon = strrchr(a, ':');
+    const char *ps = colon != NULL ? colon + 1 : a;
+    size_t hlen = colon != NULL ? (size_t)(colon - a) : 0;
+    if (zn_parse_u64(zn_slice(ps, strlen(ps)), 65535, &port) != ZN_OK || port == 0)
+        return cfg_fail(w, &addr, "expected HOST:PORT or :PORT with a port from 1 to 65535");
+    if (hlen >= 2 && a[0] == '[' && a[hlen - 1] == ']') {
+        a++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof(cfg->zinc.debug_host))
+        return cfg_fail(w, &addr, "host too long");
+    if (hlen == 0)
+        snprintf(cfg->zinc.debug_host, sizeof(cfg->zinc.debug_host), "127.0.0.1");
+    else
+        snprintf(cfg->zinc.debug_host, sizeof(cfg->zinc.debug_host), "%.*s", (int)hlen, a);
+    cfg->zinc.debug_port = (int)port;
+    return ZN_OK;
+}
+
 static zn_err_t check_all(cfg_walk_t *w, zn_config_t *cfg)
 {
     zn_err_t err;
 
+    if ((err = check_profiling(w, cfg)) != ZN_OK)
+        return err;
     if ((err = check_storage(w, cfg)) != ZN_OK || (err = check_tls(w, cfg)) != ZN_OK || (err = check_metrics(w, cfg)) != ZN_OK)
         return err;
     return check_access(w, cfg);

@@ -102,6 +102,11 @@ typedef struct zn_config {
         unsigned mutex_rate;          /* zinc.profiling.mutexRate: 1 in N contentions, default 1 */
         unsigned block_rate_ns;       /* zinc.profiling.blockRate: sample waits >= N ns, default 10000 */
         bool heap_sampling;           /* zinc.profiling.heap, default true */
+        /* zinc.profiling.debugAddress: "HOST:PORT", ":PORT" or "PORT" (then 127.0.0.1), NULL =
+         * no debug listener. The check splits it into debug_host ("[::1]" -> "::1") and port. */
+        char *debug_address;
+        char debug_host[64];
+        int debug_port;
     } zinc;
 } zn_config_t;
 

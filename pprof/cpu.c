@@ -29,7 +29,7 @@
 
 typedef struct cpu_rec {
     uint64_t session;
-    const char *route;
+    const char *route, *repo;
     uint32_t depth;
     uintptr_t pcs[ZN_PPROF_DEPTH_MAX];
 } cpu_rec_t;
@@ -83,6 +83,7 @@ static void push(zn_pprof_thread_t *th, uint64_t session, void *uc)
     cpu_rec_t *rec = &r->recs[head % RING_SIZE];
     rec->session = session;
     rec->route = th->info->route;
+    rec->repo = th->info->repo;
     rec->depth = (uint32_t)zn_pprof_unwind_signal(uc, rec->pcs, ZN_PPROF_DEPTH_MAX);
     atomic_store_explicit(&r->head, head + 1, memory_order_release);
 }

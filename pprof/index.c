@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -17,12 +18,23 @@
 
 /* ---- index --------------------------------------------------------------------------------- */
 
-static zn_err_t write_index(zn_buf_t *b)
+#define PREFIX_ZOT "/v2/_zot/pprof/"
+#define PREFIX_DEBUG "/debug/pprof/"
+
+/* The prefix a request came under: the debug listener's Go-style one or zot's. */
+static const char *prefix_of(h2o_req_t *req)
 {
-    zn_err_t err = zn_buf_printf(b, "<html>\n<head>\n<title>/v2/_zot/pprof/</title>\n<style>\n.profile-name{\n"
-                                    "\tdisplay:inline-block;\n\twidth:6rem;\n}\n</style>\n</head>\n<body>\n"
-                                    "/v2/_zot/pprof/<br>\n<br>\nTypes of profiles available:\n<table>\n"
-                                    "<thead><td>Count</td><td>Profile</td></thead>\n");
+    return req->input.path.len >= 6 && memcmp(req->input.path.base, "/debug", 6) == 0 ? PREFIX_DEBUG : PREFIX_ZOT;
+}
+
+static zn_err_t write_index(zn_buf_t *b, const char *prefix)
+{
+    zn_err_t err = zn_buf_printf(b,
+                                 "<html>\n<head>\n<title>%s</title>\n<style>\n.profile-name{\n"
+                                 "\tdisplay:inline-block;\n\twidth:6rem;\n}\n</style>\n</head>\n<body>\n"
+                                 "%s<br>\n<br>\nTypes of profiles available:\n<table>\n"
+                                 "<thead><td>Count</td><td>Profile</td></thead>\n",
+                                 prefix, prefix);
     for (size_t i = 0; err == ZN_OK && zn_pprof_defs[i] != NULL; i++) {
         const zn_pprof_def_t *d = zn_pprof_defs[i];
         if (d->in_index)
@@ -46,7 +58,7 @@ static int on_index(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     zn_buf_t b;
     zn_buf_init(&b, 64 << 10);
-    if (write_index(&b) != ZN_OK) {
+    if (write_index(&b, prefix_of(req)) != ZN_OK) {
         zn_pprof_send_error(req, 500, "failed to write index");
     } else {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/html; charset=utf-8"));
@@ -64,15 +76,17 @@ static int on_index(h2o_req_t *req, zn_reqctx_t *ctx)
 /* Links on the index are relative, so the directory needs its slash (as Go's ServeMux redirects). */
 static int on_redirect(h2o_req_t *req, zn_reqctx_t *ctx)
 {
-    static const char body[] = "<a href=\"/v2/_zot/pprof/\">Moved Permanently</a>.\n";
+    const char *prefix = prefix_of(req);
+    char *body = h2o_mem_alloc_pool(&req->pool, 64);
+    int n = snprintf(body, 64, "<a href=\"%s\">Moved Permanently</a>.\n", prefix);
     /* by hand: h2o_send_redirect drops the headers set before it (nosniff) */
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, H2O_STRLIT("/v2/_zot/pprof/"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, prefix, strlen(prefix));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/html; charset=utf-8"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL, H2O_STRLIT("nosniff"));
     req->res.status = 301;
     req->res.reason = "Moved Permanently";
-    req->res.content_length = sizeof(body) - 1;
-    h2o_send_inline(req, body, sizeof(body) - 1);
+    req->res.content_length = (size_t)n;
+    h2o_send_inline(req, body, (size_t)n);
     return 0;
 }
 
@@ -96,6 +110,19 @@ const zn_route_def_t *zn_pprof_routes(size_t *n)
 {
     *n = sizeof(routes) / sizeof(routes[0]);
     return routes;
+}
+
+/* The same handlers under Go's own paths, for the debug listener (which never authenticates). */
+static const zn_route_def_t debug_routes[] = {
+    {"*", "/debug/pprof", "pprof", on_redirect, 0, -1, ZN_ROUTE_NOAUTH},
+    {"*", "/debug/pprof/", "pprof", on_index, 0, -1, ZN_ROUTE_NOAUTH},
+    {"*", "/debug/pprof/{name}", "pprof", on_named, 0, -1, ZN_ROUTE_NOAUTH},
+};
+
+const zn_route_def_t *zn_pprof_debug_routes(size_t *n)
+{
+    *n = sizeof(debug_routes) / sizeof(debug_routes[0]);
+    return debug_routes;
 }
 
 /* ---- cmdline ---------------------------------------------------------------------------------- */

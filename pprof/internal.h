@@ -33,7 +33,7 @@
 
 #define ZN_PPROF_DEPTH_MAX 64   /* frames kept per stack */
 #define ZN_PPROF_VALUES_MAX 4   /* values per sample (heap has 4) */
-#define ZN_PPROF_LABELS_MAX 4   /* labels per sample */
+#define ZN_PPROF_LABELS_MAX 5   /* labels per sample (goroutine: thread, state, tid, route, repo) */
 #define ZN_PPROF_INLINE_MAX 8   /* inline frames per address */
 #define ZN_PPROF_MAPPINGS_MAX 1024 /* executable mappings the symbolizer tracks */
 #define ZN_PPROF_BODY_MAX (256u << 20) /* largest response we build */
@@ -61,6 +61,7 @@ extern zn_pprof_settings_t zn_pprof_settings;
 typedef struct zn_pprof_snap_slot {
     _Atomic uint64_t seq;
     int depth;
+    const char *route, *repo; /* the thread's request when it answered, or NULL */
     uintptr_t pcs[ZN_PPROF_DEPTH_MAX];
 } zn_pprof_snap_slot_t;
 
@@ -304,9 +305,18 @@ int zn_pprof_serve_snapshot(h2o_req_t *req, const zn_pprof_def_t *def);
 /* ---- collectors' entry points ---------------------------------------------------------------------- */
 
 extern const zn_pprof_def_t zn_pprof_def_allocs, zn_pprof_def_heap, zn_pprof_def_goroutine, zn_pprof_def_threadcreate,
-    zn_pprof_def_profile, zn_pprof_def_cmdline, zn_pprof_def_symbol;
+    zn_pprof_def_profile, zn_pprof_def_cmdline, zn_pprof_def_symbol, zn_pprof_def_delta_heap, zn_pprof_def_delta_mutex,
+    zn_pprof_def_delta_block;
 extern const zn_pprof_listener_t zn_pprof_cpu_listener;
 
+/* labels.c: a copy of s that lives until exit, the same pointer for equal strings (so that
+ * collectors compare labels by pointer); past a bound on distinct values, "other". NULL for
+ * NULL. Takes a lock; not for signal handlers or malloc hooks. */
+const char *zn_pprof_label_intern(const char *s);
+/* delta.c: cur becomes cur - prev for its first ncumulative values (the later ones are kept as
+ * they are in cur), negative differences clamped to 0, all-zero samples dropped. Both profiles
+ * need the same kind; prev is not changed. */
+void zn_pprof_delta_apply(zn_pprof_profile_t *cur, const zn_pprof_profile_t *prev, size_t ncumulative);
 /* heap.c: turns the recording of sampled allocations on or off (zinc.profiling.heap). */
 void zn_pprof_heap_enable(bool on);
 /* index.c: reads /proc/self/cmdline once (at init). */

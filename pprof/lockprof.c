@@ -23,8 +23,9 @@
 enum { MUTEX, BLOCK };
 
 typedef struct bucket {
-    uint32_t off, n; /* into table.pcs */
-    int thread;      /* registry index, -1 when unregistered */
+    uint32_t off, n;          /* into table.pcs */
+    int thread;               /* registry index, -1 when unregistered */
+    const char *route, *repo; /* request being handled (static / interned), or NULL */
     double count;
     int64_t delay;
 } bucket_t;
@@ -60,13 +61,15 @@ struct key {
     const uintptr_t *pcs;
     uint32_t n;
     int thread;
+    const char *route, *repo;
 };
 
 static bool bucket_eq(void *ctx, uint32_t i)
 {
     const struct key *k = ctx;
     const bucket_t *b = &k->t->b[i];
-    return b->thread == k->thread && b->n == k->n && (k->n == 0 || memcmp(k->t->pcs + b->off, k->pcs, k->n * sizeof(*k->pcs)) == 0);
+    return b->thread == k->thread && b->route == k->route && b->repo == k->repo && b->n == k->n &&
+           (k->n == 0 || memcmp(k->t->pcs + b->off, k->pcs, k->n * sizeof(*k->pcs)) == 0);
 }
 
 static bucket_t *bucket_add(table_t *t, uint64_t h, const struct key *k)
@@ -83,7 +86,7 @@ static bucket_t *bucket_add(table_t *t, uint64_t h, const struct key *k)
     }
     if (k->n > 0) /* t->pcs may still be NULL */
         memcpy(t->pcs + t->npcs, k->pcs, k->n * sizeof(*k->pcs));
-    t->b[t->nb] = (bucket_t){(uint32_t)t->npcs, k->n, k->thread, 0, 0};
+    t->b[t->nb] = (bucket_t){(uint32_t)t->npcs, k->n, k->thread, k->route, k->repo, 0, 0};
     t->npcs += k->n;
     zn_pprof_htab_insert(&t->index, h, (uint32_t)t->nb);
     return &t->b[t->nb++];
@@ -93,13 +96,14 @@ static void record(table_t *t, uintptr_t anchor, double count, int64_t delay)
 {
     uintptr_t pcs[ZN_TRACE_STACK_MAX];
     zn_thread_info_t *self = zn_thread_self();
-    struct key k = {t, pcs, 0, self != NULL ? self->id : -1};
+    struct key k = {t, pcs, 0, self != NULL ? self->id : -1, self != NULL ? self->route : NULL, self != NULL ? self->repo : NULL};
 
     if (in_hook)
         return;
     in_hook = true;
     k.n = (uint32_t)zn_trace_capture(pcs, ZN_TRACE_STACK_MAX, anchor);
-    uint64_t h = zn_pprof_hash(pcs, k.n * sizeof(*pcs), (uint64_t)k.thread);
+    uint64_t h = zn_pprof_hash(pcs, k.n * sizeof(*pcs),
+                               (uint64_t)k.thread ^ ((uint64_t)(uintptr_t)k.route * 31) ^ ((uint64_t)(uintptr_t)k.repo * 131));
     pthread_mutex_lock(&t->lock);
     int64_t i = zn_pprof_htab_find(&t->index, h, bucket_eq, &k);
     bucket_t *b = i >= 0 ? &t->b[i] : bucket_add(t, h, &k);
@@ -167,8 +171,13 @@ static void copy_table(table_t *t, zn_pprof_profile_t *p, int64_t scale)
         const bucket_t *b = &t->b[i];
         int64_t values[2] = {(int64_t)b->count * scale, b->delay * scale};
         zn_thread_info_t *th = b->thread >= 0 ? zn_thread_get(b->thread) : NULL;
-        zn_pprof_label_t label = {"thread", th != NULL ? th->name : "unregistered", 0, NULL};
-        zn_pprof_profile_add(p, t->pcs + b->off, b->n, values, &label, 1);
+        zn_pprof_label_t labels[3] = {{"thread", th != NULL ? th->name : "unregistered", 0, NULL}};
+        size_t nl = 1;
+        if (b->route != NULL)
+            labels[nl++] = (zn_pprof_label_t){"route", b->route, 0, NULL};
+        if (b->repo != NULL)
+            labels[nl++] = (zn_pprof_label_t){"repo", b->repo, 0, NULL};
+        zn_pprof_profile_add(p, t->pcs + b->off, b->n, values, labels, nl);
     }
     pthread_mutex_unlock(&t->lock);
 }

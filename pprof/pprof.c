@@ -74,6 +74,8 @@ void zn_pprof_req_begin(const char *route, const char *repo)
     zn_pprof_thread_t *th = zn_pprof_thread_self();
     if (th == NULL)
         return;
+    /* the signal handlers and malloc hooks read these two: repo must already be interned */
+    th->info->repo = zn_pprof_label_intern(repo);
     th->info->route = route;
     for (size_t i = 0; zn_pprof_listeners[i] != NULL; i++) {
         if (zn_pprof_listeners[i]->on_req_begin != NULL)
@@ -91,4 +93,5 @@ void zn_pprof_req_end(void)
             zn_pprof_listeners[i]->on_req_end(th);
     }
     th->info->route = NULL;
+    th->info->repo = NULL;
 }

@@ -25,6 +25,11 @@ zn_err_t zn_pprof_init(const zn_config_t *cfg);
  * with a NULL app pointer. */
 const zn_route_def_t *zn_pprof_routes(size_t *n);
 
+/* Router rows for the debug listener (zinc.profiling.debugAddress): the same profiles under
+ * Go's paths, /debug/pprof, /debug/pprof/ and /debug/pprof/{name}, flagged ZN_ROUTE_NOAUTH (the
+ * listener is meant for loopback scrapers). Static, as zn_pprof_routes. */
+const zn_route_def_t *zn_pprof_debug_routes(size_t *n);
+
 /* Called by the server on the worker thread around the synchronous part of handling one
  * request: CPU samples taken in between carry the label route=<route>. route must be a
  * static string (the router row's name); repo may be NULL and is only borrowed for the call. */

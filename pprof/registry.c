@@ -13,7 +13,8 @@
 #include "pprof/trace.h"
 
 const zn_pprof_def_t *const zn_pprof_defs[] = {
-    &zn_pprof_def_allocs,  &zn_pprof_def_block,  &zn_pprof_def_cmdline,      &zn_pprof_def_goroutine,
+    &zn_pprof_def_allocs,  &zn_pprof_def_block,  &zn_pprof_def_cmdline,      &zn_pprof_def_delta_block,
+    &zn_pprof_def_delta_heap, &zn_pprof_def_delta_mutex, &zn_pprof_def_goroutine,
     &zn_pprof_def_heap,    &zn_pprof_def_mutex,  &zn_pprof_def_profile,      &zn_pprof_def_symbol,
     &zn_pprof_def_threadcreate, &zn_pprof_def_trace,
     NULL,

@@ -55,6 +55,8 @@ static void on_snapshot(int sig, siginfo_t *si, void *uc)
         atomic_store_explicit(&th->snap.seq, 0, memory_order_relaxed);
         atomic_thread_fence(memory_order_release);
         th->snap.depth = zn_pprof_unwind_signal(uc, th->snap.pcs, ZN_PPROF_DEPTH_MAX);
+        th->snap.route = th->info->route;
+        th->snap.repo = th->info->repo;
         atomic_store_explicit(&th->snap.seq, seq, memory_order_release);
     }
     errno = saved;
@@ -72,7 +74,7 @@ static zn_pprof_thread_t *thread_at(int i)
 }
 
 /* Copies thread i's stack if it answers tok; false if it has not (yet). */
-static bool read_slot(const snap_tok_t *tok, int i, uintptr_t *pcs, int *depth)
+static bool read_slot(const snap_tok_t *tok, int i, uintptr_t *pcs, int *depth, const char **route, const char **repo)
 {
     zn_pprof_thread_t *th = thread_at(i);
     if (th == NULL || !tok->sent[i])
@@ -83,10 +85,15 @@ static bool read_slot(const snap_tok_t *tok, int i, uintptr_t *pcs, int *depth)
     int d = th->snap.depth;
     d = d < 0 ? 0 : d > ZN_PPROF_DEPTH_MAX ? ZN_PPROF_DEPTH_MAX : d;
     memcpy(pcs, th->snap.pcs, (size_t)d * sizeof(*pcs));
+    const char *ro = th->snap.route, *re = th->snap.repo;
     atomic_thread_fence(memory_order_acquire);
     if (atomic_load_explicit(&th->snap.seq, memory_order_relaxed) != s1)
         return false; /* rewritten while we copied: poll again */
     *depth = d;
+    if (route != NULL)
+        *route = ro;
+    if (repo != NULL)
+        *repo = re;
     return true;
 }
 
@@ -96,7 +103,7 @@ static bool snap_ready(void *p)
     uintptr_t pcs[ZN_PPROF_DEPTH_MAX];
     int depth;
     for (int i = 0; i < tok->n; i++) {
-        if (tok->sent[i] && !read_slot(tok, i, pcs, &depth))
+        if (tok->sent[i] && !read_slot(tok, i, pcs, &depth, NULL, NULL))
             return false;
     }
     return true;
@@ -185,15 +192,21 @@ static zn_err_t snap_collect(void *p, zn_pprof_profile_t *out)
         zn_pprof_thread_t *th = thread_at(i);
         if (th == NULL || !tok->sent[i])
             continue;
-        if (!read_slot(tok, i, pcs, &depth)) {
+        const char *route = NULL, *repo = NULL;
+        if (!read_slot(tok, i, pcs, &depth, &route, &repo)) {
             zn_pprof_profile_comment(out, "zinc: thread %s (tid %d) did not answer", th->info->name, (int)tok->tid[i]);
             continue;
         }
         int64_t one = 1;
-        zn_pprof_label_t labels[3] = {{.key = "thread", .str = th->info->name},
+        zn_pprof_label_t labels[5] = {{.key = "thread", .str = th->info->name},
                                       {.key = "state", .str = state_of(th, pcs, depth)},
                                       {.key = "tid", .num = tok->tid[i]}};
-        zn_pprof_profile_add(out, pcs, (size_t)depth, &one, labels, 3);
+        size_t nl = 3;
+        if (route != NULL)
+            labels[nl++] = (zn_pprof_label_t){.key = "route", .str = route};
+        if (repo != NULL)
+            labels[nl++] = (zn_pprof_label_t){.key = "repo", .str = repo};
+        zn_pprof_profile_add(out, pcs, (size_t)depth, &one, labels, nl);
     }
     return ZN_OK;
 }

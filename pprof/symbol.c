@@ -13,6 +13,12 @@
  * read without a lock; it is refreshed, at most once a second, when an address falls outside it
  * (a library dlopen'ed later). Results are cached by address up to CACHE_MAX entries; strings
  * are interned and never freed. One mutex guards libdwfl, the cache and the string set.
+ *
+ * Several ELF symbols often share one address (glibc: __libc_read, __GI_read, __read, read).
+ * libdwfl returns whichever its rules pick (a local __libc_read when the debug symbols are
+ * there); perf and gdb show the public one. So for a function start we choose among all the
+ * symbols at that address: global or weak over local, no leading underscore, then the
+ * shortest name (pwrite over pwrite64), then strcmp; the choice is cached by address.
  */
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
@@ -39,6 +45,12 @@ static struct {
     zn_pprof_htab_t cache_index;
     zn_pprof_sym_t *cache;
     size_t ncache, cap_cache;
+    zn_pprof_htab_t alias_index; /* function start -> aliases[] */
+    struct alias {
+        uintptr_t start;
+        const char *name; /* interned, no @VERSION */
+    } * aliases;
+    size_t naliases, cap_aliases;
     /* append-only; an entry is complete before nmaps covers it (release) */
     zn_pprof_mapping_t maps[ZN_PPROF_MAPPINGS_MAX];
     _Atomic int nmaps;
@@ -302,6 +314,15 @@ const zn_pprof_mapping_t *zn_pprof_sym_mapping(int i)
 
 /* ---- one address ------------------------------------------------------------------------------ */
 
+struct pc_key {
+    uintptr_t pc;
+};
+
+static bool alias_eq(void *ctx, uint32_t i)
+{
+    return S.aliases[i].start == ((struct pc_key *)ctx)->pc;
+}
+
 static int attr_int(Dwarf_Die *die, int name)
 {
     Dwarf_Attribute a;
@@ -365,6 +386,72 @@ static bool add_inline_chain(Dwfl_Module *mod, uintptr_t pc, const char *file, i
     return done;
 }
 
+/* True when symbol a (binding ba) is a better name than b (binding bb); see the top comment. */
+static bool better_alias(const char *a, int ba, const char *b, int bb)
+{
+    bool la = ba == STB_LOCAL, lb = bb == STB_LOCAL;
+    if (la != lb)
+        return lb;
+    bool ua = a[0] == '_', ub = b[0] == '_';
+    if (ua != ub)
+        return ub;
+    size_t na = strcspn(a, "@"), nb = strcspn(b, "@");
+    if (na != nb)
+        return na < nb;
+    int c = strncmp(a, b, na);
+    return c < 0;
+}
+
+/* Among the function symbols of mod at address start, the one to show; fallback (libdwfl's
+ * choice, interned) when the symbol table cannot be read. Called with S.lock held. */
+static const char *preferred_alias(Dwfl_Module *mod, uintptr_t start, const char *fallback)
+{
+    struct pc_key k = {start};
+    uint64_t h = zn_pprof_hash(&start, sizeof(start), 2);
+    int64_t i = zn_pprof_htab_find(&S.alias_index, h, alias_eq, &k);
+    if (i >= 0)
+        return S.aliases[i].name;
+
+    const char *best = NULL;
+    int best_bind = STB_LOCAL;
+    int n = dwfl_module_getsymtab(mod);
+    for (int j = 1; j < n; j++) {
+        GElf_Sym sym;
+        GElf_Addr addr;
+        const char *name = dwfl_module_getsym_info(mod, j, &sym, &addr, NULL, NULL, NULL);
+        int type = GELF_ST_TYPE(sym.st_info);
+        if (name == NULL || name[0] == '\0' || addr != start || (type != STT_FUNC && type != STT_GNU_IFUNC))
+            continue;
+        int bind = GELF_ST_BIND(sym.st_info);
+        if (best == NULL || better_alias(name, bind, best, best_bind)) {
+            best = name;
+            best_bind = bind;
+        }
+    }
+    const char *name = best != NULL ? intern_symbol(best) : fallback;
+    if (S.naliases == S.cap_aliases) {
+        S.cap_aliases = S.cap_aliases == 0 ? 256 : S.cap_aliases * 2;
+        S.aliases = zn_realloc(S.aliases, S.cap_aliases * sizeof(*S.aliases));
+    }
+    S.aliases[S.naliases] = (struct alias){start, name};
+    zn_pprof_htab_insert(&S.alias_index, h, (uint32_t)S.naliases++);
+    return name;
+}
+
+/* Whether name is one of the symbols at start (a DWARF subprogram named by an alias). */
+static bool is_alias_of(Dwfl_Module *mod, uintptr_t start, const char *name)
+{
+    int n = dwfl_module_getsymtab(mod);
+    for (int j = 1; j < n; j++) {
+        GElf_Sym sym;
+        GElf_Addr addr;
+        const char *s = dwfl_module_getsym_info(mod, j, &sym, &addr, NULL, NULL, NULL);
+        if (s != NULL && addr == start && strncmp(s, name, strcspn(s, "@")) == 0 && name[strcspn(s, "@")] == '\0')
+            return true;
+    }
+    return false;
+}
+
 static void symbolize(uintptr_t pc, zn_pprof_sym_t *out)
 {
     *out = (zn_pprof_sym_t){.pc = pc, .mapping = find_mapping(pc)};
@@ -380,13 +467,17 @@ static void symbolize(uintptr_t pc, zn_pprof_sym_t *out)
     int line = 0;
     const char *file = row != NULL ? dwfl_lineinfo(row, NULL, &line, NULL, NULL, NULL) : NULL;
     const char *elf_name = intern_symbol(name);
+    if (name != NULL)
+        elf_name = preferred_alias(mod, out->func_start, elf_name);
     if (!add_inline_chain(mod, pc, file, line, elf_name, out) && (name != NULL || file != NULL))
         push_frame(out, elf_name, file, line, 0);
+    /* glibc's DWARF names read "__libc_read": the outermost frame takes the public alias too */
+    if (out->nframes > 0 && name != NULL) {
+        zn_pprof_frame_t *f = &out->frames[out->nframes - 1];
+        if (f->func != elf_name && is_alias_of(mod, out->func_start, f->func))
+            f->func = elf_name;
+    }
 }
-
-struct pc_key {
-    uintptr_t pc;
-};
 
 static bool cache_eq(void *ctx, uint32_t i)
 {

@@ -22,6 +22,7 @@
 typedef struct {
     h2o_handler_t super;
     zn_server_t *srv;
+    zn_router_t *router;
 } dispatch_handler_t;
 
 typedef struct {
@@ -80,7 +81,7 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     memset(ctx, 0, sizeof(*ctx));
     remember_start(req);
     zn_api_add_version_header(req);
-    switch (zn_router_match(srv->router, method, path, &def, &ctx->app, ctx->params, &ctx->nparams)) {
+    switch (zn_router_match(self->router, method, path, &def, &ctx->app, ctx->params, &ctx->nparams)) {
     case ZN_ROUTE_FOUND:
         break;
     case ZN_ROUTE_NO_METHOD:
@@ -231,6 +232,7 @@ void zn_http_setup(zn_server_t *srv)
     dispatch_handler_t *h = (void *)h2o_create_handler(path, sizeof(*h));
     h->super.on_req = on_req;
     h->srv = srv;
+    h->router = srv->router;
     access_logger_t *lg = (void *)h2o_create_logger(path, sizeof(*lg));
     lg->super.log_access = log_access;
     lg->srv = srv;
@@ -246,4 +248,22 @@ void zn_http_setup(zn_server_t *srv)
     size_t npprof;
     const zn_route_def_t *pprof_routes = zn_pprof_routes(&npprof);
     zn_router_add(srv->router, pprof_routes, npprof, NULL);
+}
+
+void zn_http_setup_debug(zn_server_t *srv)
+{
+    srv->debug_conf.server_name = h2o_iovec_init(H2O_STRLIT("zinc"));
+    srv->debug_conf.max_request_entity_size = 1 << 20;
+    h2o_hostconf_t *host = h2o_config_register_host(&srv->debug_conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    dispatch_handler_t *h = (void *)h2o_create_handler(path, sizeof(*h));
+    h->super.on_req = on_req;
+    h->srv = srv;
+    h->router = srv->debug_router;
+    access_logger_t *lg = (void *)h2o_create_logger(path, sizeof(*lg));
+    lg->super.log_access = log_access;
+    lg->srv = srv;
+    size_t n;
+    const zn_route_def_t *routes = zn_pprof_debug_routes(&n);
+    zn_router_add(srv->debug_router, routes, n, NULL);
 }

@@ -26,17 +26,16 @@
 #include "api/api.h"
 #include "server/server_int.h"
 
-static int open_listener(const zn_config_t *cfg, char *err, size_t errlen)
+static int open_listener_at(const char *host, int port_num, const char *key, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char port[8];
     int fd = -1, on = 1, gai;
 
-    snprintf(port, sizeof(port), "%d", cfg->http.port);
-    const char *host = cfg->http.address != NULL && cfg->http.address[0] != '\0' ? cfg->http.address : NULL;
+    snprintf(port, sizeof(port), "%d", port_num);
     if ((gai = getaddrinfo(host, port, &hints, &res)) != 0) {
-        snprintf(err, errlen, "http.address: cannot resolve %s: %s", host ? host : "*", gai_strerror(gai));
+        snprintf(err, errlen, "%s: cannot resolve %s: %s", key, host ? host : "*", gai_strerror(gai));
         return -1;
     }
     if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0)) == -1 ||
@@ -44,13 +43,19 @@ static int open_listener(const zn_config_t *cfg, char *err, size_t errlen)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
         listen(fd, SOMAXCONN) != 0) {
-        snprintf(err, errlen, "http: cannot listen on %s:%d: %s", host ? host : "*", cfg->http.port, strerror(errno));
+        snprintf(err, errlen, "%s: cannot listen on %s:%d: %s", key, host ? host : "*", port_num, strerror(errno));
         if (fd != -1)
             close(fd);
         fd = -1;
     }
     freeaddrinfo(res);
     return fd;
+}
+
+static int open_listener(const zn_config_t *cfg, char *err, size_t errlen)
+{
+    const char *host = cfg->http.address != NULL && cfg->http.address[0] != '\0' ? cfg->http.address : NULL;
+    return open_listener_at(host, cfg->http.port, "http", err, errlen);
 }
 
 /* Large request bodies are kept by h2o in a file-backed buffer once they pass the
@@ -121,7 +126,9 @@ zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
     err[0] = '\0';
     raise_nofile_limit();
     h2o_config_init(&srv->globalconf);
+    h2o_config_init(&srv->debug_conf);
     srv->router = zn_router_new();
+    srv->debug_router = zn_router_new();
     if (!setup_body_buffers(srv, err, errlen))
         goto fail;
     if (cfg->log.audit != NULL &&
@@ -134,6 +141,8 @@ zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
     if ((srv->ssl_ctx = zn_tls_ctx_new(cfg, err, errlen)) == NULL && err[0] != '\0')
         goto fail;
     zn_http_setup(srv);
+    if (cfg->zinc.debug_address != NULL)
+        zn_http_setup_debug(srv);
     if ((srv->api = zn_api_new(cfg, err, errlen)) == NULL)
         goto fail;
     size_t nroutes;
@@ -144,9 +153,15 @@ zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
     for (int i = 0; i < srv->nworkers; i++) {
         srv->workers[i].srv = srv;
         srv->workers[i].index = i;
+        srv->workers[i].debug_fd = -1;
         if ((srv->workers[i].listen_fd = open_listener(cfg, err, errlen)) == -1)
             goto fail;
     }
+    /* one worker serves the debug listener: its handlers never block the loop */
+    if (cfg->zinc.debug_address != NULL &&
+        (srv->workers[0].debug_fd =
+             open_listener_at(cfg->zinc.debug_host, cfg->zinc.debug_port, "zinc.profiling.debugAddress", err, errlen)) == -1)
+        goto fail;
     return srv;
 fail:
     zn_server_free(srv);
@@ -157,9 +172,12 @@ void zn_server_free(zn_server_t *srv)
 {
     if (srv == NULL)
         return;
-    for (int i = 0; srv->workers != NULL && i < srv->nworkers; i++)
+    for (int i = 0; srv->workers != NULL && i < srv->nworkers; i++) {
         if (srv->workers[i].listen_fd > 0)
             close(srv->workers[i].listen_fd);
+        if (srv->workers[i].debug_fd > 0)
+            close(srv->workers[i].debug_fd);
+    }
     free(srv->workers);
     if (srv->audit_fd != -1)
         close(srv->audit_fd);
@@ -169,7 +187,9 @@ void zn_server_free(zn_server_t *srv)
     if (srv->ssl_ctx != NULL)
         SSL_CTX_free(srv->ssl_ctx);
     zn_router_free(srv->router);
+    zn_router_free(srv->debug_router);
     h2o_config_dispose(&srv->globalconf);
+    h2o_config_dispose(&srv->debug_conf);
     free(srv);
 }
 
@@ -216,6 +236,16 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
+static void on_debug_accept(h2o_socket_t *listener, const char *err)
+{
+    zn_worker_t *w = listener->data;
+    h2o_socket_t *sock;
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; i++)
+        h2o_accept(&w->debug_accept_ctx, sock);
+}
+
 static void on_stop(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     zn_worker_t *w = H2O_STRUCT_FROM_MEMBER(zn_worker_t, stop_receiver, receiver);
@@ -230,6 +260,11 @@ static void on_stop(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
         h2o_socket_read_stop(w->listener);
         h2o_socket_close(w->listener);
         w->listener = NULL;
+    }
+    if (w->debug_listener != NULL) {
+        h2o_socket_read_stop(w->debug_listener);
+        h2o_socket_close(w->debug_listener);
+        w->debug_listener = NULL;
     }
     h2o_context_request_shutdown(&w->ctx);
 }
@@ -266,6 +301,14 @@ static void *worker_main(void *arg)
     w->listen_fd = -1; /* the socket owns it now */
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
+    if (w->debug_fd != -1) {
+        /* plain HTTP/1 only, hosts of the debug config: nothing but /debug/pprof/ is routed there */
+        w->debug_accept_ctx = (h2o_accept_ctx_t){.ctx = &w->ctx, .hosts = w->srv->debug_conf.hosts};
+        w->debug_listener = h2o_evloop_socket_create(w->loop, w->debug_fd, H2O_SOCKET_FLAG_DONT_READ);
+        w->debug_fd = -1;
+        w->debug_listener->data = w;
+        h2o_socket_read_start(w->debug_listener, on_debug_accept);
+    }
     atomic_store(&w->started, 1);
 
     while (!w->stopping)

@@ -25,6 +25,10 @@ typedef struct zn_worker {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
+    /* worker 0 only, when zinc.profiling.debugAddress is set: the /debug/pprof/ listener */
+    int debug_fd;
+    h2o_accept_ctx_t debug_accept_ctx;
+    h2o_socket_t *debug_listener;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t stop_receiver;
     h2o_multithread_message_t stop_msg;
@@ -40,6 +44,9 @@ struct zn_server {
     const zn_config_t *cfg;
     h2o_globalconf_t globalconf;
     zn_router_t *router;
+    /* the debug listener's own host (so the main listener can never reach it) and routes */
+    h2o_globalconf_t debug_conf;
+    zn_router_t *debug_router;
     zn_access_t *access;
     SSL_CTX *ssl_ctx;
     void *api; /* zn_api_t */
@@ -75,6 +82,9 @@ zn_maint_t *zn_maint_start_scrub(const zn_config_t *cfg, struct zn_storage *st);
 /* http.c: registers the catch-all h2o handler and the access logger on the global config,
  * and the built-in routes (base, health) in the router. */
 void zn_http_setup(struct zn_server *srv);
+/* http.c: the debug listener's host on srv->debug_conf, routing only /debug/pprof/... without
+ * authentication. Call after zn_http_setup when zinc.profiling.debugAddress is set. */
+void zn_http_setup_debug(struct zn_server *srv);
 /* http.c: the part of dispatch after access control (access log user, pprof route label,
  * the row's handler). server/access.c calls it for a request it resumes after verifying
  * credentials off the event loop. Returns the handler's result. */

@@ -42,6 +42,37 @@ static void test_defaults(void **state)
     zn_config_release(&c); /* released twice is harmless */
 }
 
+/* zinc.profiling.debugAddress: loopback when only a port is given, IPv6 in brackets */
+static void test_debug_address(void **state)
+{
+    static const struct {
+        const char *value, *host;
+        int port;
+    } ok[] = {{":6060", "127.0.0.1", 6060}, {"6061", "127.0.0.1", 6061}, {"0.0.0.0:7000", "0.0.0.0", 7000},
+              {"[::1]:7001", "::1", 7001}, {"localhost:1", "localhost", 1}};
+    char json[256];
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        zn_config_t c;
+        warns_t w;
+        snprintf(json, sizeof(json), "{" ROOT ",\"zinc\":{\"profiling\":{\"debugAddress\":\"%s\"}}}", ok[i].value);
+        parse_ok(json, &c, &w);
+        assert_string_equal(c.zinc.debug_address, ok[i].value);
+        assert_string_equal(c.zinc.debug_host, ok[i].host);
+        assert_int_equal(c.zinc.debug_port, ok[i].port);
+        zn_config_release(&c);
+    }
+    zn_config_t c;
+    warns_t w;
+    parse_ok("{" ROOT ",\"zinc\":{\"profiling\":{\"debugAddress\":\"\"}}}", &c, &w);
+    assert_null(c.zinc.debug_address); /* "" = off, as unset */
+    zn_config_release(&c);
+    static const char *const bad[] = {"127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "h:x", ":"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(json, sizeof(json), "{" ROOT ",\"zinc\":{\"profiling\":{\"debugAddress\":\"%s\"}}}", bad[i]);
+        expect_error(json, "config.json: zinc.profiling.debugAddress: expected HOST:PORT or :PORT with a port from 1 to 65535");
+    }
+}
+
 static void test_minimal(void **state)
 {
     zn_config_t c;
@@ -447,6 +478,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_minimal),
+        cmocka_unit_test(test_debug_address),
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_gc_off),

@@ -1,6 +1,7 @@
 /* Unit tests for pprof/symbol.c: our own functions by name, file and line, inline chains with
  * the caller's call-site line, mappings with build ids, unknown addresses, and the symbol
  * endpoint's text (Go's "num_symbols: 1" / "0xADDR name" format). */
+#include <dlfcn.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,6 +71,30 @@ static void test_library_function(void **state)
     assert_true(strlen(m->build_id) >= 16);
 }
 
+/* libc functions with several names at one address (pwrite: __libc_pwrite, __pwrite64,
+ * pwrite64, pwrite; read: __libc_read, __read, read with debug symbols) are shown by their
+ * public name, as perf and gdb show them. Looked up through libc's own handle, so that ASan's
+ * interceptors in the executable do not answer. */
+static void test_libc_alias(void **state)
+{
+    static const char *const names[] = {"pwrite", "read", "writev", "getpid"};
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    assert_non_null(libc);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        zn_pprof_sym_t sym;
+        void *fn = dlsym(libc, names[i]);
+        assert_non_null(fn);
+        zn_pprof_sym_lookup((uintptr_t)fn + 1, &sym);
+        assert_true(sym.nframes >= 1);
+        assert_string_equal(sym.frames[sym.nframes - 1].func, names[i]);
+        assert_int_equal(sym.func_start, (uintptr_t)fn);
+    }
+    /* the premise: pwrite really has a global alias with an underscore at its address */
+    void *priv = dlsym(libc, "__libc_pwrite");
+    assert_ptr_equal(priv, dlsym(libc, "pwrite"));
+    dlclose(libc);
+}
+
 static void test_mappings_main_first(void **state)
 {
     assert_true(zn_pprof_sym_mapping_count() >= 2);
@@ -107,9 +132,8 @@ static void test_symbol_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_inline_chain), cmocka_unit_test(test_library_function),
-        cmocka_unit_test(test_mappings_main_first), cmocka_unit_test(test_unknown),
-        cmocka_unit_test(test_symbol_text),
+        cmocka_unit_test(test_inline_chain),        cmocka_unit_test(test_library_function), cmocka_unit_test(test_libc_alias),
+        cmocka_unit_test(test_mappings_main_first), cmocka_unit_test(test_unknown),          cmocka_unit_test(test_symbol_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
