@@ -7,6 +7,8 @@ FUZZ_DIR ?= build-fuzz
 # make fuzz: seconds each libFuzzer target runs (make fuzz FUZZ_SECONDS=600 for a longer look)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# -Werror only where the compiler is ours: `make test` (and so CI) sets it ON.
+WERROR ?= OFF
 
 .PHONY: all deps deps-test deps-bench build build-asan build-fuzz fuzz run test test-unit test-asan bench soak clean
 
@@ -22,11 +24,11 @@ deps-bench:
 	@.ci/deps.sh bench
 
 build: deps
-	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) -DZN_WERROR=$(WERROR) >/dev/null
 	@cmake --build $(BUILD_DIR) -j$(JOBS)
 
 build-asan: deps
-	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DZN_SANITIZE=ON >/dev/null
+	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DZN_SANITIZE=ON -DZN_WERROR=$(WERROR) >/dev/null
 	@cmake --build $(ASAN_DIR) -j$(JOBS)
 
 # libFuzzer targets (test/fuzz/fuzz_*.c), clang with ASan+UBSan, in their own build tree.
@@ -57,7 +59,7 @@ run: build
 # compiles its own release zinc, so running it twice would only double its cost); the
 # release build runs last so its summary line ends the output. Both always run.
 test: deps-test
-	@$(MAKE) --no-print-directory build build-asan
+	@$(MAKE) --no-print-directory build build-asan WERROR=ON
 	@echo "=== ASan+UBSan build ==="
 	@cd $(ASAN_DIR) && ctest --output-on-failure -j$(JOBS) -E '^e2e_test_docker$$'; echo $$? > $(CURDIR)/$(ASAN_DIR)/.ctest-status
 	@echo "=== release build ==="

@@ -27,15 +27,24 @@ export DEBIAN_FRONTEND=noninteractive
 # Go 1.23 (bookworm-backports) lets the trace tests check a current go tool trace too.
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 if [ "${1:-build}" != build ] && ! installed golang-1.23-go; then
+    # Backports from the machine's own Debian mirror (.ci/apt-backports.sh copies the URIs
+    # and Signed-By of its bookworm entry), added only if no backports entry exists yet.
     src=/etc/apt/sources.list.d/bookworm-backports.sources
+    ok=1
     if [ ! -e "$src" ]; then
-        printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
-            $SUDO tee "$src" >/dev/null
+        if stanza=$("$(dirname "$0")/apt-backports.sh"); then
+            [ -z "$stanza" ] || printf '%s\n' "$stanza" | $SUDO tee "$src" >/dev/null
+        else
+            ok=0
+            echo "warning: no bookworm apt entry to take backports from; the Go 1.23 trace checks will be skipped" >&2
+        fi
     fi
-    echo "installing: golang-1.23-go (bookworm-backports)"
-    $SUDO apt-get update -q >/dev/null
-    $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports golang-1.23-go >/dev/null ||
-        echo "warning: golang-1.23-go unavailable; the Go 1.23 trace checks will be skipped" >&2
+    if [ "$ok" = 1 ]; then
+        echo "installing: golang-1.23-go (bookworm-backports)"
+        $SUDO apt-get update -q >/dev/null
+        $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports golang-1.23-go >/dev/null ||
+            echo "warning: golang-1.23-go unavailable; the Go 1.23 trace checks will be skipped" >&2
+    fi
 fi
 
 missing=""

@@ -167,6 +167,13 @@ zn_thread_info_t *zn_thread_self(void);
 /* Number of slots ever used; slots [0, n) are valid to read. */
 int zn_thread_count(void);
 zn_thread_info_t *zn_thread_get(int i);
+/* True while t runs its function: registered, not yet past its end. A thread that returned
+ * (state EXITED) still looks live while its exit hooks run; profiles treat it as gone, as Go
+ * lists no dead goroutine. */
+static inline bool zn_thread_running(const zn_thread_info_t *t)
+{
+    return t->live && t->state != ZN_THREAD_EXITED;
+}
 static inline void zn_thread_set_state(zn_thread_info_t *t, zn_thread_state_t s)
 {
     if (t != NULL)

@@ -122,9 +122,7 @@ static void arm(zn_pprof_thread_t *th)
 {
     clockid_t clock;
     struct sigevent ev;
-    /* an exiting thread has passed its exit hook (state EXITED) but may still look live */
-    if (th->cpu_armed || !th->info->live || th->info->state == ZN_THREAD_EXITED ||
-        pthread_getcpuclockid(th->info->pthread, &clock) != 0)
+    if (th->cpu_armed || !zn_thread_running(th->info) || pthread_getcpuclockid(th->info->pthread, &clock) != 0)
         return;
     if (atomic_load_explicit(&th->cpu_ring, memory_order_relaxed) == NULL)
         atomic_store_explicit(&th->cpu_ring, zn_calloc(1, sizeof(struct zn_pprof_cpu_ring)), memory_order_release);

@@ -10,6 +10,9 @@
  * lock). The requester spins very briefly, then polls on the request's timer (serve.c) for at
  * most a second; threads that never answered are listed as such.
  *
+ * Only running threads are listed (zn_thread_running), as Go lists only live goroutines; one
+ * that returns while asked is neither waited for nor listed.
+ *
  * State comes from the thread registry (lock wrappers mark BLOCKED); a thread the registry
  * calls running but whose stack ends in a blocking call (epoll_wait, a futex wait...) is shown
  * in the matching Go-like wait state, as that is where it really is.
@@ -97,13 +100,15 @@ static bool read_slot(const snap_tok_t *tok, int i, uintptr_t *pcs, int *depth, 
     return true;
 }
 
+/* Ready once every thread asked has answered or has ended since: a thread that returns before
+ * its signal is handled never answers, and is not listed anyway. */
 static bool snap_ready(void *p)
 {
     snap_tok_t *tok = p;
     uintptr_t pcs[ZN_PPROF_DEPTH_MAX];
     int depth;
     for (int i = 0; i < tok->n; i++) {
-        if (tok->sent[i] && !read_slot(tok, i, pcs, &depth, NULL, NULL))
+        if (tok->sent[i] && zn_thread_running(zn_thread_get(i)) && !read_slot(tok, i, pcs, &depth, NULL, NULL))
             return false;
     }
     return true;
@@ -117,7 +122,7 @@ static void *snap_prepare(void)
     tok->n = zn_thread_count();
     for (int i = 0; i < tok->n; i++) {
         zn_pprof_thread_t *th = thread_at(i);
-        if (th == NULL || !th->info->live)
+        if (th == NULL || !zn_thread_running(th->info))
             continue;
         tok->tid[i] = th->info->tid;
         tok->sent[i] = syscall(SYS_tgkill, pid, th->info->tid, ZN_PPROF_SIG_SNAPSHOT) == 0;
@@ -137,7 +142,7 @@ static int snap_count(void)
 {
     int n = 0;
     for (int i = 0; i < zn_thread_count(); i++)
-        n += zn_thread_get(i)->live ? 1 : 0;
+        n += zn_thread_running(zn_thread_get(i)) ? 1 : 0;
     return n;
 }
 
@@ -155,17 +160,15 @@ static const struct {
     {"nanosleep", "sleep"},          {"__nanosleep", "sleep"},
 };
 
-static const char *state_of(const zn_pprof_thread_t *th, const uintptr_t *pcs, int depth)
+static const char *state_of(int state, const uintptr_t *pcs, int depth)
 {
-    switch (atomic_load(&th->info->state)) { /* clang refuses a switch on an _Atomic lvalue */
+    switch (state) {
     case ZN_THREAD_IDLE:
         return "IO wait";
     case ZN_THREAD_BLOCKED:
         return "semacquire";
     case ZN_THREAD_SYSCALL:
         return "syscall";
-    case ZN_THREAD_EXITED:
-        return "dead";
     default:
         break;
     }
@@ -183,6 +186,9 @@ static const char *state_of(const zn_pprof_thread_t *th, const uintptr_t *pcs, i
 
 /* ---- profile and text forms ----------------------------------------------------------------- */
 
+/* The one list every form (proto, debug=1 with its total, debug=2) is made from: threads asked
+ * that still run, each with the state read once. One that ended since it was asked is left
+ * out, answer or not, so no form lists a dead thread or counts one it does not list. */
 static zn_err_t snap_collect(void *p, zn_pprof_profile_t *out)
 {
     snap_tok_t *tok = p;
@@ -190,7 +196,8 @@ static zn_err_t snap_collect(void *p, zn_pprof_profile_t *out)
     int depth;
     for (int i = 0; i < tok->n; i++) {
         zn_pprof_thread_t *th = thread_at(i);
-        if (th == NULL || !tok->sent[i])
+        int state = th != NULL ? th->info->state : ZN_THREAD_EXITED;
+        if (!tok->sent[i] || state == ZN_THREAD_EXITED || !th->info->live)
             continue;
         const char *route = NULL, *repo = NULL;
         if (!read_slot(tok, i, pcs, &depth, &route, &repo)) {
@@ -199,7 +206,7 @@ static zn_err_t snap_collect(void *p, zn_pprof_profile_t *out)
         }
         int64_t one = 1;
         zn_pprof_label_t labels[5] = {{.key = "thread", .str = th->info->name},
-                                      {.key = "state", .str = state_of(th, pcs, depth)},
+                                      {.key = "state", .str = state_of(state, pcs, depth)},
                                       {.key = "tid", .num = tok->tid[i]}};
         size_t nl = 3;
         if (route != NULL)

@@ -135,11 +135,12 @@ typedef struct zn_upload zn_upload_t;
 
 /* Starts a session in `repo`, creating the repository if needed. On ZN_OK uuid holds the
  * NUL-terminated session id (ZN_UUID_LEN + 1 bytes) and the caller owns *out if out != NULL
- * (close with zn_storage_upload_close); pass NULL to only create it. */
+ * (close with zn_storage_upload_close; on error *out is NULL); pass NULL to only create it. */
 zn_err_t zn_storage_upload_start(zn_storage_t *st, const char *repo, char *uuid, zn_upload_t **out);
 /* Opens an existing session for exclusive use, also one started before a restart (its data
  * is re-hashed then). ZN_ENOENT if unknown, ZN_EBUSY if another request holds it. On ZN_OK
- * the caller owns *out and must call exactly one of _close, _finish, _cancel. */
+ * the caller owns *out and must call exactly one of _close, _finish, _cancel; on error *out
+ * is NULL. */
 zn_err_t zn_storage_upload_open(zn_storage_t *st, const char *repo, const char *uuid, zn_upload_t **out);
 /* Bytes received so far. */
 uint64_t zn_storage_upload_size(const zn_upload_t *up);

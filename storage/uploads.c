@@ -117,6 +117,8 @@ zn_err_t zn_storage_upload_start(zn_storage_t *st, const char *repo, char *uuid,
     zn_err_t err;
     int fd;
 
+    if (out != NULL)
+        *out = NULL;
     if ((err = st_repo_create(st, repo, &r)) != ZN_OK)
         return err;
     make_uuid(uuid);
@@ -215,6 +217,8 @@ zn_err_t zn_storage_upload_open(zn_storage_t *st, const char *repo, const char *
     zn_err_t err;
     int fd;
 
+    /* never leave the caller's pointer dangling: it often still holds the session it closed */
+    *out = NULL;
     if (!zn_storage_name_valid(zn_slice(repo, strlen(repo))) || !zn_storage_uuid_valid(zn_slice(uuid, strlen(uuid))))
         return ZN_ENOENT;
     snprintf(key, sizeof(key), "%s %s", repo, uuid);

@@ -1,6 +1,7 @@
 /* Unit tests for pprof/snapshot.c: every registered thread answers the snapshot signal with its
  * own stack; names, tids and states (a thread in nanosleep is "sleep"); the debug=1 and
- * debug=2 texts; threads not asked are not listed. Also threadcreate's creation stacks. */
+ * debug=2 texts; threads not asked are not listed, nor threads that have ended (as Go lists no
+ * dead goroutine), and one ending while asked is not waited for. Also threadcreate's stacks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 
@@ -124,12 +126,102 @@ static void test_threadcreate(void **state)
     zn_buf_release(&b);
 }
 
+/* A thread that returned from its function but is still unregistering (state EXITED, live):
+ * `phase` walks it through the steps so that each check sees one known state. */
+static atomic_int phase;
+
+static void wait_phase(int want)
+{
+    while (atomic_load(&phase) < want) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void *ending(void *arg)
+{
+    if (arg != NULL) { /* deaf to the snapshot signal until it has ended */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, ZN_PPROF_SIG_SNAPSHOT);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        atomic_store(&phase, 1);
+        wait_phase(2);
+    }
+    /* what thread_main does once the function returned, before the exit hooks */
+    zn_thread_set_state(zn_thread_self(), ZN_THREAD_EXITED);
+    atomic_store(&phase, 3);
+    wait_phase(4);
+    return NULL;
+}
+
+/* The snapshot's forms agree and list only main and sleeper: no "dead" thread, no comment. */
+static void assert_lists_two(void *tok)
+{
+    const zn_pprof_snapshot_ops_t *ops = zn_pprof_def_goroutine.snap;
+    zn_pprof_profile_t p;
+    zn_buf_t b;
+
+    zn_pprof_profile_init(&p, ops->kind);
+    assert_int_equal(ops->collect(tok, &p), ZN_OK);
+    assert_int_equal(p.nsamples, 2);
+    assert_int_equal(p.ncomments, 0);
+    for (size_t i = 0; i < p.nsamples; i++)
+        assert_string_not_equal(p.samples[i].labels[0].str, "ending");
+    zn_pprof_profile_release(&p);
+    assert_int_equal(zn_pprof_def_goroutine.count(), 2);
+
+    zn_buf_init(&b, 1 << 20);
+    assert_int_equal(ops->text(tok, 1, &b), ZN_OK);
+    assert_true(strncmp(b.p, "goroutine profile: total 2\n", 27) == 0);
+    zn_buf_release(&b);
+    zn_buf_init(&b, 1 << 20);
+    assert_int_equal(ops->text(tok, 2, &b), ZN_OK);
+    assert_null(strstr(b.p, " [ending, "));
+    assert_null(strstr(b.p, ", dead]"));
+    zn_buf_release(&b);
+}
+
+static void test_ended_thread_is_not_listed(void **state)
+{
+    pthread_t t;
+    atomic_store(&phase, 0);
+    assert_int_equal(zn_thread_create(&t, "ending", ending, NULL), 0);
+    wait_phase(3);
+    void *tok = take();
+    assert_lists_two(tok);
+    zn_pprof_def_goroutine.snap->release(tok);
+    atomic_store(&phase, 4);
+    pthread_join(t, NULL);
+}
+
+static void test_thread_ending_while_asked_is_not_awaited(void **state)
+{
+    const zn_pprof_snapshot_ops_t *ops = zn_pprof_def_goroutine.snap;
+    pthread_t t;
+    atomic_store(&phase, 0);
+    assert_int_equal(zn_thread_create(&t, "ending", ending, (void *)1), 0);
+    wait_phase(1);
+    void *tok = ops->prepare();
+    assert_false(ops->ready(tok)); /* it was asked and cannot answer */
+    atomic_store(&phase, 2);
+    wait_phase(3);
+    assert_true(ops->ready(tok)); /* it ended: nothing left to wait for */
+    assert_lists_two(tok);
+    ops->release(tok);
+    atomic_store(&phase, 4);
+    pthread_join(t, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_profile_labels),
         cmocka_unit_test(test_texts),
         cmocka_unit_test(test_threadcreate),
+        /* last: they create threads, which threadcreate counts */
+        cmocka_unit_test(test_ended_thread_is_not_listed),
+        cmocka_unit_test(test_thread_ending_while_asked_is_not_awaited),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -23,8 +23,8 @@
 
 static zn_mutex_t mu;
 static zn_cond_t cv;
-static int cv_go, stop_all;
-static int pipefd[2];
+static int cv_go, stop_all, sys_done, polled;
+static int pipefd[2], sys_pipe[2];
 
 static void *locker(void *arg)
 {
@@ -48,13 +48,28 @@ static void *cond_waiter(void *arg)
 
 static void *syscaller(void *arg)
 {
-    for (int i = 0; i < 3; i++) {
-        zn_syscall_begin();
-        usleep(i == 0 ? 150000 : 30000); /* the first one spans the trace start */
-        zn_syscall_end();
+    char c;
+    /* the first one spans the trace start: it ends when the starter writes, after it */
+    zn_syscall_begin();
+    ssize_t r = read(sys_pipe[0], &c, 1);
+    zn_syscall_end();
+    for (int i = 0; r == 1 && i < 2; i++) {
         usleep(1000);
+        zn_syscall_begin();
+        usleep(30000);
+        zn_syscall_end();
     }
+    __atomic_store_n(&sys_done, 1, __ATOMIC_RELEASE);
     return NULL;
+}
+
+/* Waits (up to 20 s) until *flag >= want. */
+static void wait_flag(int *flag, int want)
+{
+    for (int tries = 0; tries < 20000 && __atomic_load_n(flag, __ATOMIC_ACQUIRE) < want; tries++)
+        usleep(1000);
+    if (__atomic_load_n(flag, __ATOMIC_ACQUIRE) < want)
+        fail_msg("flag never reached %d", want);
 }
 
 /* Waits (up to 5 s) until thread `name` is in state st: the test needs them parked. */
@@ -76,10 +91,12 @@ static void *poller(void *arg)
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN}, out;
     epoll_ctl(ep, EPOLL_CTL_ADD, pipefd[0], &ev);
+    /* no timeout: a loaded machine must not make it give up before the 3 bytes come */
     for (int i = 0; i < 3; i++) {
         char c;
-        if (epoll_wait(ep, &out, 1, 1000) == 1 && read(pipefd[0], &c, 1) != 1)
+        if (epoll_wait(ep, &out, 1, -1) != 1 || read(pipefd[0], &c, 1) != 1)
             break;
+        __atomic_add_fetch(&polled, 1, __ATOMIC_RELEASE);
     }
     close(ep);
     return NULL;
@@ -151,6 +168,7 @@ static void test_trace_threads(void **state)
     zn_mutex_init(&mu, "test");
     zn_cond_init(&cv);
     assert_int_equal(pipe(pipefd), 0);
+    assert_int_equal(pipe(sys_pipe), 0);
     assert_int_equal(zn_thread_create(&th[0], "cond", cond_waiter, NULL), 0);
     assert_int_equal(zn_thread_create(&th[1], "sys", syscaller, NULL), 0);
     assert_int_equal(zn_thread_create(&th[2], "poll", poller, NULL), 0);
@@ -162,17 +180,21 @@ static void test_trace_threads(void **state)
     assert_int_equal(zn_trace_start(64u << 20), ZN_OK);
     assert_int_equal(zn_trace_start(64u << 20), ZN_EBUSY);
     assert_true(zn_trace_active());
-    assert_int_equal(zn_thread_create(&th[4], "lock-b", locker, NULL), 0); /* joins by itself */
+    assert_int_equal(write(sys_pipe[1], "s", 1), 1); /* sys leaves its syscall, makes two more */
     zn_trace_req_begin("blob_get", "library/alpine");
     assert_int_equal(write(pipefd[1], "x", 1), 1);
-    usleep(50000);
+    wait_flag(&polled, 1); /* poll woke and waits again */
     zn_mutex_lock(&mu);
+    /* joins by itself, and blocks on mu while we hold it */
+    assert_int_equal(zn_thread_create(&th[4], "lock-b", locker, NULL), 0);
+    wait_state("lock-b", ZN_THREAD_BLOCKED);
     cv_go = 1;
     zn_cond_signal(&cv);
     zn_mutex_unlock(&mu);
     assert_int_equal(write(pipefd[1], "yz", 2), 2);
     zn_trace_req_end();
-    usleep(250000); /* sys makes its later (traced) syscalls */
+    wait_flag(&polled, 3);
+    wait_flag(&sys_done, 1);
     zn_trace_chunk_t *chunks = zn_trace_stop(sym_dladdr, NULL);
     assert_false(zn_trace_active());
 
