@@ -50,12 +50,21 @@ def test_orphan_collected_image_kept(gczinc):
     assert any(l["repo"] == "app" and l["blobs"] >= 1 for l in lines), gczinc.log()
 
 
-def test_deleted_manifest_layers_collected(gczinc):
+def gc_passes(z):
+    return sum(1 for l in z.log_lines() if l.get("message") == "gc: pass done")
+
+
+def test_deleted_manifest_layers_collected(zinc_factory):
+    gczinc = zinc_factory(dict(GC, log={"level": "debug"}))
     reg = Registry(gczinc.url)
     keep_body, keep_md = reg.push_image("keep", "v1", [b"kept layer"])
     body, md = reg.push_image("gone", "v1", [b"doomed layer"])
     layer = json.loads(body)["layers"][0]["digest"]
-    time.sleep(4)  # passes past gcDelay: nothing referenced goes
+    # Once gcDelay has run out for the pushed blobs, let two whole passes go by (the second
+    # one surely started after it): a referenced layer must survive them.
+    time.sleep(3.2)  # gcDelay itself: the blobs' age is what GC reads, no event to wait on
+    seen = gc_passes(gczinc)
+    assert wait_for(lambda: gc_passes(gczinc) >= seen + 2, timeout=30), gczinc.log()
     assert blob_status(reg, "gone", layer) == 200
     r = reg.s.delete("%s/v2/gone/manifests/%s" % (reg.url, md))
     assert r.status_code == 202, r.text
