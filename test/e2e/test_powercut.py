@@ -55,15 +55,20 @@ def replay(log_path):
             entries.setdefault(args[0], []).append((t, True))
 
     def durable_at(path, before):
-        """Latest entry of path created before `before`: when it became durable (or None)."""
-        cands = [e for e in entries.get(path, []) if e[0] <= before]
-        if not cands:
-            return None
-        t, ok = max(cands)
-        if not ok:
-            return None
-        syncs = [s for s in dir_syncs.get(os.path.dirname(path), []) if s >= t]
-        return min(syncs) if syncs else None
+        """When an entry of path created before `before` became durable (or None). A later
+        entry that replaced it (another PUT rewriting index.json with this tag still in it)
+        does not undo that, as long as every such later entry's content was synced before its
+        rename: a cut then leaves either version, both whole. An unsynced one could leave
+        garbage, so it makes the answer None."""
+        cands = sorted(e for e in entries.get(path, []) if e[0] <= before)
+        best = None
+        for t, ok in reversed(cands):
+            if not ok:
+                break
+            syncs = [s for s in dir_syncs.get(os.path.dirname(path), []) if s >= t]
+            if syncs and (best is None or min(syncs) < best):
+                best = min(syncs)
+        return best if cands and cands[-1][1] else None
 
     return durable_at
 
@@ -165,3 +170,13 @@ def test_the_check_can_fail(tmp_path):
     assert durable_at("/r/b/blobs/y", 100) is None  # directory never fsynced
     assert durable_at("/r/c/blobs/z", 100) == 10
     assert durable_at("/r/c/blobs/z", 8) is None  # not yet published at 8
+    # a durable index.json replaced by a synced newer one (made durable later) still counts
+    # from its own directory fsync; an unsynced replacement does not
+    log.write_text("W 1 /r/d/.uploads/t1\nS 2 /r/d/.uploads/t1\nR 3 /r/d/.uploads/t1 /r/d/index.json\n"
+                   "S 4 /r/d\nW 5 /r/d/.uploads/t2\nS 6 /r/d/.uploads/t2\n"
+                   "R 7 /r/d/.uploads/t2 /r/d/index.json\nS 30 /r/d\n"
+                   "W 40 /r/d/.uploads/t3\nR 41 /r/d/.uploads/t3 /r/d/index.json\n")
+    durable_at = replay(str(log))
+    assert durable_at("/r/d/index.json", 20) == 4
+    assert durable_at("/r/d/index.json", 2) is None
+    assert durable_at("/r/d/index.json", 50) is None
