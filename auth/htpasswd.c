@@ -130,38 +130,6 @@ void zn_auth_htpasswd_table_release(zn_auth_htpasswd_table_t *t)
     t->n = 0;
 }
 
-/* Read the whole (small, bounded) file and its identity. */
-static zn_err_t read_file(const char *path, zn_buf_t *buf, struct stat *st, char *errbuf, size_t errlen)
-{
-    zn_err_t err = ZN_EIO;
-    int fd = -1;
-    char chunk[8192];
-    ssize_t r;
-
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 || fstat(fd, st) != 0) {
-        snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    while ((r = read(fd, chunk, sizeof(chunk))) != 0) {
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
-            goto done;
-        }
-        if ((err = zn_buf_append(buf, chunk, (size_t)r)) != ZN_OK) {
-            snprintf(errbuf, errlen, "%s: larger than %u bytes", path, ZN_AUTH_HTPASSWD_MAX);
-            goto done;
-        }
-    }
-    err = ZN_OK;
-done:
-    OPENSSL_cleanse(chunk, sizeof(chunk));
-    if (fd != -1)
-        close(fd);
-    return err;
-}
-
 /* What one read of the file gave: its identity, a digest of its bytes, the parsed table. */
 typedef struct loaded {
     struct stat st;
@@ -177,18 +145,21 @@ static zn_err_t load(const char *path, const uint8_t *known, loaded_t *l, bool *
     zn_err_t err;
 
     *parsed = false;
-    zn_buf_init(&buf, ZN_AUTH_HTPASSWD_MAX);
-    if ((err = read_file(path, &buf, &l->st, errbuf, errlen)) == ZN_OK) {
-        SHA256((const unsigned char *)(buf.p != NULL ? buf.p : ""), buf.len, l->digest);
-        if (known == NULL || memcmp(known, l->digest, sizeof(l->digest)) != 0) {
-            zn_auth_htpasswd_parse(path, buf.p != NULL ? buf.p : "", buf.len, &l->table);
-            *parsed = true;
-        }
+    if ((err = zn_file_read(path, ZN_AUTH_HTPASSWD_MAX, &buf, &l->st)) != ZN_OK) {
+        if (err == ZN_ETOOBIG)
+            zn_errf(errbuf, errlen, "%s: larger than %u bytes", path, ZN_AUTH_HTPASSWD_MAX);
+        else
+            zn_errf(errbuf, errlen, "%s: %s", path, strerror(errno));
+        return err;
     }
-    if (buf.p != NULL)
-        OPENSSL_cleanse(buf.p, buf.len);
+    SHA256((const unsigned char *)buf.p, buf.len, l->digest);
+    if (known == NULL || memcmp(known, l->digest, sizeof(l->digest)) != 0) {
+        zn_auth_htpasswd_parse(path, buf.p, buf.len, &l->table);
+        *parsed = true;
+    }
+    OPENSSL_cleanse(buf.p, buf.len);
     zn_buf_release(&buf);
-    return err;
+    return ZN_OK;
 }
 
 /* File timestamps are coarse (a kernel tick): a change within the same tick as the read

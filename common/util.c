@@ -129,6 +129,14 @@ static zn_err_t buf_reserve(zn_buf_t *b, size_t extra)
     return ZN_OK;
 }
 
+zn_err_t zn_buf_reserve(zn_buf_t *b, size_t extra)
+{
+    zn_err_t err = buf_reserve(b, extra);
+    if (err == ZN_OK)
+        b->p[b->len] = '\0';
+    return err;
+}
+
 zn_err_t zn_buf_append(zn_buf_t *b, const void *p, size_t n)
 {
     zn_err_t err;
@@ -160,6 +168,25 @@ zn_err_t zn_buf_printf(zn_buf_t *b, const char *fmt, ...)
     va_end(ap);
     b->len += (size_t)n;
     return ZN_OK;
+}
+
+bool zn_errf(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    if (cap == 0)
+        return false;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        buf[0] = '\0';
+        return false;
+    }
+    if ((size_t)n < cap)
+        return true;
+    if (cap > 4)
+        memcpy(buf + cap - 4, "...", 4);
+    return false;
 }
 
 char *zn_buf_detach(zn_buf_t *b, size_t *len)

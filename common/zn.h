@@ -71,6 +71,25 @@ void zn_buf_release(zn_buf_t *b);
 zn_err_t zn_buf_append(zn_buf_t *b, const void *p, size_t n);
 zn_err_t zn_buf_printf(zn_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *zn_buf_detach(zn_buf_t *b, size_t *len);
+/* Room for extra more bytes (and the NUL) without another allocation; ZN_ETOOBIG past max.
+ * Content and len are unchanged; p is NUL-terminated afterwards. */
+zn_err_t zn_buf_reserve(zn_buf_t *b, size_t extra);
+
+/* ---- whole files ----------------------------------------------------------------------- */
+
+struct stat;
+
+/* Reads the whole file at path into *out, which this initializes with zn_buf_init(out, max):
+ * on ZN_OK out->p holds out->len bytes plus a NUL (never NULL, even for an empty file) and the
+ * caller releases it with zn_buf_release(); st, if not NULL, gets the open file's fstat.
+ * Else *out is released and the result is ZN_ENOENT (no such file), ZN_ETOOBIG (more than max
+ * bytes: the file is not read past max + 1) or ZN_EIO, with errno from the failing call for a
+ * message. Blocking: for small local files only (config, htpasswd, /proc), never a blob. */
+zn_err_t zn_file_read(const char *path, size_t max, zn_buf_t *out, struct stat *st);
+
+/* An error message into buf[cap] (snprintf): one cut short ends in "..." so a reader sees
+ * it was cut, never a silently shortened text. False when cut (or cap is 0). */
+bool zn_errf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Parse a decimal unsigned integer occupying all of s, at most max. */
 zn_err_t zn_parse_u64(zn_slice_t s, uint64_t max, uint64_t *out);

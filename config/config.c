@@ -489,38 +489,6 @@ zn_err_t zn_config_parse(const char *name, const char *text, size_t len, zn_conf
     return err;
 }
 
-/* The whole file into b (at most ZN_CONFIG_FILE_MAX bytes). */
-static zn_err_t read_file(cfg_walk_t *w, const char *path, zn_buf_t *b)
-{
-    zn_err_t err = ZN_EIO;
-    char chunk[16384];
-    ssize_t n;
-    int fd;
-
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-        err = errno == ENOENT ? ZN_ENOENT : ZN_EIO;
-        cfg_fail(w, NULL, "cannot open: %s", strerror(errno));
-        return err;
-    }
-    while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            cfg_fail(w, NULL, "cannot read: %s", strerror(errno));
-            goto done;
-        }
-        if (zn_buf_append(b, chunk, (size_t)n) != ZN_OK) {
-            err = ZN_ETOOBIG;
-            cfg_fail(w, NULL, "larger than %u bytes", ZN_CONFIG_FILE_MAX);
-            goto done;
-        }
-    }
-    err = ZN_OK;
-done:
-    close(fd);
-    return err;
-}
-
 zn_err_t zn_config_load(const char *path, zn_config_t *cfg, zn_config_warn_fn warn, void *warn_data, char *errbuf, size_t errlen)
 {
     cfg_walk_t w = {path, warn, warn_data, errbuf, errlen, 0};
@@ -528,9 +496,13 @@ zn_err_t zn_config_load(const char *path, zn_config_t *cfg, zn_config_warn_fn wa
     zn_err_t err;
 
     memset(cfg, 0, sizeof(*cfg));
-    zn_buf_init(&b, ZN_CONFIG_FILE_MAX);
-    if ((err = read_file(&w, path, &b)) == ZN_OK)
+    if ((err = zn_file_read(path, ZN_CONFIG_FILE_MAX, &b, NULL)) == ZN_OK) {
         err = zn_config_parse(path, b.p, b.len, cfg, warn, warn_data, errbuf, errlen);
-    zn_buf_release(&b);
+        zn_buf_release(&b);
+    } else if (err == ZN_ETOOBIG) {
+        cfg_fail(&w, NULL, "larger than %u bytes", ZN_CONFIG_FILE_MAX);
+    } else {
+        cfg_fail(&w, NULL, "cannot %s: %s", err == ZN_ENOENT ? "open" : "read", strerror(errno));
+    }
     return err;
 }

@@ -132,23 +132,12 @@ static zn_buf_t cmdline;
 
 zn_err_t zn_pprof_cmdline_init(void)
 {
-    char chunk[4096];
-    ssize_t n;
-    zn_err_t err = ZN_OK;
-    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-    zn_buf_init(&cmdline, CMDLINE_MAX);
-    if (fd < 0)
-        return ZN_EIO;
-    while (err == ZN_OK && (n = read(fd, chunk, sizeof(chunk))) != 0) {
-        if (n < 0)
-            err = errno == EINTR ? ZN_OK : ZN_EIO;
-        else
-            err = zn_buf_append(&cmdline, chunk, (size_t)n);
-    }
-    close(fd);
+    zn_err_t err = zn_file_read("/proc/self/cmdline", CMDLINE_MAX, &cmdline, NULL);
+    if (err != ZN_OK)
+        return err;
     if (cmdline.len > 0 && cmdline.p[cmdline.len - 1] == '\0')
         cmdline.len--;
-    return err;
+    return ZN_OK;
 }
 
 static int on_cmdline(h2o_req_t *req, const zn_pprof_def_t *def)

@@ -190,26 +190,6 @@ static bool parse_maps_line(const char *p, const char *end, zn_pprof_mapping_t *
     return true;
 }
 
-static zn_err_t read_maps(zn_buf_t *b)
-{
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ZN_EIO;
-    zn_err_t err = ZN_OK;
-    char chunk[8192];
-    ssize_t n;
-    while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 || (err = zn_buf_append(b, chunk, (size_t)n)) != ZN_OK) {
-            err = err != ZN_OK ? err : ZN_EIO;
-            break;
-        }
-    }
-    close(fd);
-    return err;
-}
-
 static bool have_mapping(const zn_pprof_mapping_t *m, const char *file)
 {
     for (int i = 0; i < S.nmaps; i++) {
@@ -278,12 +258,11 @@ static void refresh(void)
     dwfl_linux_proc_report(S.dwfl, getpid());
     dwfl_report_end(S.dwfl, NULL, NULL);
 
-    zn_buf_init(&maps, MAPS_FILE_MAX);
-    if (read_maps(&maps) == ZN_OK) {
+    if (zn_file_read("/proc/self/maps", MAPS_FILE_MAX, &maps, NULL) == ZN_OK) {
         add_mappings(&maps, intern(exe), true);
         add_mappings(&maps, intern(exe), false);
+        zn_buf_release(&maps);
     }
-    zn_buf_release(&maps);
 }
 
 static int find_mapping(uintptr_t pc)

@@ -126,7 +126,7 @@ static void test_init_lookup_reload(void **state)
 
     t_tmpdir(dir);
     snprintf(path, sizeof(path), "%s/htpasswd", dir);
-    assert_int_equal(zn_auth_htpasswd_init(&h, path, err, sizeof(err)), ZN_EIO);
+    assert_int_equal(zn_auth_htpasswd_init(&h, path, err, sizeof(err)), ZN_ENOENT);
     assert_non_null(strstr(err, "No such file"));
     snprintf(text, sizeof(text), "alice:%s\nbob:%s\n", H1, H2);
     t_write(path, text);

@@ -9,6 +9,17 @@
 
 #include "common/zn.h"
 
+static void test_errf(void **state)
+{
+    char buf[8];
+    assert_true(zn_errf(buf, sizeof(buf), "%s", "1234567"));
+    assert_string_equal(buf, "1234567");
+    /* cut: says so */
+    assert_false(zn_errf(buf, sizeof(buf), "%s", "12345678"));
+    assert_string_equal(buf, "1234...");
+    assert_false(zn_errf(buf, 0, "x"));
+}
+
 static void test_buf_max(void **state)
 {
     zn_buf_t b;
@@ -44,7 +55,7 @@ static void test_parse_u64(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_max),
+        cmocka_unit_test(test_buf_max), cmocka_unit_test(test_errf),
         cmocka_unit_test(test_parse_u64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
