@@ -75,6 +75,39 @@ char *zn_buf_detach(zn_buf_t *b, size_t *len);
  * Content and len are unchanged; p is NUL-terminated afterwards. */
 zn_err_t zn_buf_reserve(zn_buf_t *b, size_t extra);
 
+/* ---- hash table ------------------------------------------------------------------------- */
+
+/* (hash, value) pairs; the caller hashes its key (zn_hash) and resolves collisions with eq(),
+ * so keys and values may be of any shape: a value is the caller's - a pointer cast to
+ * uintptr_t, or an index into its own array. The table never owns, copies or frees what a
+ * value points to. No lock: the owner guards it. Dies on OOM. */
+typedef struct zn_htab_slot {
+    uint64_t hash; /* 0 = free */
+    uintptr_t val;
+} zn_htab_slot_t;
+typedef struct zn_htab {
+    zn_htab_slot_t *slots;
+    size_t cap, n; /* n entries in cap slots */
+} zn_htab_t;
+/* True when val is the entry the lookup's ctx describes. */
+typedef bool (*zn_htab_eq_fn)(void *ctx, uintptr_t val);
+
+/* _init: empty, allocates nothing. _release: frees the slots (not what values point to). */
+void zn_htab_init(zn_htab_t *h);
+void zn_htab_release(zn_htab_t *h);
+/* True if an entry with this hash satisfies eq(ctx, value); its value into *val (may be NULL). */
+bool zn_htab_find(const zn_htab_t *h, uint64_t hash, zn_htab_eq_fn eq, void *ctx, uintptr_t *val);
+/* Adds an entry; the caller has checked that its key is not in the table yet. */
+void zn_htab_insert(zn_htab_t *h, uint64_t hash, uintptr_t val);
+/* Removes the entry find() would give, its value into *val (may be NULL); false if none. */
+bool zn_htab_delete(zn_htab_t *h, uint64_t hash, zn_htab_eq_fn eq, void *ctx, uintptr_t *val);
+/* Iteration in slot order: size_t pos = 0; while (zn_htab_next(h, &pos, &v)) ...; the table
+ * must not change during it. */
+bool zn_htab_next(const zn_htab_t *h, size_t *pos, uintptr_t *val);
+/* A 64-bit hash of n bytes (FNV-1a, then mixed: every bit usable); not cryptographic, so a
+ * table keyed by network input also caps its size. */
+uint64_t zn_hash(const void *p, size_t n, uint64_t seed);
+
 /* ---- whole files ----------------------------------------------------------------------- */
 
 struct stat;

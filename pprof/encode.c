@@ -32,15 +32,15 @@ struct mapping_flags {
 struct enc {
     const zn_pprof_profile_t *p;
     /* strings */
-    zn_pprof_htab_t str_index;
+    zn_htab_t str_index;
     const char **strs;
     size_t nstrs, cap_strs;
     /* locations: one per distinct address */
-    zn_pprof_htab_t loc_index;
+    zn_htab_t loc_index;
     zn_pprof_sym_t *syms;
     size_t nlocs, cap_locs;
     /* functions */
-    zn_pprof_htab_t fn_index;
+    zn_htab_t fn_index;
     pb_function_t *fns;
     size_t nfns, cap_fns;
     struct mapping_flags *mflags;
@@ -53,7 +53,7 @@ struct str_probe {
     const char *s;
 };
 
-static bool str_eq(void *ctx, uint32_t i)
+static bool str_eq(void *ctx, uintptr_t i)
 {
     struct str_probe *k = ctx;
     return strcmp(k->e->strs[i], k->s) == 0;
@@ -62,16 +62,16 @@ static bool str_eq(void *ctx, uint32_t i)
 static int64_t str_id(struct enc *e, const char *s)
 {
     struct str_probe k = {e, s != NULL ? s : ""};
-    uint64_t h = zn_pprof_hash(k.s, strlen(k.s), 7);
-    int64_t i = zn_pprof_htab_find(&e->str_index, h, str_eq, &k);
-    if (i >= 0)
-        return i;
+    uint64_t h = zn_hash(k.s, strlen(k.s), 7);
+    uintptr_t i;
+    if (zn_htab_find(&e->str_index, h, str_eq, &k, &i))
+        return (int64_t)i;
     if (e->nstrs == e->cap_strs) {
         e->cap_strs = e->cap_strs == 0 ? 256 : e->cap_strs * 2;
         e->strs = zn_realloc(e->strs, e->cap_strs * sizeof(*e->strs));
     }
     e->strs[e->nstrs] = k.s;
-    zn_pprof_htab_insert(&e->str_index, h, (uint32_t)e->nstrs);
+    zn_htab_insert(&e->str_index, h, (uint32_t)e->nstrs);
     return (int64_t)e->nstrs++;
 }
 
@@ -80,7 +80,7 @@ struct addr_probe {
     uintptr_t pc;
 };
 
-static bool loc_eq(void *ctx, uint32_t i)
+static bool loc_eq(void *ctx, uintptr_t i)
 {
     struct addr_probe *k = ctx;
     return k->e->syms[i].pc == k->pc;
@@ -90,16 +90,16 @@ static bool loc_eq(void *ctx, uint32_t i)
 static uint64_t loc_id(struct enc *e, uintptr_t pc)
 {
     struct addr_probe k = {e, pc};
-    uint64_t h = zn_pprof_hash(&pc, sizeof(pc), 3);
-    int64_t i = zn_pprof_htab_find(&e->loc_index, h, loc_eq, &k);
-    if (i >= 0)
+    uint64_t h = zn_hash(&pc, sizeof(pc), 3);
+    uintptr_t i;
+    if (zn_htab_find(&e->loc_index, h, loc_eq, &k, &i))
         return (uint64_t)i + 1;
     if (e->nlocs == e->cap_locs) {
         e->cap_locs = e->cap_locs == 0 ? 256 : e->cap_locs * 2;
         e->syms = zn_realloc(e->syms, e->cap_locs * sizeof(*e->syms));
     }
     zn_pprof_sym_lookup(pc, &e->syms[e->nlocs]);
-    zn_pprof_htab_insert(&e->loc_index, h, (uint32_t)e->nlocs);
+    zn_htab_insert(&e->loc_index, h, (uint32_t)e->nlocs);
     return ++e->nlocs;
 }
 
@@ -108,7 +108,7 @@ struct fn_probe {
     int64_t name, file, start_line;
 };
 
-static bool fn_eq(void *ctx, uint32_t i)
+static bool fn_eq(void *ctx, uintptr_t i)
 {
     struct fn_probe *k = ctx;
     const pb_function_t *f = &k->e->fns[i];
@@ -119,9 +119,9 @@ static uint64_t fn_id(struct enc *e, const zn_pprof_frame_t *fr)
 {
     struct fn_probe k = {e, str_id(e, fr->func), str_id(e, fr->file), fr->start_line};
     int64_t key[3] = {k.name, k.file, k.start_line};
-    uint64_t h = zn_pprof_hash(key, sizeof(key), 5);
-    int64_t i = zn_pprof_htab_find(&e->fn_index, h, fn_eq, &k);
-    if (i >= 0)
+    uint64_t h = zn_hash(key, sizeof(key), 5);
+    uintptr_t i;
+    if (zn_htab_find(&e->fn_index, h, fn_eq, &k, &i))
         return (uint64_t)i + 1;
     if (e->nfns == e->cap_fns) {
         e->cap_fns = e->cap_fns == 0 ? 256 : e->cap_fns * 2;
@@ -133,7 +133,7 @@ static uint64_t fn_id(struct enc *e, const zn_pprof_frame_t *fr)
     f->name = f->system_name = k.name;
     f->filename = k.file;
     f->start_line = k.start_line;
-    zn_pprof_htab_insert(&e->fn_index, h, (uint32_t)e->nfns);
+    zn_htab_insert(&e->fn_index, h, (uint32_t)e->nfns);
     return ++e->nfns;
 }
 
@@ -314,9 +314,9 @@ static void fill_header(struct enc *e, struct pb *b)
 
 static void enc_release(struct enc *e)
 {
-    zn_pprof_htab_release(&e->str_index);
-    zn_pprof_htab_release(&e->loc_index);
-    zn_pprof_htab_release(&e->fn_index);
+    zn_htab_release(&e->str_index);
+    zn_htab_release(&e->loc_index);
+    zn_htab_release(&e->fn_index);
     free(e->strs);
     free(e->syms);
     free(e->fns);

@@ -122,7 +122,7 @@ static void *grow(void *arr, uint32_t *cap, size_t elem)
 static uint32_t bucket_of(const uintptr_t *pcs, uint32_t depth, int thread, const char *route, const char *repo)
 {
     uint64_t seed = (uint64_t)(thread + 1) ^ ((uint64_t)(uintptr_t)route * 31) ^ ((uint64_t)(uintptr_t)repo * 131);
-    uint64_t h = zn_pprof_hash(pcs, depth * sizeof(*pcs), seed);
+    uint64_t h = zn_hash(pcs, depth * sizeof(*pcs), seed);
     for (uint32_t i = H.bheads[h % BUCKET_HEADS]; i != 0; i = H.buckets[i - 1].next) {
         bucket_t *b = &H.buckets[i - 1];
         if (b->hash == h && b->thread == thread && b->route == route && b->repo == repo && b->depth == depth &&

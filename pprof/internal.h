@@ -102,23 +102,6 @@ typedef struct zn_pprof_listener {
 /* NULL-terminated, in registry.c. */
 extern const zn_pprof_listener_t *const zn_pprof_listeners[];
 
-/* ---- hash index (htab.c) ------------------------------------------------------------------- */
-
-/* Maps a 64-bit hash to indexes into the caller's own array; the caller resolves collisions
- * with eq(). Open addressing, grows at 1/2 load. Dies on OOM. */
-typedef struct zn_pprof_htab {
-    uint64_t *hashes;
-    uint32_t *slots; /* index + 1, 0 = empty */
-    size_t cap, n;
-} zn_pprof_htab_t;
-void zn_pprof_htab_init(zn_pprof_htab_t *h);
-void zn_pprof_htab_release(zn_pprof_htab_t *h);
-/* The index of an entry with this hash for which eq(ctx, index) holds, or -1. */
-int64_t zn_pprof_htab_find(const zn_pprof_htab_t *h, uint64_t hash, bool (*eq)(void *ctx, uint32_t index), void *ctx);
-void zn_pprof_htab_insert(zn_pprof_htab_t *h, uint64_t hash, uint32_t index);
-/* A 64-bit hash of n bytes (not cryptographic). */
-uint64_t zn_pprof_hash(const void *p, size_t n, uint64_t seed);
-
 /* ---- symbolizer (symbol.c) ----------------------------------------------------------------- */
 
 typedef struct zn_pprof_frame {

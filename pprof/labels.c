@@ -15,12 +15,12 @@
 
 static struct {
     zn_mutex_t lock;
-    zn_pprof_htab_t index;
+    zn_htab_t index;
     char **strs;
     size_t n, cap;
 } L = {.lock = ZN_MUTEX_INITIALIZER("pprof labels")};
 
-static bool label_eq(void *ctx, uint32_t i)
+static bool label_eq(void *ctx, uintptr_t i)
 {
     return strcmp(L.strs[i], ctx) == 0;
 }
@@ -30,10 +30,10 @@ const char *zn_pprof_label_intern(const char *s)
     if (s == NULL)
         return NULL;
     const char *out = "other";
-    uint64_t h = zn_pprof_hash(s, strlen(s), 7);
+    uint64_t h = zn_hash(s, strlen(s), 7);
     zn_mutex_lock(&L.lock);
-    int64_t i = zn_pprof_htab_find(&L.index, h, label_eq, (void *)s);
-    if (i >= 0) {
+    uintptr_t i;
+    if (zn_htab_find(&L.index, h, label_eq, (void *)s, &i)) {
         out = L.strs[i];
     } else if (L.n < LABELS_DISTINCT_MAX) {
         if (L.n == L.cap) {
@@ -41,7 +41,7 @@ const char *zn_pprof_label_intern(const char *s)
             L.strs = zn_realloc(L.strs, L.cap * sizeof(*L.strs));
         }
         L.strs[L.n] = zn_strdup(s);
-        zn_pprof_htab_insert(&L.index, h, (uint32_t)L.n);
+        zn_htab_insert(&L.index, h, (uint32_t)L.n);
         out = L.strs[L.n++];
     }
     zn_mutex_unlock(&L.lock);

@@ -36,7 +36,7 @@ typedef struct table {
     size_t npcs, cap_pcs;
     bucket_t *b;
     size_t nb, cap_b;
-    zn_pprof_htab_t index;
+    zn_htab_t index;
 } table_t;
 
 #define BUCKETS_MAX 65536 /* past this, new stacks are not recorded (a leak guard) */
@@ -64,7 +64,7 @@ struct key {
     const char *route, *repo;
 };
 
-static bool bucket_eq(void *ctx, uint32_t i)
+static bool bucket_eq(void *ctx, uintptr_t i)
 {
     const struct key *k = ctx;
     const bucket_t *b = &k->t->b[i];
@@ -88,7 +88,7 @@ static bucket_t *bucket_add(table_t *t, uint64_t h, const struct key *k)
         memcpy(t->pcs + t->npcs, k->pcs, k->n * sizeof(*k->pcs));
     t->b[t->nb] = (bucket_t){(uint32_t)t->npcs, k->n, k->thread, k->route, k->repo, 0, 0};
     t->npcs += k->n;
-    zn_pprof_htab_insert(&t->index, h, (uint32_t)t->nb);
+    zn_htab_insert(&t->index, h, (uint32_t)t->nb);
     return &t->b[t->nb++];
 }
 
@@ -102,11 +102,11 @@ static void record(table_t *t, uintptr_t anchor, double count, int64_t delay)
         return;
     in_hook = true;
     k.n = (uint32_t)zn_trace_capture(pcs, ZN_TRACE_STACK_MAX, anchor);
-    uint64_t h = zn_pprof_hash(pcs, k.n * sizeof(*pcs),
+    uint64_t h = zn_hash(pcs, k.n * sizeof(*pcs),
                                (uint64_t)k.thread ^ ((uint64_t)(uintptr_t)k.route * 31) ^ ((uint64_t)(uintptr_t)k.repo * 131));
     pthread_mutex_lock(&t->lock);
-    int64_t i = zn_pprof_htab_find(&t->index, h, bucket_eq, &k);
-    bucket_t *b = i >= 0 ? &t->b[i] : bucket_add(t, h, &k);
+    uintptr_t i;
+    bucket_t *b = zn_htab_find(&t->index, h, bucket_eq, &k, &i) ? &t->b[i] : bucket_add(t, h, &k);
     if (b != NULL) {
         b->count += count;
         b->delay += delay;

@@ -99,11 +99,11 @@ static bool sample_same(const zn_pprof_profile_t *pa, const zn_pprof_sample_t *a
 
 static uint64_t sample_hash(const zn_pprof_profile_t *p, const zn_pprof_sample_t *s)
 {
-    uint64_t h = zn_pprof_hash(zn_pprof_sample_pcs(p, s), s->depth * sizeof(uintptr_t), s->nlabels);
+    uint64_t h = zn_hash(zn_pprof_sample_pcs(p, s), s->depth * sizeof(uintptr_t), s->nlabels);
     for (uint32_t i = 0; i < s->nlabels; i++) {
         const zn_pprof_label_t *l = &s->labels[i];
         const char *v = l->str != NULL ? l->str : "";
-        h = zn_pprof_hash(v, strlen(v), h ^ (uint64_t)l->num);
+        h = zn_hash(v, strlen(v), h ^ (uint64_t)l->num);
     }
     return h;
 }
@@ -113,25 +113,25 @@ struct match {
     const zn_pprof_sample_t *probe;
 };
 
-static bool match_eq(void *ctx, uint32_t i)
+static bool match_eq(void *ctx, uintptr_t i)
 {
     struct match *m = ctx;
     return sample_same(m->in, &m->in->samples[i], m->probe_p, m->probe);
 }
 
 /* Folds `add` (scaled by sign) into out, which is indexed by idx. */
-static void fold(zn_pprof_profile_t *out, zn_pprof_htab_t *idx, const zn_pprof_profile_t *from,
+static void fold(zn_pprof_profile_t *out, zn_htab_t *idx, const zn_pprof_profile_t *from,
                  const zn_pprof_sample_t *add, int sign)
 {
     struct match m = {out, from, add};
     uint64_t h = sample_hash(from, add);
-    int64_t i = zn_pprof_htab_find(idx, h, match_eq, &m);
-    if (i < 0) {
+    uintptr_t i;
+    if (!zn_htab_find(idx, h, match_eq, &m, &i)) {
         int64_t v[ZN_PPROF_VALUES_MAX];
         for (size_t k = 0; k < out->kind->nvalues; k++)
             v[k] = sign * add->values[k];
         zn_pprof_profile_add(out, zn_pprof_sample_pcs(from, add), add->depth, v, add->labels, add->nlabels);
-        zn_pprof_htab_insert(idx, h, (uint32_t)(out->nsamples - 1));
+        zn_htab_insert(idx, h, (uint32_t)(out->nsamples - 1));
         return;
     }
     for (size_t k = 0; k < out->kind->nvalues; k++)
@@ -165,14 +165,14 @@ static void take_samples(zn_pprof_profile_t *p, zn_pprof_profile_t *merged)
 static void merge_into(zn_pprof_profile_t *p, const zn_pprof_profile_t *p0)
 {
     zn_pprof_profile_t merged;
-    zn_pprof_htab_t idx;
+    zn_htab_t idx;
     zn_pprof_profile_init(&merged, p->kind);
-    zn_pprof_htab_init(&idx);
+    zn_htab_init(&idx);
     for (size_t i = 0; i < p->nsamples; i++)
         fold(&merged, &idx, p, &p->samples[i], 1);
     for (size_t i = 0; p0 != NULL && i < p0->nsamples; i++)
         fold(&merged, &idx, p0, &p0->samples[i], -1);
-    zn_pprof_htab_release(&idx);
+    zn_htab_release(&idx);
     take_samples(p, &merged);
 }
 

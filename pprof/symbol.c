@@ -39,13 +39,13 @@ static struct {
     zn_mutex_t lock; /* guards everything below but maps/nmaps readers */
     Dwfl *dwfl;
     uint64_t refreshed_ns;
-    zn_pprof_htab_t str_index;
+    zn_htab_t str_index;
     char **strs;
     size_t nstrs, cap_strs;
-    zn_pprof_htab_t cache_index;
+    zn_htab_t cache_index;
     zn_pprof_sym_t *cache;
     size_t ncache, cap_cache;
-    zn_pprof_htab_t alias_index; /* function start -> aliases[] */
+    zn_htab_t alias_index; /* function start -> aliases[] */
     struct alias {
         uintptr_t start;
         const char *name; /* interned, no @VERSION */
@@ -63,7 +63,7 @@ struct str_key {
     size_t n;
 };
 
-static bool str_eq(void *ctx, uint32_t i)
+static bool str_eq(void *ctx, uintptr_t i)
 {
     struct str_key *k = ctx;
     return strncmp(S.strs[i], k->s, k->n) == 0 && S.strs[i][k->n] == '\0';
@@ -72,16 +72,16 @@ static bool str_eq(void *ctx, uint32_t i)
 static const char *intern_n(const char *s, size_t n)
 {
     struct str_key k = {s, n};
-    uint64_t h = zn_pprof_hash(s, n, 0);
-    int64_t i = zn_pprof_htab_find(&S.str_index, h, str_eq, &k);
-    if (i >= 0)
+    uint64_t h = zn_hash(s, n, 0);
+    uintptr_t i;
+    if (zn_htab_find(&S.str_index, h, str_eq, &k, &i))
         return S.strs[i];
     if (S.nstrs == S.cap_strs) {
         S.cap_strs = S.cap_strs == 0 ? 256 : S.cap_strs * 2;
         S.strs = zn_realloc(S.strs, S.cap_strs * sizeof(*S.strs));
     }
     S.strs[S.nstrs] = zn_slice_dup(zn_slice(s, n));
-    zn_pprof_htab_insert(&S.str_index, h, (uint32_t)S.nstrs);
+    zn_htab_insert(&S.str_index, h, (uint32_t)S.nstrs);
     return S.strs[S.nstrs++];
 }
 
@@ -297,7 +297,7 @@ struct pc_key {
     uintptr_t pc;
 };
 
-static bool alias_eq(void *ctx, uint32_t i)
+static bool alias_eq(void *ctx, uintptr_t i)
 {
     return S.aliases[i].start == ((struct pc_key *)ctx)->pc;
 }
@@ -386,9 +386,9 @@ static bool better_alias(const char *a, int ba, const char *b, int bb)
 static const char *preferred_alias(Dwfl_Module *mod, uintptr_t start, const char *fallback)
 {
     struct pc_key k = {start};
-    uint64_t h = zn_pprof_hash(&start, sizeof(start), 2);
-    int64_t i = zn_pprof_htab_find(&S.alias_index, h, alias_eq, &k);
-    if (i >= 0)
+    uint64_t h = zn_hash(&start, sizeof(start), 2);
+    uintptr_t i;
+    if (zn_htab_find(&S.alias_index, h, alias_eq, &k, &i))
         return S.aliases[i].name;
 
     const char *best = NULL;
@@ -413,7 +413,7 @@ static const char *preferred_alias(Dwfl_Module *mod, uintptr_t start, const char
         S.aliases = zn_realloc(S.aliases, S.cap_aliases * sizeof(*S.aliases));
     }
     S.aliases[S.naliases] = (struct alias){start, name};
-    zn_pprof_htab_insert(&S.alias_index, h, (uint32_t)S.naliases++);
+    zn_htab_insert(&S.alias_index, h, (uint32_t)S.naliases++);
     return name;
 }
 
@@ -458,7 +458,7 @@ static void symbolize(uintptr_t pc, zn_pprof_sym_t *out)
     }
 }
 
-static bool cache_eq(void *ctx, uint32_t i)
+static bool cache_eq(void *ctx, uintptr_t i)
 {
     return S.cache[i].pc == ((struct pc_key *)ctx)->pc;
 }
@@ -466,11 +466,11 @@ static bool cache_eq(void *ctx, uint32_t i)
 void zn_pprof_sym_lookup(uintptr_t pc, zn_pprof_sym_t *out)
 {
     struct pc_key k = {pc};
-    uint64_t h = zn_pprof_hash(&pc, sizeof(pc), 1);
+    uint64_t h = zn_hash(&pc, sizeof(pc), 1);
 
     zn_mutex_lock(&S.lock);
-    int64_t i = zn_pprof_htab_find(&S.cache_index, h, cache_eq, &k);
-    if (i >= 0) {
+    uintptr_t i;
+    if (zn_htab_find(&S.cache_index, h, cache_eq, &k, &i)) {
         *out = S.cache[i];
         goto done;
     }
@@ -484,7 +484,7 @@ void zn_pprof_sym_lookup(uintptr_t pc, zn_pprof_sym_t *out)
         S.cache = zn_realloc(S.cache, S.cap_cache * sizeof(*S.cache));
     }
     S.cache[S.ncache] = *out;
-    zn_pprof_htab_insert(&S.cache_index, h, (uint32_t)S.ncache++);
+    zn_htab_insert(&S.cache_index, h, (uint32_t)S.ncache++);
 done:
     zn_mutex_unlock(&S.lock);
 }

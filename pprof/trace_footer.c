@@ -30,7 +30,7 @@ typedef struct names {
     const char **keys;
     uint64_t *ids;
     size_t n, cap;
-    zn_pprof_htab_t index;
+    zn_htab_t index;
     zn_buf_t *out;
     zn_err_t err;
 } names_t;
@@ -40,7 +40,7 @@ struct name_key {
     const char *s;
 };
 
-static bool name_eq(void *ctx, uint32_t i)
+static bool name_eq(void *ctx, uintptr_t i)
 {
     const struct name_key *k = ctx;
     return k->t->keys[i] == k->s;
@@ -52,9 +52,9 @@ static uint64_t name_id(names_t *t, const char *s)
     if (s == NULL || s[0] == '\0')
         return 0;
     struct name_key k = {t, s};
-    uint64_t h = zn_pprof_hash(&s, sizeof(s), 0);
-    int64_t i = zn_pprof_htab_find(&t->index, h, name_eq, &k);
-    if (i >= 0)
+    uint64_t h = zn_hash(&s, sizeof(s), 0);
+    uintptr_t i;
+    if (zn_htab_find(&t->index, h, name_eq, &k, &i))
         return t->ids[i];
     if (t->n == t->cap) {
         t->cap = t->cap == 0 ? 256 : t->cap * 2;
@@ -64,7 +64,7 @@ static uint64_t name_id(names_t *t, const char *s)
     uint64_t id = atomic_fetch_add(&S.next_string, 1);
     t->keys[t->n] = s;
     t->ids[t->n] = id;
-    zn_pprof_htab_insert(&t->index, h, (uint32_t)t->n++);
+    zn_htab_insert(&t->index, h, (uint32_t)t->n++);
     zn_err_t err = zn_trace_put_string(t->out, id, s, strlen(s));
     if (err != ZN_OK && t->err == ZN_OK)
         t->err = err;
@@ -146,7 +146,7 @@ done:
         zn_log(ZN_LOG_ERROR, "trace: footer too large, trace cut", ZN_LSTR("error", zn_err_str(err)));
     free(nm.keys);
     free(nm.ids);
-    zn_pprof_htab_release(&nm.index);
+    zn_htab_release(&nm.index);
     zn_buf_release(&out);
     return c;
 }

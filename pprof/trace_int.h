@@ -31,7 +31,7 @@ typedef struct zn_trace_stktab {
         uint32_t off, n;
     } * ents;
     size_t nents, cap_ents;
-    zn_pprof_htab_t index;
+    zn_htab_t index;
 } zn_trace_stktab_t;
 
 #define ZN_TRACE_STKTAB_MAX (1u << 20) /* stacks per thread; ids must fit 32 bits for Go 1.22+ */

@@ -18,7 +18,7 @@ void zn_trace_stktab_reset(zn_trace_stktab_t *t)
 {
     free(t->pcs);
     free(t->ents);
-    zn_pprof_htab_release(&t->index);
+    zn_htab_release(&t->index);
     memset(t, 0, sizeof(*t));
 }
 
@@ -28,7 +28,7 @@ struct key {
     uint32_t n;
 };
 
-static bool eq(void *ctx, uint32_t i)
+static bool eq(void *ctx, uintptr_t i)
 {
     const struct key *k = ctx;
     const struct zn_trace_stkent *e = &k->t->ents[i];
@@ -50,16 +50,16 @@ static uint32_t add(zn_trace_stktab_t *t, uint64_t h, const uintptr_t *pcs, uint
     memcpy(t->pcs + t->npcs, pcs, n * sizeof(*pcs));
     t->ents[t->nents] = (struct zn_trace_stkent){(uint32_t)t->npcs, n};
     t->npcs += n;
-    zn_pprof_htab_insert(&t->index, h, (uint32_t)t->nents);
+    zn_htab_insert(&t->index, h, (uint32_t)t->nents);
     return (uint32_t)t->nents++;
 }
 
 uint32_t zn_trace_stktab_intern(zn_trace_stktab_t *t, const uintptr_t *pcs, uint32_t n)
 {
     struct key k = {t, pcs, n};
-    uint64_t h = zn_pprof_hash(pcs, n * sizeof(*pcs), n);
-    int64_t i = zn_pprof_htab_find(&t->index, h, eq, &k);
-    if (i >= 0)
+    uint64_t h = zn_hash(pcs, n * sizeof(*pcs), n);
+    uintptr_t i;
+    if (zn_htab_find(&t->index, h, eq, &k, &i))
         return (uint32_t)i;
     if (t->nents >= ZN_TRACE_STKTAB_MAX)
         return UINT32_MAX;
