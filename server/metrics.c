@@ -54,14 +54,14 @@ typedef struct repo_stat {
 } repo_stat_t;
 
 typedef struct repo_entry {
-    char *name; /* NULL = free slot */
     repo_stat_t s;
+    size_t len;
+    char name[]; /* NUL-terminated */
 } repo_entry_t;
 
-/* Open-addressing table name -> stats; its owner's lock guards it. */
+/* name -> stats: entries owned by the table, indexed by a zn_htab; its owner's lock guards it. */
 typedef struct repo_table {
-    repo_entry_t *slots;
-    size_t cap, count;
+    zn_htab_t index; /* values: repo_entry_t * */
 } repo_table_t;
 
 typedef struct counters {
@@ -99,61 +99,48 @@ static _Atomic uint64_t last_id;
 
 /* ---- repository table --------------------------------------------------------------------- */
 
-static size_t hash(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
-    return (size_t)h;
-}
+struct name_key {
+    const char *p;
+    size_t n;
+};
 
-static repo_entry_t *table_find(repo_table_t *t, const char *name, size_t n)
+static bool name_eq(void *ctx, uintptr_t v)
 {
-    if (t->cap == 0)
-        return NULL;
-    for (size_t i = hash(name, n) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
-        repo_entry_t *e = &t->slots[i];
-        if (e->name == NULL || (strncmp(e->name, name, n) == 0 && e->name[n] == '\0'))
-            return e;
-    }
-}
-
-static void table_grow(repo_table_t *t)
-{
-    repo_table_t bigger = {zn_calloc(t->cap ? t->cap * 2 : 16, sizeof(repo_entry_t)), t->cap ? t->cap * 2 : 16, 0};
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slots[i].name != NULL) {
-            *table_find(&bigger, t->slots[i].name, strlen(t->slots[i].name)) = t->slots[i];
-            bigger.count++;
-        }
-    free(t->slots);
-    *t = bigger;
+    const struct name_key *k = ctx;
+    const repo_entry_t *e = (const repo_entry_t *)v;
+    return e->len == k->n && memcmp(e->name, k->p, k->n) == 0;
 }
 
 /* The stats of `name` (n bytes), added if missing; NULL when max names are already held. */
 static repo_stat_t *table_get(repo_table_t *t, const char *name, size_t n, size_t max)
 {
-    repo_entry_t *e = table_find(t, name, n);
-    if (e != NULL && e->name != NULL)
-        return &e->s;
-    if (t->count >= max)
+    struct name_key k = {name, n};
+    uint64_t h = zn_hash(name, n, 0);
+    uintptr_t v;
+    if (zn_htab_find(&t->index, h, name_eq, &k, &v))
+        return &((repo_entry_t *)v)->s;
+    if (t->index.n >= max)
         return NULL;
-    if ((t->count + 1) * 10 > t->cap * 7) {
-        table_grow(t);
-        e = table_find(t, name, n);
-    }
-    e->name = zn_slice_dup(zn_slice(name, n));
-    memset(&e->s, 0, sizeof(e->s));
-    t->count++;
+    repo_entry_t *e = zn_calloc(1, sizeof(*e) + n + 1);
+    memcpy(e->name, name, n);
+    e->len = n;
+    zn_htab_insert(&t->index, h, (uintptr_t)e);
     return &e->s;
+}
+
+/* The next entry of an iteration started with pos = 0, or NULL at the end. */
+static repo_entry_t *table_next(const repo_table_t *t, size_t *pos)
+{
+    uintptr_t v;
+    return zn_htab_next(&t->index, pos, &v) ? (repo_entry_t *)v : NULL;
 }
 
 static void table_release(repo_table_t *t)
 {
-    for (size_t i = 0; i < t->cap; i++)
-        free(t->slots[i].name);
-    free(t->slots);
-    memset(t, 0, sizeof(*t));
+    size_t pos = 0;
+    for (repo_entry_t *e; (e = table_next(t, &pos)) != NULL;)
+        free(e);
+    zn_htab_release(&t->index);
 }
 
 /* ---- collection ------------------------------------------------------------------------------ */
@@ -278,11 +265,9 @@ static void merge_shard(snapshot_t *snap, shard_t *s)
             snap->c.buckets[i][b] += s->c.buckets[i][b];
         snap->c.lat_sum[i] += s->c.lat_sum[i];
     }
-    for (size_t i = 0; i < s->c.repos.cap; i++) {
-        repo_entry_t *e = &s->c.repos.slots[i];
-        if (e->name == NULL)
-            continue;
-        repo_stat_t *r = table_get(&snap->c.repos, e->name, strlen(e->name), SIZE_MAX);
+    size_t pos = 0;
+    for (repo_entry_t *e; (e = table_next(&s->c.repos, &pos)) != NULL;) {
+        repo_stat_t *r = table_get(&snap->c.repos, e->name, e->len, SIZE_MAX);
         r->uploads += e->s.uploads;
         r->downloads += e->s.downloads;
         r->lat_count += e->s.lat_count;
@@ -303,11 +288,11 @@ static void snapshot_take(zn_metrics_t *m, snapshot_t *snap)
     memset(snap, 0, sizeof(*snap));
     for (size_t i = 0, n = atomic_load(&m->nshards); i < n; i++)
         merge_shard(snap, m->shards[i]);
-    snap->sorted = zn_calloc(snap->c.repos.count + 1, sizeof(repo_entry_t *));
-    for (size_t i = 0, j = 0; i < snap->c.repos.cap; i++)
-        if (snap->c.repos.slots[i].name != NULL)
-            snap->sorted[j++] = &snap->c.repos.slots[i];
-    qsort(snap->sorted, snap->c.repos.count, sizeof(repo_entry_t *), by_name);
+    snap->sorted = zn_calloc(snap->c.repos.index.n + 1, sizeof(repo_entry_t *));
+    size_t pos = 0, j = 0;
+    for (repo_entry_t *e; (e = table_next(&snap->c.repos, &pos)) != NULL;)
+        snap->sorted[j++] = e;
+    qsort(snap->sorted, j, sizeof(repo_entry_t *), by_name);
 }
 
 static void snapshot_release(snapshot_t *snap)
@@ -431,17 +416,17 @@ static void render_method_latency(out_t *o, const snapshot_t *snap)
 static void render_repos(out_t *o, const snapshot_t *snap)
 {
     out_header(o, "zot_http_repo_latency_seconds", "summary", "Latency of serving HTTP requests");
-    for (size_t i = 0; i < snap->c.repos.count; i++) {
+    for (size_t i = 0; i < snap->c.repos.index.n; i++) {
         const repo_entry_t *e = snap->sorted[i];
         out_sample(o, "zot_http_repo_latency_seconds_sum", "repo", e->name, e->s.lat_sum);
         out_sample(o, "zot_http_repo_latency_seconds_count", "repo", e->name, e->s.lat_count);
     }
     out_header(o, "zot_repo_downloads_total", "counter", "Total number times an image was downloaded");
-    for (size_t i = 0; i < snap->c.repos.count; i++)
+    for (size_t i = 0; i < snap->c.repos.index.n; i++)
         if (snap->sorted[i]->s.downloads != 0)
             out_sample(o, "zot_repo_downloads_total", "repo", snap->sorted[i]->name, (double)snap->sorted[i]->s.downloads);
     out_header(o, "zot_repo_uploads_total", "counter", "Total number times an image was uploaded");
-    for (size_t i = 0; i < snap->c.repos.count; i++)
+    for (size_t i = 0; i < snap->c.repos.index.n; i++)
         if (snap->sorted[i]->s.uploads != 0)
             out_sample(o, "zot_repo_uploads_total", "repo", snap->sorted[i]->name, snap->sorted[i]->s.uploads);
 }
@@ -451,11 +436,11 @@ static void render_storage(zn_metrics_t *m, out_t *o, const snapshot_t *snap)
 {
     out_header(o, "zot_repo_storage_bytes", "gauge", "Storage used per zot repo");
     zn_mutex_lock(&m->scrape_lock);
-    for (size_t i = 0; i < snap->c.repos.count; i++) {
+    for (size_t i = 0; i < snap->c.repos.index.n; i++) {
         const repo_entry_t *e = snap->sorted[i];
         if (e->s.writes == 0)
             continue;
-        repo_stat_t *c = table_get(&m->usage, e->name, strlen(e->name), SIZE_MAX);
+        repo_stat_t *c = table_get(&m->usage, e->name, e->len, SIZE_MAX);
         if (c->writes != e->s.writes) {
             zn_err_t err = zn_storage_repo_usage(m->root, e->name, &c->bytes);
             /* a deleted repository is simply no longer reported; retry an I/O error next time */
