@@ -4,7 +4,6 @@
  *   htpasswd.c  the user table read from http.auth.htpasswd.path, re-read when the file changes
  *   verify.c    checking a password against one stored hash (bcrypt, SHA-crypt, argon2id)
  *   cache.c     verified credentials keyed by HMAC(user, password), bounded, with a TTL
- *   glob.c      doublestar globs for accessControl.repositories keys
  *   policy.c    zot's authorization rules on the config structs
  *   basic.c     parsing "Authorization: Basic ..."
  *   token.c     bearer tokens (minted and checked; the key lives with the caller)
@@ -144,38 +143,12 @@ void zn_auth_cache_clear(zn_auth_cache_t *c);
 /* Live entries (tests, metrics). */
 size_t zn_auth_cache_count(zn_auth_cache_t *c);
 
-/* ---- globs (glob.c) ------------------------------------------------------------------------ */
-
-/* One brace-free alternative of a pattern, split at '/' (outside classes). */
-typedef struct zn_auth_glob_alt {
-    char *pat;        /* NUL-terminated; segs point into it */
-    zn_slice_t *segs;
-    size_t nsegs;
-} zn_auth_glob_alt_t;
-
-/* A compiled doublestar pattern: the brace alternatives expanded, each split in segments. */
-typedef struct zn_auth_glob {
-    zn_auth_glob_alt_t *alts;
-    size_t nalts;
-} zn_auth_glob_t;
-
-#define ZN_AUTH_GLOB_ALTS_MAX 256
-
-/* Compile pattern. ZN_EINVAL for a bad pattern (unclosed '[' or '{', trailing '\'),
- * ZN_ETOOBIG when braces expand past ZN_AUTH_GLOB_ALTS_MAX. On ZN_OK the caller releases g. */
-zn_err_t zn_auth_glob_compile(const char *pattern, zn_auth_glob_t *g);
-void zn_auth_glob_release(zn_auth_glob_t *g);
-/* doublestar v4 Match(pattern, name): '*' within a segment, '**' as a whole segment for
- * zero or more segments, '?', classes "[a-z]" "[!x]" "[^x]", '\' escapes, "{a,b}". Linear
- * backtracking: no pattern/name pair takes exponential time. */
-bool zn_auth_glob_match(const zn_auth_glob_t *g, const char *name);
-
 /* ---- policy (policy.c) --------------------------------------------------------------------- */
 
 typedef struct zn_auth_rule {
     const zn_config_repo_access_t *cfg;
     size_t len; /* strlen(cfg->pattern): the specificity */
-    zn_auth_glob_t glob;
+    zn_glob_t glob;
 } zn_auth_rule_t;
 
 /* accessControl compiled: rules sorted so the first match is the winner (longest pattern,

@@ -32,7 +32,7 @@ zn_err_t zn_auth_policy_init(zn_auth_policy_t *p, const zn_config_access_t *acce
     p->rules = zn_calloc(access->nrepos, sizeof(*p->rules));
     for (size_t i = 0; i < access->nrepos; i++) {
         const zn_config_repo_access_t *r = &access->repos[i];
-        zn_err_t err = zn_auth_glob_compile(r->pattern, &p->rules[i].glob);
+        zn_err_t err = zn_glob_compile(r->pattern, &p->rules[i].glob);
         if (err != ZN_OK) {
             snprintf(errbuf, errlen, "http.accessControl.repositories: \"%s\": %s", r->pattern,
                      err == ZN_ETOOBIG ? "too many {} alternatives" : "invalid glob pattern");
@@ -59,7 +59,7 @@ bool zn_auth_policy_anonymous_exists(const zn_config_access_t *access)
 void zn_auth_policy_release(zn_auth_policy_t *p)
 {
     for (size_t i = 0; i < p->nrules; i++)
-        zn_auth_glob_release(&p->rules[i].glob);
+        zn_glob_release(&p->rules[i].glob);
     free(p->rules);
     memset(p, 0, sizeof(*p));
 }
@@ -67,7 +67,7 @@ void zn_auth_policy_release(zn_auth_policy_t *p)
 const zn_auth_rule_t *zn_auth_policy_rule(const zn_auth_policy_t *p, const char *repo)
 {
     for (size_t i = 0; i < p->nrules; i++)
-        if (zn_auth_glob_match(&p->rules[i].glob, repo))
+        if (zn_glob_match(&p->rules[i].glob, repo))
             return &p->rules[i];
     return NULL;
 }

@@ -108,6 +108,33 @@ bool zn_htab_next(const zn_htab_t *h, size_t *pos, uintptr_t *val);
  * table keyed by network input also caps its size. */
 uint64_t zn_hash(const void *p, size_t n, uint64_t seed);
 
+/* ---- doublestar globs (glob.c) ---------------------------------------------------------- */
+
+/* One brace-free alternative of a pattern, split at '/' (outside classes). */
+typedef struct zn_glob_alt {
+    char *pat; /* NUL-terminated; segs point into it */
+    zn_slice_t *segs;
+    size_t nsegs;
+} zn_glob_alt_t;
+
+/* A compiled doublestar pattern: the brace alternatives expanded, each split in segments. */
+typedef struct zn_glob {
+    zn_glob_alt_t *alts;
+    size_t nalts;
+} zn_glob_t;
+
+#define ZN_GLOB_ALTS_MAX 256
+
+/* Compile pattern (doublestar's ValidatePattern grammar). ZN_EINVAL for a bad pattern
+ * (unclosed or empty class, unbalanced '{' '}', trailing '\'), ZN_ETOOBIG when braces expand
+ * past ZN_GLOB_ALTS_MAX; g is then empty. On ZN_OK the caller releases g. */
+zn_err_t zn_glob_compile(const char *pattern, zn_glob_t *g);
+void zn_glob_release(zn_glob_t *g);
+/* doublestar v4 Match(pattern, name): '*' within a segment, '**' as a whole segment for
+ * zero or more segments, '?', classes "[a-z]" "[!x]" "[^x]", '\' escapes, "{a,b}". Linear
+ * backtracking: no pattern/name pair takes exponential time (the name comes from the network). */
+bool zn_glob_match(const zn_glob_t *g, const char *name);
+
 /* ---- whole files ----------------------------------------------------------------------- */
 
 struct stat;

@@ -101,8 +101,4 @@ void cfg_release(const cfg_field_t *fields, void *base);
 zn_err_t cfg_fail(cfg_walk_t *w, const cfg_keypath_t *kp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void cfg_warn(cfg_walk_t *w, const cfg_keypath_t *kp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* doublestar's ValidatePattern: escapes complete, character classes closed and non-empty,
- * braces balanced. */
-bool cfg_glob_valid(const char *p);
-
 #endif

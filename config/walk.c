@@ -402,6 +402,19 @@ static zn_err_t set_arr(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *v, const
     return ZN_OK;
 }
 
+/* A repositories key: compiled by the parser auth matches with, so both agree on it. */
+static zn_err_t check_glob(cfg_walk_t *w, const cfg_keypath_t *kp, const char *pattern)
+{
+    zn_glob_t g;
+    zn_err_t err = zn_glob_compile(pattern, &g);
+    if (err == ZN_ETOOBIG)
+        return cfg_fail(w, kp, "more than %d {} alternatives", ZN_GLOB_ALTS_MAX);
+    if (err != ZN_OK)
+        return cfg_fail(w, kp, "invalid glob pattern");
+    zn_glob_release(&g);
+    return ZN_OK;
+}
+
 /* One map entry: its lower-cased name at offset 0, then its object (null = empty). */
 static zn_err_t map_entry(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *map, json_t *v, const cfg_field_t *f, char *entry)
 {
@@ -410,8 +423,8 @@ static zn_err_t map_entry(cfg_walk_t *w, const cfg_keypath_t *kp, json_t *map, j
     if ((err = check_twin(w, kp, map, kp->key)) != ZN_OK)
         return err;
     *(char **)entry = lower_dup(kp->key);
-    if ((f->flags & CFG_F_GLOB) && !cfg_glob_valid(*(char **)entry))
-        return cfg_fail(w, kp, "invalid glob pattern");
+    if ((f->flags & CFG_F_GLOB) && (err = check_glob(w, kp, *(char **)entry)) != ZN_OK)
+        return err;
     return json_is_null(v) ? ZN_OK : cfg_walk_object(w, kp, v, f->sub, entry);
 }
 
@@ -503,44 +516,4 @@ void cfg_release(const cfg_field_t *fields, void *vbase)
             free_strv((char ***)(base + f->off), (size_t *)(base + f->off_n));
         }
     }
-}
-
-/* ---- glob patterns -------------------------------------------------------------------- */
-
-/* p is just past '['; the class's closing ']' or NULL when it never closes or is empty. */
-static const char *class_end(const char *p)
-{
-    if (*p == '^' || *p == '!')
-        p++;
-    if (*p == ']')
-        return NULL;
-    for (; *p != '\0'; p++) {
-        if (*p == '\\') {
-            if (*++p == '\0')
-                return NULL;
-        } else if (*p == ']') {
-            return p;
-        }
-    }
-    return NULL;
-}
-
-bool cfg_glob_valid(const char *p)
-{
-    int depth = 0;
-
-    for (; *p != '\0'; p++) {
-        if (*p == '\\') {
-            if (*++p == '\0')
-                return false;
-        } else if (*p == '[') {
-            if ((p = class_end(p + 1)) == NULL)
-                return false;
-        } else if (*p == '{') {
-            depth++;
-        } else if (*p == '}' && depth-- == 0) {
-            return false;
-        }
-    }
-    return depth == 0;
 }

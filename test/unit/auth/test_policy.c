@@ -296,7 +296,7 @@ static void test_bad_glob_and_realm(void **state)
     /* unreadable htpasswd: an error, as zot refuses to start */
     memset(&cfg, 0, sizeof(cfg));
     cfg.http.auth.htpasswd_path = "/nonexistent/htpasswd";
-    assert_int_equal(zn_auth_new(&cfg, &a, err, sizeof(err)), ZN_EIO);
+    assert_int_equal(zn_auth_new(&cfg, &a, err, sizeof(err)), ZN_ENOENT);
     assert_non_null(strstr(err, "/nonexistent/htpasswd"));
 }
 

@@ -245,6 +245,13 @@ static void test_access_errors(void **state)
 {
     expect_error("{" ROOT ",\"http\":{" HTPASSWD ",\"accessControl\":{\"repositories\":{\"a/[\":{}}}}}",
                  "config.json: http.accessControl.repositories.a/[: invalid glob pattern");
+    /* the parser auth matches with: what it refuses is a config error naming the key */
+    expect_error("{" ROOT ",\"http\":{" HTPASSWD ",\"accessControl\":{\"repositories\":{\"a}\":{}}}}}",
+                 "config.json: http.accessControl.repositories.a}: invalid glob pattern");
+    expect_error("{" ROOT ",\"http\":{" HTPASSWD ",\"accessControl\":{\"repositories\":{"
+                 "\"{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}\":{}}}}}",
+                 "config.json: http.accessControl.repositories.{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}: more than 256 {} "
+                 "alternatives");
     expect_error("{" ROOT ",\"http\":{" HTPASSWD ",\"accessControl\":{\"repositories\":{\"**\":"
                  "{\"policies\":[{\"users\":[\"a\"],\"actions\":[\"read\",\"Write\"]}]}}}}}",
                  "config.json: http.accessControl.repositories.**.policies[0].actions[1]: unknown action \"Write\" "

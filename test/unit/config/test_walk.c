@@ -146,30 +146,12 @@ static void test_warnings_many(void **state)
     zn_config_release(&c);
 }
 
-/* ---- glob patterns (doublestar's ValidatePattern) ------------------------------------- */
-
-static void test_glob_valid(void **state)
-{
-    static const char *const ok[] = {"**",      "tmp/**",    "a/*",  "a/b",     "a?c", "a/[bc]/d", "a/[!b]", "[^b]",
-                                     "{a,b}/c", "{a,{b,c}}", "a\\[", "a/[\\]]", "x]",  "",         "**/x"};
-    static const char *const bad[] = {"a/[", "[]", "[!]", "[^", "a/[b", "{a,b", "a}", "a\\", "[a\\", "{{a}", "a}b{"};
-
-    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-        if (!cfg_glob_valid(ok[i]))
-            fail_msg("\"%s\" should be valid", ok[i]);
-    }
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (cfg_glob_valid(bad[i]))
-            fail_msg("\"%s\" should be invalid", bad[i]);
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_case_insensitive), cmocka_unit_test(test_port),          cmocka_unit_test(test_loose_bools),
         cmocka_unit_test(test_unknown_keys),     cmocka_unit_test(test_wrong_types),   cmocka_unit_test(test_error_truncated),
-        cmocka_unit_test(test_warnings),         cmocka_unit_test(test_warnings_many), cmocka_unit_test(test_glob_valid),
+        cmocka_unit_test(test_warnings),         cmocka_unit_test(test_warnings_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,9 +1,14 @@
 /*
- * auth/glob.c - doublestar (v4) globs, the keys of accessControl.repositories.
+ * common/glob.c - doublestar (v4) globs, the keys of accessControl.repositories: the one
+ * parser of their grammar. config/ compiles each key to validate it (so a bad pattern is
+ * reported with its file and key) and auth/ compiles it again to match.
+ *
+ * Grammar: doublestar's ValidatePattern. A class "[...]" is closed and not empty (a ']'
+ * right after '[', '[!' or '[^' is an empty class, not a literal), '\' escapes the next byte
+ * (none left is an error), every '}' closes a '{' and every '{' is closed.
  *
  * Compile: "{a,b}" alternatives (nested too) are expanded up front into brace-free
- * patterns, each validated (classes closed, no dangling '\'). Patterns come from the
- * config, so the expansion is capped rather than trusted.
+ * patterns. Patterns come from the config, so the expansion is capped rather than trusted.
  *
  * Match works on '/' segments. A segment that is exactly "**" matches zero or more name
  * segments; anything else matches one segment with '*' (any run of bytes), '?' (one
@@ -14,13 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/auth_int.h"
+#include "common/zn.h"
 
 /* ---- classes and single bytes --------------------------------------------------------------- */
 
 /* p points just after '['. Returns the position just after the closing ']', or NULL if the
- * class is unclosed; *hit says whether byte c is in it. A ']' first in the class (after an
- * optional '!' or '^') is literal, as in Go's path.Match. */
+ * class is unclosed or empty; *hit says whether byte c is in it. */
 static const char *class_match(const char *p, const char *end, unsigned char c, bool *hit)
 {
     bool neg = false, in = false;
@@ -33,8 +37,11 @@ static const char *class_match(const char *p, const char *end, unsigned char c, 
     for (;;) {
         if (p >= end)
             return NULL;
-        if (*p == ']' && items > 0)
+        if (*p == ']') {
+            if (items == 0)
+                return NULL; /* "[]", "[!]": doublestar's empty class */
             break;
+        }
         unsigned char lo = (unsigned char)*p++, hi;
         if (lo == '\\') {
             if (p >= end)
@@ -185,7 +192,9 @@ static zn_err_t find_brace(const char *p, const char *end, const char **open, co
     while (p < end) {
         if (*p == '{' && depth++ == 0)
             *open = p;
-        if (*p == '}' && depth > 0 && --depth == 0) {
+        if (*p == '}' && depth == 0)
+            return ZN_EINVAL; /* closes nothing */
+        if (*p == '}' && --depth == 0) {
             *close = p;
             return ZN_OK;
         }
@@ -209,7 +218,7 @@ static const char *next_comma(const char *p, const char *close)
     return close;
 }
 
-static void split_segs(zn_auth_glob_alt_t *a)
+static void split_segs(zn_glob_alt_t *a)
 {
     size_t cap = 4;
     const char *p = a->pat;
@@ -227,19 +236,19 @@ static void split_segs(zn_auth_glob_alt_t *a)
     }
 }
 
-static zn_err_t add_alt(zn_auth_glob_t *g, const char *pat, size_t len)
+static zn_err_t add_alt(zn_glob_t *g, const char *pat, size_t len)
 {
-    if (g->nalts == ZN_AUTH_GLOB_ALTS_MAX)
+    if (g->nalts == ZN_GLOB_ALTS_MAX)
         return ZN_ETOOBIG;
     g->alts = zn_realloc(g->alts, (g->nalts + 1) * sizeof(*g->alts));
-    zn_auth_glob_alt_t *a = &g->alts[g->nalts++];
+    zn_glob_alt_t *a = &g->alts[g->nalts++];
     a->pat = zn_slice_dup(zn_slice(pat, len));
     split_segs(a);
     return ZN_OK;
 }
 
 /* Expand the first brace of [pat, pat+len) into each alternative and recurse on the result. */
-static zn_err_t expand(zn_auth_glob_t *g, const char *pat, size_t len)
+static zn_err_t expand(zn_glob_t *g, const char *pat, size_t len)
 {
     const char *open = NULL, *close = NULL, *end = pat + len;
     zn_err_t err = find_brace(pat, end, &open, &close);
@@ -260,18 +269,18 @@ static zn_err_t expand(zn_auth_glob_t *g, const char *pat, size_t len)
     return err;
 }
 
-zn_err_t zn_auth_glob_compile(const char *pattern, zn_auth_glob_t *g)
+zn_err_t zn_glob_compile(const char *pattern, zn_glob_t *g)
 {
     zn_err_t err;
 
     g->alts = NULL;
     g->nalts = 0;
     if ((err = expand(g, pattern, strlen(pattern))) != ZN_OK)
-        zn_auth_glob_release(g);
+        zn_glob_release(g);
     return err;
 }
 
-void zn_auth_glob_release(zn_auth_glob_t *g)
+void zn_glob_release(zn_glob_t *g)
 {
     for (size_t i = 0; i < g->nalts; i++) {
         free(g->alts[i].pat);
@@ -286,7 +295,7 @@ void zn_auth_glob_release(zn_auth_glob_t *g)
 
 #define NAME_SEGS_INLINE 32
 
-bool zn_auth_glob_match(const zn_auth_glob_t *g, const char *name)
+bool zn_glob_match(const zn_glob_t *g, const char *name)
 {
     zn_slice_t inline_segs[NAME_SEGS_INLINE], *segs = inline_segs;
     size_t n = 1, i = 0;
