@@ -19,7 +19,11 @@ int zn_api_tags_list(h2o_req_t *req, zn_reqctx_t *ctx)
     zn_err_t err = zn_storage_tags_list(api->st, repo, page.has_last ? page.last : NULL, page.max, &l);
     if (err != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_NAME_UNKNOWN, NULL);
-    snprintf(link, sizeof(link), "/v2/%s/tags/list", repo); /* the name is at most 255 bytes */
+    int n = snprintf(link, sizeof(link), "/v2/%s/tags/list", repo); /* the name is at most 255 bytes */
+    if (n < 0 || (size_t)n >= sizeof(link)) {
+        zn_storage_list_release(&l);
+        return zn_api_send_error(req, ZN_OCI_NAME_INVALID, NULL);
+    }
     zn_api_send_page(req, json_pack("{s:s}", "name", repo), "tags", &l, &page, link);
     zn_storage_list_release(&l);
     return 0;

@@ -34,8 +34,8 @@ zn_err_t zn_auth_policy_init(zn_auth_policy_t *p, const zn_config_access_t *acce
         const zn_config_repo_access_t *r = &access->repos[i];
         zn_err_t err = zn_glob_compile(r->pattern, &p->rules[i].glob);
         if (err != ZN_OK) {
-            snprintf(errbuf, errlen, "http.accessControl.repositories: \"%s\": %s", r->pattern,
-                     err == ZN_ETOOBIG ? "too many {} alternatives" : "invalid glob pattern");
+            zn_errf(errbuf, errlen, "http.accessControl.repositories: \"%s\": %s", r->pattern,
+                    err == ZN_ETOOBIG ? "too many {} alternatives" : "invalid glob pattern");
             zn_auth_policy_release(p);
             return ZN_EINVAL;
         }

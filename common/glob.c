@@ -259,10 +259,12 @@ static zn_err_t expand(zn_glob_t *g, const char *pat, size_t len)
         const char *comma = next_comma(piece, close);
         zn_buf_t b;
         zn_buf_init(&b, len);
-        zn_buf_append(&b, pat, (size_t)(open - pat));
-        zn_buf_append(&b, piece, (size_t)(comma - piece));
-        zn_buf_append(&b, close + 1, (size_t)(end - close - 1));
-        err = expand(g, b.p != NULL ? b.p : "", b.len);
+        /* the pieces without the braces and one alternative: shorter than pat, they fit */
+        if (zn_buf_append(&b, pat, (size_t)(open - pat)) != ZN_OK || zn_buf_append(&b, piece, (size_t)(comma - piece)) != ZN_OK ||
+            zn_buf_append(&b, close + 1, (size_t)(end - close - 1)) != ZN_OK)
+            err = ZN_ETOOBIG;
+        else
+            err = expand(g, b.p != NULL ? b.p : "", b.len);
         zn_buf_release(&b);
         piece = comma + 1;
     }

@@ -137,7 +137,9 @@ void zn_log_write_fd(int fd, zn_log_level_t level, const char *msg, const zn_log
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
     size_t tl = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + tl, sizeof(ts) - tl, ".%09ldZ", now.tv_nsec);
+    int n = tl > 0 ? snprintf(ts + tl, sizeof(ts) - tl, ".%09ldZ", now.tv_nsec) : -1;
+    if (n < 0 || (size_t)n >= sizeof(ts) - tl)
+        ts[0] = '\0'; /* a year past 9999: "time":"" rather than a cut stamp */
 
     put(&l, "{\"level\":\"", 10);
     put(&l, level_names[level], strlen(level_names[level]));

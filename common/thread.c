@@ -38,7 +38,7 @@ static zn_thread_info_t *alloc_slot(const char *name)
         t = &registry[n];
         memset(t, 0, sizeof(*t));
         t->id = n;
-        snprintf(t->name, sizeof(t->name), "%s", name);
+        memcpy(t->name, name, strlen(name) + 1); /* callers checked it fits */
         t->created_ns = zn_now_wall_ns();
         atomic_store(&registry_count, n + 1);
     }
@@ -62,6 +62,8 @@ zn_thread_info_t *zn_thread_register_self(const char *name)
 {
     if (self_info != NULL)
         return self_info;
+    if (strlen(name) >= ZN_THREAD_NAME_MAX)
+        return NULL;
     zn_thread_info_t *t = alloc_slot(name);
     if (t == NULL)
         return NULL;
@@ -109,6 +111,8 @@ static void *thread_main(void *p)
 
 int zn_thread_create(pthread_t *out, const char *name, void *(*fn)(void *), void *arg)
 {
+    if (strlen(name) >= ZN_THREAD_NAME_MAX)
+        return EINVAL; /* a name the kernel would cut is our bug: refused, not cut */
     zn_thread_info_t *t = alloc_slot(name);
     if (t == NULL)
         return EAGAIN;

@@ -164,8 +164,12 @@ zn_err_t zn_buf_printf(zn_buf_t *b, const char *fmt, ...)
     if ((err = buf_reserve(b, (size_t)n)) != ZN_OK)
         return err;
     va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    int again = vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
+    if (again != n) { /* the same format and arguments: only a broken libc differs */
+        b->p[b->len] = '\0';
+        return ZN_EINVAL;
+    }
     b->len += (size_t)n;
     return ZN_OK;
 }

@@ -236,10 +236,11 @@ typedef struct zn_thread_hooks {
 } zn_thread_hooks_t;
 void zn_thread_set_hooks(const zn_thread_hooks_t *hooks);
 
-/* Create a named, registered thread (name is cut to 15 chars only if the caller passes a
- * longer one, which is our bug). Returns 0 or an errno. */
+/* Create a named, registered thread. Returns 0 or an errno: EINVAL for a name of
+ * ZN_THREAD_NAME_MAX bytes or more (the kernel would cut it), EAGAIN when the registry is full. */
 int zn_thread_create(pthread_t *out, const char *name, void *(*fn)(void *), void *arg);
-/* Register the calling thread (main) under name. Idempotent. */
+/* Register the calling thread (main) under name. Idempotent. NULL if the name is too long or
+ * the registry is full. */
 zn_thread_info_t *zn_thread_register_self(const char *name);
 /* The calling thread's info, or NULL if it is not registered. */
 zn_thread_info_t *zn_thread_self(void);

@@ -447,12 +447,14 @@ static zn_err_t check_profiling(cfg_walk_t *w, zn_config_t *cfg)
         a++;
         hlen -= 2;
     }
+    if (hlen == 0) {
+        a = "127.0.0.1";
+        hlen = strlen(a);
+    }
     if (hlen >= sizeof(cfg->zinc.debug_host))
         return cfg_fail(w, &addr, "host too long");
-    if (hlen == 0)
-        snprintf(cfg->zinc.debug_host, sizeof(cfg->zinc.debug_host), "127.0.0.1");
-    else
-        snprintf(cfg->zinc.debug_host, sizeof(cfg->zinc.debug_host), "%.*s", (int)hlen, a);
+    memcpy(cfg->zinc.debug_host, a, hlen);
+    cfg->zinc.debug_host[hlen] = '\0';
     cfg->zinc.debug_port = (int)port;
     return ZN_OK;
 }

@@ -79,6 +79,10 @@ static int on_redirect(h2o_req_t *req, zn_reqctx_t *ctx)
     const char *prefix = prefix_of(req);
     char *body = h2o_mem_alloc_pool(&req->pool, 64);
     int n = snprintf(body, 64, "<a href=\"%s\">Moved Permanently</a>.\n", prefix);
+    if (n < 0 || n >= 64) {
+        zn_pprof_send_error(req, 500, "redirect too long");
+        return 0;
+    }
     /* by hand: h2o_send_redirect drops the headers set before it (nosniff) */
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, prefix, strlen(prefix));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/html; charset=utf-8"));

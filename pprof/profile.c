@@ -66,8 +66,12 @@ void zn_pprof_profile_comment(zn_pprof_profile_t *p, const char *fmt, ...)
         return;
     char *c = zn_malloc((size_t)n + 1);
     va_start(ap, fmt);
-    vsnprintf(c, (size_t)n + 1, fmt, ap);
+    int again = vsnprintf(c, (size_t)n + 1, fmt, ap);
     va_end(ap);
+    if (again != n) { /* the same format and arguments twice: never, short of a broken libc */
+        free(c);
+        return;
+    }
     p->comments = zn_realloc(p->comments, (p->ncomments + 1) * sizeof(*p->comments));
     p->comments[p->ncomments++] = c;
 }

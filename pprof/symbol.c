@@ -119,10 +119,11 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
     GElf_Addr vaddr;
     int n = dwfl_module_build_id(mod, &bits, &vaddr);
     if (n > 2) {
-        int off = snprintf(path, sizeof(path), "/usr/lib/debug/.build-id/%02x/", bits[0]);
-        for (int i = 1; i < n && off + 3 < (int)sizeof(path); i++)
-            off += snprintf(path + off, sizeof(path) - off, "%02x", bits[i]);
-        int w = snprintf(path + off, sizeof(path) - off, ".debug");
+        int off = snprintf(path, sizeof(path), "/usr/lib/debug/.build-id/%02x/", bits[0]), w = -1;
+        for (int i = 1; i < n && off > 0 && off + 3 < (int)sizeof(path); i++)
+            off = snprintf(path + off, sizeof(path) - off, "%02x", bits[i]) == 2 ? off + 2 : -1;
+        if (off > 0 && off + 3 < (int)sizeof(path)) /* else the id did not fit: no such debug file */
+            w = snprintf(path + off, sizeof(path) - off, ".debug");
         if (w > 0 && off + w < (int)sizeof(path)) {
             int fd = open_debug(path, debuginfo_file_name);
             if (fd >= 0)
@@ -212,8 +213,12 @@ static const char *build_id_of(uintptr_t addr)
     char hex[2 * 64 + 1];
     if (n > 64)
         n = 64;
-    for (int i = 0; i < n; i++)
-        snprintf(hex + 2 * i, 3, "%02x", bits[i]);
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < n; i++) {
+        hex[2 * i] = digits[bits[i] >> 4];
+        hex[2 * i + 1] = digits[bits[i] & 15];
+    }
+    hex[2 * n] = '\0';
     return intern(hex);
 }
 

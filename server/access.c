@@ -432,9 +432,9 @@ zn_access_t *zn_access_new(const zn_config_t *cfg, char *err, size_t errlen)
         return NULL;
     }
     for (int i = 0, n = verify_threads(); i < n; i++) {
-        snprintf(name, sizeof(name), "auth-verify-%d", i % 10);
-        if (zn_thread_create(&a->threads[a->nthreads], name, verify_main, a) != 0) {
-            snprintf(err, errlen, "http.auth: cannot start the credential verification threads");
+        int w = snprintf(name, sizeof(name), "auth-verify-%d", i % 10);
+        if (w < 0 || (size_t)w >= sizeof(name) || zn_thread_create(&a->threads[a->nthreads], name, verify_main, a) != 0) {
+            zn_errf(err, errlen, "http.auth: cannot start the credential verification threads");
             zn_access_free(a);
             return NULL;
         }

@@ -348,7 +348,11 @@ static void out_double(out_t *o, double v)
         return;
     }
     for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+        int n = snprintf(tmp, sizeof(tmp), "%.*g", prec, v); /* at most 24 bytes: "-d.16digitse-308" */
+        if (n < 0 || (size_t)n >= sizeof(tmp)) {
+            o->err = ZN_EINVAL;
+            return;
+        }
         if (strtod(tmp, NULL) == v)
             break;
     }

@@ -33,9 +33,12 @@ static int open_listener_at(const char *host, int port_num, const char *key, cha
     char port[8];
     int fd = -1, on = 1, gai;
 
-    snprintf(port, sizeof(port), "%d", port_num);
+    if (port_num < 0 || port_num > 65535 || snprintf(port, sizeof(port), "%d", port_num) < 1) {
+        zn_errf(err, errlen, "%s: port %d out of range", key, port_num);
+        return -1;
+    }
     if ((gai = getaddrinfo(host, port, &hints, &res)) != 0) {
-        snprintf(err, errlen, "%s: cannot resolve %s: %s", key, host ? host : "*", gai_strerror(gai));
+        zn_errf(err, errlen, "%s: cannot resolve %s: %s", key, host ? host : "*", gai_strerror(gai));
         return -1;
     }
     if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0)) == -1 ||
@@ -43,7 +46,7 @@ static int open_listener_at(const char *host, int port_num, const char *key, cha
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
         listen(fd, SOMAXCONN) != 0) {
-        snprintf(err, errlen, "%s: cannot listen on %s:%d: %s", key, host ? host : "*", port_num, strerror(errno));
+        zn_errf(err, errlen, "%s: cannot listen on %s:%d: %s", key, host ? host : "*", port_num, strerror(errno));
         if (fd != -1)
             close(fd);
         fd = -1;
@@ -133,7 +136,7 @@ zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
         goto fail;
     if (cfg->log.audit != NULL &&
         (srv->audit_fd = open(cfg->log.audit, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) == -1) {
-        snprintf(err, errlen, "log.audit: cannot open %s: %s", cfg->log.audit, strerror(errno));
+        zn_errf(err, errlen, "log.audit: cannot open %s: %s", cfg->log.audit, strerror(errno));
         goto fail;
     }
     if ((srv->access = zn_access_new(cfg, err, errlen)) == NULL)
@@ -333,8 +336,9 @@ int zn_server_run(zn_server_t *srv)
     sigaddset(&set, SIGINT);
 
     for (int i = 0; i < srv->nworkers; i++) {
-        snprintf(name, sizeof(name), "worker-%u", (unsigned)(unsigned char)i); /* i < ZN_WORKERS_MAX */
-        int e = zn_thread_create(&srv->workers[i].thread, name, worker_main, &srv->workers[i]);
+        int e = snprintf(name, sizeof(name), "worker-%d", i) < (int)sizeof(name) ? 0 : EINVAL; /* i < ZN_WORKERS_MAX */
+        if (e == 0)
+            e = zn_thread_create(&srv->workers[i].thread, name, worker_main, &srv->workers[i]);
         if (e != 0) {
             zn_log(ZN_LOG_FATAL, "cannot start worker thread", ZN_LSTR("error", strerror(e)));
             return 1;

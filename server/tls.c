@@ -16,7 +16,7 @@ static void ssl_error(char *err, size_t errlen, const char *key, const char *pat
 {
     char reason[256];
     ERR_error_string_n(ERR_get_error(), reason, sizeof(reason));
-    snprintf(err, errlen, "%s: cannot load %s: %s", key, path, reason);
+    zn_errf(err, errlen, "%s: cannot load %s: %s", key, path, reason);
 }
 
 /* mTLS as zot does it: clients are asked for a certificate signed by cacert; it is required
@@ -52,7 +52,7 @@ SSL_CTX *zn_tls_ctx_new(const zn_config_t *cfg, char *err, size_t errlen)
     if (cert == NULL && key == NULL)
         return NULL;
     if (cert == NULL || key == NULL) {
-        snprintf(err, errlen, "http.tls: both cert and key are required");
+        zn_errf(err, errlen, "http.tls: both cert and key are required");
         return NULL;
     }
     if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {

@@ -94,7 +94,7 @@ zn_token_t *zn_token_new(const zn_config_t *cfg, bool challenge_docker, char *er
     zn_token_t *t = zn_calloc(1, sizeof(*t));
 
     if (zn_auth_token_key_init(&t->key) != ZN_OK) {
-        snprintf(err, errlen, "http.auth: cannot make the bearer token key (no randomness)");
+        zn_errf(err, errlen, "http.auth: cannot make the bearer token key (no randomness)");
         free(t);
         return NULL;
     }
