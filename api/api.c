@@ -46,15 +46,18 @@ const zn_route_def_t *zn_api_routes(size_t *n)
     return routes;
 }
 
-zn_api_t *zn_api_new(const zn_config_t *cfg, char *err, size_t errlen)
+zn_err_t zn_api_new(const zn_config_t *cfg, zn_api_t **out, char *err, size_t errlen)
 {
     zn_api_t *api = zn_calloc(1, sizeof(*api));
+    zn_err_t e;
     api->cfg = cfg;
-    if (zn_storage_open(cfg, &api->st, err, errlen) != ZN_OK) {
+    *out = NULL;
+    if ((e = zn_storage_open(cfg, &api->st, err, errlen)) != ZN_OK) {
         free(api);
-        return NULL;
+        return e;
     }
-    return api;
+    *out = api;
+    return ZN_OK;
 }
 
 struct zn_storage *zn_api_storage(zn_api_t *api)

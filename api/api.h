@@ -54,9 +54,10 @@ void zn_api_add_version_header(h2o_req_t *req);
 
 typedef struct zn_api zn_api_t;
 
-/* Creates the API and its storage (cfg->storage). cfg must outlive it. On failure returns
- * NULL with a message in err. Free with zn_api_free (NULL is a no-op). */
-zn_api_t *zn_api_new(const zn_config_t *cfg, char *err, size_t errlen);
+/* Creates the API and its storage (cfg->storage) into *out. cfg must outlive it. On failure
+ * returns zn_storage_open's error with *out NULL and a message in err. Free with zn_api_free
+ * (NULL is a no-op). */
+zn_err_t zn_api_new(const zn_config_t *cfg, zn_api_t **out, char *err, size_t errlen);
 void zn_api_free(zn_api_t *api);
 /* The API's store, for the server's maintenance thread (GC). Owned by api. */
 struct zn_storage;

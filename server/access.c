@@ -412,35 +412,41 @@ static int verify_threads(void)
     return n < 1 ? 1 : n > VERIFY_THREADS_MAX ? VERIFY_THREADS_MAX : (int)n;
 }
 
-zn_access_t *zn_access_new(const zn_config_t *cfg, char *err, size_t errlen)
+zn_err_t zn_access_new(const zn_config_t *cfg, zn_access_t **out, char *err, size_t errlen)
 {
     zn_access_t *a = zn_calloc(1, sizeof(*a));
     char name[ZN_THREAD_NAME_MAX];
+    zn_err_t e;
 
-    if (zn_auth_new(cfg, &a->auth, err, errlen) != ZN_OK) {
+    *out = NULL;
+
+    if ((e = zn_auth_new(cfg, &a->auth, err, errlen)) != ZN_OK) {
         free(a);
-        return NULL;
+        return e;
     }
     zn_mutex_init(&a->lock, "access.verify");
     zn_cond_init(&a->cond);
     h2o_linklist_init_anchor(&a->jobs);
-    if (!zn_auth_enabled(a->auth))
-        return a;
+    if (!zn_auth_enabled(a->auth)) {
+        *out = a;
+        return ZN_OK;
+    }
     a->base_challenge = make_base_challenge(zn_auth_realm(a->auth));
-    if ((a->token = zn_token_new(cfg, zn_auth_anonymous_allowed(a->auth), err, errlen)) == NULL) {
+    if ((e = zn_token_new(cfg, zn_auth_anonymous_allowed(a->auth), &a->token, err, errlen)) != ZN_OK) {
         zn_access_free(a);
-        return NULL;
+        return e;
     }
     for (int i = 0, n = verify_threads(); i < n; i++) {
         int w = snprintf(name, sizeof(name), "auth-verify-%d", i % 10);
         if (w < 0 || (size_t)w >= sizeof(name) || zn_thread_create(&a->threads[a->nthreads], name, verify_main, a) != 0) {
             zn_errf(err, errlen, "http.auth: cannot start the credential verification threads");
             zn_access_free(a);
-            return NULL;
+            return ZN_EIO;
         }
         a->nthreads++;
     }
-    return a;
+    *out = a;
+    return ZN_OK;
 }
 
 void zn_access_free(zn_access_t *a)

@@ -167,11 +167,12 @@ static void on_tick(h2o_timeout_entry_t *entry)
         h2o_timeout_link(g->ctx->loop, &g->tick, &g->entry);
 }
 
-zn_guard_t *zn_guard_new(h2o_context_t *ctx, const zn_config_t *cfg)
+zn_err_t zn_guard_new(h2o_context_t *ctx, const zn_config_t *cfg, zn_guard_t **out)
 {
     uint64_t r = cfg->http.read_timeout_ns / 1000000u, w = cfg->http.write_timeout_ns / 1000000u;
+    *out = NULL;
     if (r == 0 && w == 0)
-        return NULL;
+        return ZN_OK; /* off */
     zn_guard_t *g = zn_calloc(1, sizeof(*g));
     g->ctx = ctx;
     g->read_ms = r;
@@ -182,7 +183,8 @@ zn_guard_t *zn_guard_new(h2o_context_t *ctx, const zn_config_t *cfg)
     h2o_timeout_init(ctx->loop, &g->tick, period);
     g->entry.cb = on_tick;
     h2o_linklist_init_anchor(&g->conns);
-    return g;
+    *out = g;
+    return ZN_OK;
 }
 
 void zn_guard_track(zn_guard_t *g, h2o_socket_t *sock)

@@ -237,7 +237,7 @@ void zn_http_setup(zn_server_t *srv)
     lg->super.log_access = log_access;
     lg->srv = srv;
     zn_router_add(srv->router, builtin_routes, sizeof(builtin_routes) / sizeof(builtin_routes[0]), srv);
-    if ((srv->metrics = zn_metrics_new(srv->cfg)) != NULL &&
+    if (zn_metrics_new(srv->cfg, &srv->metrics) == ZN_OK && srv->metrics != NULL &&
         zn_router_add(srv->router, zn_metrics_route(srv->metrics), 1, srv->metrics) != ZN_OK)
         zn_log(ZN_LOG_ERROR, "metrics: the path cannot be routed, not serving it",
                ZN_LSTR("path", srv->cfg->extensions.metrics_path));

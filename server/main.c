@@ -139,7 +139,7 @@ static int cmd_serve(int argc, char **argv)
         goto done;
     if (zn_pprof_init(&cfg) != ZN_OK)
         goto done;
-    if ((srv = zn_server_new(&cfg, err, sizeof(err))) == NULL) {
+    if (zn_server_new(&cfg, &srv, err, sizeof(err)) != ZN_OK) {
         zn_log(ZN_LOG_FATAL, "cannot start", ZN_LSTR("error", err));
         fprintf(stderr, "%s: %s\n", cfg.path ? cfg.path : "zinc", err);
         goto done;

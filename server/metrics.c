@@ -526,10 +526,11 @@ static int on_metrics(h2o_req_t *req, zn_reqctx_t *ctx)
     return 0;
 }
 
-zn_metrics_t *zn_metrics_new(const zn_config_t *cfg)
+zn_err_t zn_metrics_new(const zn_config_t *cfg, zn_metrics_t **out)
 {
+    *out = NULL;
     if (!cfg->extensions.metrics_enable)
-        return NULL;
+        return ZN_OK;
     zn_metrics_t *m = zn_calloc(1, sizeof(*m));
     m->path = zn_strdup(cfg->extensions.metrics_path != NULL ? cfg->extensions.metrics_path : "/metrics");
     m->root = cfg->storage.root_directory;
@@ -537,7 +538,8 @@ zn_metrics_t *zn_metrics_new(const zn_config_t *cfg)
     m->route = (zn_route_def_t){"GET", m->path, "metrics", on_metrics, 0, -1, ZN_ROUTE_METRICS};
     zn_mutex_init(&m->shards_lock, "metrics.shards");
     zn_mutex_init(&m->scrape_lock, "metrics.scrape");
-    return m;
+    *out = m;
+    return ZN_OK;
 }
 
 const zn_route_def_t *zn_metrics_route(zn_metrics_t *m)

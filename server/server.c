@@ -121,9 +121,11 @@ static int worker_count(const zn_config_t *cfg)
     return n > ZN_WORKERS_MAX ? ZN_WORKERS_MAX : (int)n;
 }
 
-zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
+zn_err_t zn_server_new(const zn_config_t *cfg, zn_server_t **out, char *err, size_t errlen)
 {
     zn_server_t *srv = zn_calloc(1, sizeof(*srv));
+    zn_err_t e = ZN_EIO; /* what the steps that say only "failed" report */
+    *out = NULL;
     srv->cfg = cfg;
     srv->audit_fd = -1;
     err[0] = '\0';
@@ -139,15 +141,18 @@ zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
         zn_errf(err, errlen, "log.audit: cannot open %s: %s", cfg->log.audit, strerror(errno));
         goto fail;
     }
-    if ((srv->access = zn_access_new(cfg, err, errlen)) == NULL)
+    if ((e = zn_access_new(cfg, &srv->access, err, errlen)) != ZN_OK)
         goto fail;
-    if ((srv->ssl_ctx = zn_tls_ctx_new(cfg, err, errlen)) == NULL && err[0] != '\0')
+    if ((e = zn_tls_ctx_new(cfg, &srv->ssl_ctx, err, errlen)) != ZN_OK)
         goto fail;
     zn_http_setup(srv);
     if (cfg->zinc.debug_address != NULL)
         zn_http_setup_debug(srv);
-    if ((srv->api = zn_api_new(cfg, err, errlen)) == NULL)
+    zn_api_t *api = NULL; /* srv->api is untyped (server_int.h does not include api/) */
+    if ((e = zn_api_new(cfg, &api, err, errlen)) != ZN_OK)
         goto fail;
+    srv->api = api;
+    e = ZN_EIO;
     size_t nroutes;
     const zn_route_def_t *routes = zn_api_routes(&nroutes);
     zn_router_add(srv->router, routes, nroutes, srv->api);
@@ -165,10 +170,11 @@ zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
         (srv->workers[0].debug_fd =
              open_listener_at(cfg->zinc.debug_host, cfg->zinc.debug_port, "zinc.profiling.debugAddress", err, errlen)) == -1)
         goto fail;
-    return srv;
+    *out = srv;
+    return ZN_OK;
 fail:
     zn_server_free(srv);
-    return NULL;
+    return e;
 }
 
 void zn_server_free(zn_server_t *srv)
@@ -295,7 +301,7 @@ static void *worker_main(void *arg)
     w->loop = h2o_evloop_create();
     h2o_context_init(&w->ctx, w->loop, &w->srv->globalconf);
     w->accept_ctx = (h2o_accept_ctx_t){.ctx = &w->ctx, .hosts = w->srv->globalconf.hosts, .ssl_ctx = w->srv->ssl_ctx};
-    w->guard = zn_guard_new(&w->ctx, w->srv->cfg);
+    zn_guard_new(&w->ctx, w->srv->cfg, &w->guard); /* cannot fail; NULL when both timeouts are off */
     h2o_timeout_init(w->loop, &w->accept_pause, ZN_ACCEPT_PAUSE_MS);
     w->accept_resume.cb = on_accept_resume;
     w->queue = h2o_multithread_create_queue(w->loop);

@@ -34,9 +34,10 @@ zn_route_result_t zn_router_match(const zn_router_t *r, zn_slice_t method, zn_sl
 
 typedef struct zn_server zn_server_t;
 
-/* Builds the server for cfg (which must outlive it): storage, auth, routes, listeners
- * bound (so a busy port fails here). On failure returns NULL with a message in err. */
-zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen);
+/* Builds the server for cfg (which must outlive it) into *out: storage, auth, routes, listeners
+ * bound (so a busy port fails here). On failure returns an error with *out NULL and a message
+ * in err. */
+zn_err_t zn_server_new(const zn_config_t *cfg, zn_server_t **out, char *err, size_t errlen);
 
 /* Starts the workers and blocks until SIGTERM/SIGINT, then stops accepting, lets
  * in-flight requests finish (bounded) and returns 0. */
@@ -56,14 +57,17 @@ struct st_h2o_req_t;
  * ctx->is_admin, ctx->can. Returns true if the handler may run; false if it has sent (or
  * will send, after a fail delay) the 401/403 itself. */
 typedef struct zn_access zn_access_t;
-zn_access_t *zn_access_new(const zn_config_t *cfg, char *err, size_t errlen);
+/* ZN_OK with *out set (also without authentication: it then lets everyone in); else an error
+ * with *out NULL and a message in err. */
+zn_err_t zn_access_new(const zn_config_t *cfg, zn_access_t **out, char *err, size_t errlen);
 void zn_access_free(zn_access_t *a);
 bool zn_access_check(zn_access_t *a, struct st_h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *ctx);
 /* Headers for a 200 on GET /v2/ (zot adds a lower-case challenge when auth is on). */
 void zn_access_base_headers(zn_access_t *a, struct st_h2o_req_t *req);
 
-/* server/tls.c: SSL_CTX for http.tls (HTTP/2 by ALPN, client certs when cacert is set).
- * NULL with *err set on failure; NULL with err[0] == 0 when TLS is not configured. */
-SSL_CTX *zn_tls_ctx_new(const zn_config_t *cfg, char *err, size_t errlen);
+/* server/tls.c: SSL_CTX for http.tls (HTTP/2 by ALPN, client certs when cacert is set) into
+ * *out, which the caller frees with SSL_CTX_free. ZN_OK with *out NULL when TLS is not
+ * configured; else ZN_EINVAL (bad settings) or ZN_EIO (files), with a message in err. */
+zn_err_t zn_tls_ctx_new(const zn_config_t *cfg, SSL_CTX **out, char *err, size_t errlen);
 
 #endif

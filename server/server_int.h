@@ -60,12 +60,12 @@ struct zn_server {
 };
 
 /* guard.c: readTimeout / writeTimeout for one worker's connections (rules atop guard.c).
- * zn_guard_new: NULL when both timeouts are 0; ctx and cfg must outlive it, and it lives as
+ * zn_guard_new: ZN_OK with *out NULL when both timeouts are 0 (it cannot fail otherwise); ctx and cfg must outlive it, and it lives as
  * long as the worker's loop. zn_guard_track: call on the worker's thread for each accepted
  * socket before handing it to h2o; the record goes away with the socket (g NULL: no-op).
  * zn_guard_count: the sockets tracked now. */
 typedef struct zn_guard zn_guard_t;
-zn_guard_t *zn_guard_new(h2o_context_t *ctx, const zn_config_t *cfg);
+zn_err_t zn_guard_new(h2o_context_t *ctx, const zn_config_t *cfg, zn_guard_t **out);
 void zn_guard_track(zn_guard_t *g, h2o_socket_t *sock);
 size_t zn_guard_count(zn_guard_t *g);
 
@@ -93,9 +93,10 @@ int zn_http_run_handler(h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *
 /* ---- metrics.c: extensions.metrics (docs/zot.md §6) -------------------------------------- */
 
 typedef struct zn_metrics zn_metrics_t;
-/* NULL when extensions.metrics is disabled; else the collector, which borrows cfg (it must
- * outlive it). Free with zn_metrics_free (NULL is a no-op) after the workers have stopped. */
-zn_metrics_t *zn_metrics_new(const zn_config_t *cfg);
+/* The collector into *out; it borrows cfg (which must outlive it). ZN_OK with *out NULL when
+ * extensions.metrics is disabled (it cannot fail otherwise: OOM is fatal). Free with
+ * zn_metrics_free (NULL is a no-op) after the workers have stopped. */
+zn_err_t zn_metrics_new(const zn_config_t *cfg, zn_metrics_t **out);
 void zn_metrics_free(zn_metrics_t *m);
 /* The GET <prometheus.path> router row (owned by m; register it with app = m). */
 const zn_route_def_t *zn_metrics_route(zn_metrics_t *m);
@@ -119,8 +120,9 @@ zn_token_t *zn_access_token(zn_access_t *a);
 
 /* token.c: bearer tokens for classic Docker (docs/zot.md §2, zinc point 2). With
  * challenge_docker, anonymous Docker pings get the Bearer challenge. cfg is borrowed and
- * must outlive the result. NULL with a message in err if no key can be made. */
-zn_token_t *zn_token_new(const zn_config_t *cfg, bool challenge_docker, char *err, size_t errlen);
+ * must outlive the result. ZN_OK with the issuer in *out; ZN_EIO with *out NULL and a message
+ * in err if no key can be made. */
+zn_err_t zn_token_new(const zn_config_t *cfg, bool challenge_docker, zn_token_t **out, char *err, size_t errlen);
 void zn_token_free(zn_token_t *t);
 /* Verify a bearer token now: ZN_AUTH_OK (out->user set), ZN_AUTH_ANONYMOUS or ZN_AUTH_FAILED. */
 zn_auth_status_t zn_token_check(zn_token_t *t, const char *tok, size_t len, zn_auth_creds_t *out);

@@ -43,21 +43,21 @@ static bool setup_client_certs(SSL_CTX *ctx, const zn_config_t *cfg, char *err, 
     return true;
 }
 
-SSL_CTX *zn_tls_ctx_new(const zn_config_t *cfg, char *err, size_t errlen)
+zn_err_t zn_tls_ctx_new(const zn_config_t *cfg, SSL_CTX **out, char *err, size_t errlen)
 {
     const char *cert = cfg->http.tls.cert, *key = cfg->http.tls.key, *ca = cfg->http.tls.cacert;
     SSL_CTX *ctx = NULL;
 
-    err[0] = '\0';
+    *out = NULL;
     if (cert == NULL && key == NULL)
-        return NULL;
+        return ZN_OK; /* off */
     if (cert == NULL || key == NULL) {
         zn_errf(err, errlen, "http.tls: both cert and key are required");
-        return NULL;
+        return ZN_EINVAL;
     }
     if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
         ssl_error(err, errlen, "http.tls", "an SSL context");
-        return NULL;
+        return ZN_EIO;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
@@ -72,8 +72,9 @@ SSL_CTX *zn_tls_ctx_new(const zn_config_t *cfg, char *err, size_t errlen)
     if (ca != NULL && !setup_client_certs(ctx, cfg, err, errlen))
         goto fail;
     h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
-    return ctx;
+    *out = ctx;
+    return ZN_OK;
 fail:
     SSL_CTX_free(ctx);
-    return NULL;
+    return ZN_EIO;
 }

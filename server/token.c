@@ -89,20 +89,22 @@ static bool set_external_url(zn_token_t *t, const char *url)
     return true;
 }
 
-zn_token_t *zn_token_new(const zn_config_t *cfg, bool challenge_docker, char *err, size_t errlen)
+zn_err_t zn_token_new(const zn_config_t *cfg, bool challenge_docker, zn_token_t **out, char *err, size_t errlen)
 {
     zn_token_t *t = zn_calloc(1, sizeof(*t));
 
+    *out = NULL;
     if (zn_auth_token_key_init(&t->key) != ZN_OK) {
         zn_errf(err, errlen, "http.auth: cannot make the bearer token key (no randomness)");
         free(t);
-        return NULL;
+        return ZN_EIO;
     }
     t->challenge_docker = challenge_docker;
     if (cfg->http.external_url != NULL && cfg->http.external_url[0] != '\0' && !set_external_url(t, cfg->http.external_url))
         zn_log(ZN_LOG_WARN, "http.externalUrl is not a plain scheme://host[:port][/path] URL; token realms use the "
                             "request's Host instead");
-    return t;
+    *out = t;
+    return ZN_OK;
 }
 
 void zn_token_free(zn_token_t *t)
