@@ -302,7 +302,7 @@ zn_err_t zn_trace_start(size_t max_bytes)
         int n = zn_thread_count();
         for (int i = 0; i < n; i++) {
             zn_thread_info_t *t = zn_thread_get(i);
-            if (i != self->id && atomic_load(&t->live))
+            if (i != self->id && zn_thread_running(t)) /* one in its exit hooks is gone, as for goroutine */
                 declare(tt, self->id, t, S.epoch, &clock);
         }
         uint64_t args[2] = {(uint64_t)n, 0};

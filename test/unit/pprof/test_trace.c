@@ -208,10 +208,63 @@ static void test_trace_threads(void **state)
     zn_trace_chunks_free(zn_trace_stop(sym_dladdr, NULL));
 }
 
+static int exit_pipe[2];
+
+static void *blocked_reader(void *arg)
+{
+    char c;
+    return read(exit_pipe[0], &c, 1) == 1 ? NULL : arg;
+}
+
+/* How many Gs a trace started and stopped right away declares. */
+static size_t creates_of_short_trace(void)
+{
+    zn_buf_t all;
+    assert_int_equal(zn_trace_start(64u << 20), ZN_OK);
+    zn_trace_chunk_t *chunks = zn_trace_stop(sym_dladdr, NULL);
+    zn_buf_init(&all, 256u << 20);
+    assert_int_equal(zn_buf_append(&all, ZN_TRACE_HEADER, ZN_TRACE_HEADER_LEN), ZN_OK);
+    for (zn_trace_chunk_t *c = chunks; c != NULL; c = c->next)
+        assert_int_equal(zn_buf_append(&all, c->data, c->len), ZN_OK);
+    td_stats_t d = td_decode((const uint8_t *)all.p, all.len);
+    size_t n = d.creates;
+    td_release(&d);
+    zn_buf_release(&all);
+    zn_trace_chunks_free(chunks);
+    return n;
+}
+
+/* A thread past its function (state EXITED, exit hooks still running, so `live` is still 1)
+ * is gone for the trace as for the goroutine profile: the start section does not declare it. */
+static void test_trace_skips_exiting(void **state)
+{
+    pthread_t th;
+    zn_thread_info_t *t = NULL;
+    zn_thread_register_self("main");
+    zn_trace_init();
+    assert_int_equal(pipe(exit_pipe), 0);
+    assert_int_equal(zn_thread_create(&th, "exiting", blocked_reader, NULL), 0);
+    for (int i = 0; i < zn_thread_count(); i++)
+        if (strcmp(zn_thread_get(i)->name, "exiting") == 0)
+            t = zn_thread_get(i);
+    assert_non_null(t);
+    for (int tries = 0; tries < 5000 && !atomic_load(&t->live); tries++)
+        usleep(1000); /* registered before it runs; live once it started */
+    assert_true(atomic_load(&t->live));
+    size_t running = creates_of_short_trace();
+    atomic_store(&t->state, ZN_THREAD_EXITED); /* as thread_main sets it before the exit hooks */
+    size_t exiting = creates_of_short_trace();
+    atomic_store(&t->state, ZN_THREAD_RUNNING);
+    assert_int_equal(exiting + 1, running);
+    assert_int_equal(write(exit_pipe[1], "x", 1), 1);
+    pthread_join(th, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_trace_threads),
+        cmocka_unit_test(test_trace_skips_exiting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
