@@ -340,21 +340,17 @@ def test_trace_viewer_pages(loaded, go):
 
 def test_second_trace_refused(zinc_factory):
     srv = zinc_factory({"http": {"workers": 2}})
-    first = {}
-
-    def take():
-        first["r"] = requests.get(srv.url + PPROF + "trace?seconds=2", timeout=60 * SLOW)
-
-    t = threading.Thread(target=take)
-    t.start()
-    time.sleep(0.5)
+    # stream=True returns once the headers came, and a trace's 200 is sent only after
+    # tracing was enabled: from here on the first trace is running (for 5 s, a margin for a
+    # loaded machine to send the second request).
+    first = requests.get(srv.url + PPROF + "trace?seconds=5", stream=True, timeout=60 * SLOW)
+    assert first.status_code == 200
     r = requests.get(srv.url + PPROF + "trace?seconds=1", timeout=30)
-    t.join()
     assert r.status_code == 500
     assert r.text == "Could not enable tracing: tracing is already enabled\n"
     assert r.headers["X-Go-Pprof"] == "1"
     assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
-    assert first["r"].status_code == 200 and first["r"].content.startswith(b"go 1.19 trace")
+    assert first.content.startswith(b"go 1.19 trace")
 
 
 def test_client_going_away_ends_trace(zinc_factory):
