@@ -31,6 +31,17 @@ static inline void fz_quiet_logs(void)
     zn_log_set_level(ZN_LOG_FATAL);
 }
 
+/* An exact-size heap copy of data, not NUL-terminated, so that ASan reports a parser that
+ * reads one byte past its input (libFuzzer's own buffer may have slack). The caller frees it. */
+static inline char *fz_copy(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size != 0 ? size : 1);
+    if (s == NULL)
+        abort();
+    memcpy(s, data, size);
+    return s;
+}
+
 /* A NUL-terminated heap copy of data (the caller frees it). */
 static inline char *fz_cstr(const uint8_t *data, size_t size)
 {
@@ -51,6 +62,16 @@ static inline char *fz_split(const uint8_t *data, size_t size, const uint8_t **r
     *rest = nl != NULL ? nl + 1 : data + size;
     *rest_n = nl != NULL ? size - n - 1 : 0;
     return fz_cstr(data, n);
+}
+
+/* The "<head>\n<body>" inputs: the head as a NUL-terminated copy (returned), the body as an
+ * exact-size fz_copy in *body / *body_n. The caller frees both. */
+static inline char *fz_head_body(const uint8_t *data, size_t size, char **body, size_t *body_n)
+{
+    const uint8_t *rest;
+    char *head = fz_split(data, size, &rest, body_n);
+    *body = fz_copy(rest, *body_n);
+    return head;
 }
 
 #endif

@@ -21,10 +21,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *text = malloc(size != 0 ? size : 1);
-    if (text == NULL)
-        abort();
-    memcpy(text, data, size);
+    char *text = fz_copy(data, size);
     zn_config_t cfg;
     char err[200];
     size_t warns = 0;

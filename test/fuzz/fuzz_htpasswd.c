@@ -15,10 +15,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *text = malloc(size != 0 ? size : 1);
-    if (text == NULL)
-        abort();
-    memcpy(text, data, size);
+    char *text = fz_copy(data, size);
     zn_auth_htpasswd_table_t t;
     memset(&t, 0, sizeof(t));
     zn_auth_htpasswd_parse("fuzz.htpasswd", text, size, &t);

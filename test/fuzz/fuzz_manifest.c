@@ -53,13 +53,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *rest;
     size_t n;
-    char *ct = fz_split(data, size, &rest, &n);
-    char *body = malloc(n != 0 ? n : 1);
-    if (body == NULL)
-        abort();
-    memcpy(body, rest, n);
+    char *body, *ct = fz_head_body(data, size, &body, &n);
 
     st_manifest_check_t out;
     char detail[160];

@@ -76,13 +76,8 @@ static void check_pprof(zn_slice_t q, const char *name)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *rest;
     size_t n;
-    char *name = fz_split(data, size, &rest, &n);
-    char *q = malloc(n != 0 ? n : 1);
-    if (q == NULL)
-        abort();
-    memcpy(q, rest, n);
+    char *q, *name = fz_head_body(data, size, &q, &n);
     size_t outlen = 1 + (size != 0 ? data[0] : 0);
     /* the fuzzer's own name, and the ones zinc asks for */
     check_api(zn_slice(q, n), name, outlen);
