@@ -1,6 +1,9 @@
 /*
  * common/zn.h - the few helpers every zinc module shares: error codes, a byte slice,
- * JSON-lines logging, and the thread and lock wrappers that pprof instruments.
+ * bounded buffers, the one hash table (htab.c), the one doublestar glob parser (glob.c, for
+ * accessControl keys: config validates with it, auth matches with it), the one bounded
+ * whole-file reader (file.c), JSON-lines logging, and the thread and lock wrappers that
+ * pprof instruments.
  *
  * Nothing here includes h2o: storage/ and config/ use this header too. Threads and locks
  * go through these wrappers so that the profiler sees every one of them (thread registry
