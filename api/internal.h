@@ -1,6 +1,9 @@
 /*
  * api/internal.h - private to api/: the API object, the request parsers (parse.c) and the
- * response helpers (respond.c) every handler file shares.
+ * response helpers (respond.c) every handler file shares. Query parameters, headers and
+ * small responses are the HTTP edge's (common/edge/edge.h); the zn_api_* names below are
+ * thin wrappers kept for the handlers. Errors go through api/errors.c's tables; a refusal
+ * a handler decides goes through ctx->deny (the server's).
  */
 #ifndef ZN_API_INTERNAL_H
 #define ZN_API_INTERNAL_H

@@ -66,7 +66,7 @@ zn_err_t zn_edge_query_get(zn_slice_t q, const char *name, size_t nth, unsigned 
  * printable Unicode as is, other runes as \uNNNN / \UNNNNNNNN. Errors of zn_buf_append. */
 zn_err_t zn_edge_quote(zn_buf_t *b, zn_slice_t s);
 /* Whether Go's strconv.IsPrint(r) holds: letters, marks, numbers, punctuation, symbols (as
- * of the Unicode version of print.c) and the ASCII space. */
+ * of the Unicode version of print.inc) and the ASCII space. */
 bool zn_edge_is_print(uint32_t r);
 
 typedef struct zn_edge_param {

@@ -1,7 +1,8 @@
 /*
  * common/edge/quote.c - the edge's pure string work: query parameter lookup with
  * percent-decoding, Go's strconv.Quote, and WWW-Authenticate challenges (contracts in
- * edge.h). No h2o calls: unit-tested in test/unit/edge/test_quote.c.
+ * edge.h). No h2o calls: unit-tested in test/unit/edge/test_quote.c. The table of printable
+ * runes is generated (print.inc, by gen_print.py).
  *
  * Quoting follows Go's strconv.Quote rune by rune: the input is decoded as UTF-8 the way
  * Go's utf8.DecodeRuneInString does (shortest form only, no surrogates, at most U+10FFFF;
@@ -68,6 +69,25 @@ zn_err_t zn_edge_query_get(zn_slice_t q, const char *name, size_t nth, unsigned 
 }
 
 /* ---- Go's strconv.Quote ------------------------------------------------------------------------ */
+
+#include "common/edge/print.inc"
+
+bool zn_edge_is_print(uint32_t r)
+{
+    if (r < 0x80)
+        return r >= 0x20 && r < 0x7f;
+    size_t lo = 0, hi = sizeof(print_ranges) / sizeof(print_ranges[0]);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r < print_ranges[mid][0])
+            hi = mid;
+        else if (r > print_ranges[mid][1])
+            lo = mid + 1;
+        else
+            return true;
+    }
+    return false;
+}
 
 /* One rune at p (n > 0 bytes left): its value and length, or *r = -1 and length 1 when the
  * bytes are not the shortest UTF-8 form of a valid rune (Go's RuneError, width 1). */
