@@ -62,8 +62,8 @@ int zn_edge_send(h2o_req_t *req, int status, const char *content_type, const voi
     req->res.status = status;
     req->res.reason = zn_edge_reason(status);
     req->res.content_length = len;
-    if (content_type != NULL)
-        zn_edge_header_add_ref(req, H2O_TOKEN_CONTENT_TYPE, content_type, strlen(content_type));
+    if (content_type != NULL) /* copied: it may be the caller's (a stored manifest's media type) */
+        zn_edge_header_add(req, H2O_TOKEN_CONTENT_TYPE, content_type);
     /* h2o_send_inline copies the bytes into the pool and sends none for HEAD */
     h2o_send_inline(req, body != NULL ? body : "", body != NULL ? len : 0);
     return 0;

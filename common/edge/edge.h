@@ -22,9 +22,10 @@
 const char *zn_edge_reason(int status);
 
 /* Sends status with Content-Type content_type (NULL: none), Content-Length len and the
- * headers added so far. body (len bytes) is copied into the request's pool; it may be NULL
- * only when nothing is to be sent after the headers (HEAD, where len is what GET would
- * send). h2o sends no body for HEAD in any case. Returns 0 (h2o handler convention). */
+ * headers added so far. content_type and body (len bytes) are copied into the request's
+ * pool; body may be NULL only when nothing is to be sent after the headers (HEAD, where len
+ * is what GET would send). h2o sends no body for HEAD in any case. Returns 0 (h2o handler
+ * convention). */
 int zn_edge_send(h2o_req_t *req, int status, const char *content_type, const void *body, size_t len);
 
 /* ---- headers (edge.c) ------------------------------------------------------------------ */
