@@ -1,14 +1,15 @@
 /*
- * test/fuzz/fuzz_query.c - query strings: the API's percent-decoding lookup (api/parse.c
- * zn_api_query_get, used for digest, mount, from, n, last, artifactType), the page size `n`,
+ * test/fuzz/fuzz_query.c - query strings: the API's percent-decoding lookup (api/internal.h
+ * zn_api_query_get, used for digest, mount, from, n, last, artifactType), the page size `n`
  * (both the HTTP edge's reader, common/edge/quote.c zn_edge_query_get), and pprof's Go-style
  * lookup and integer parameters (pprof/http.c zn_pprof_query*, fed a request whose path holds
- * the query as h2o leaves it). Input: "<name>\n<query>"; the first byte of
- * the name also picks the output buffer size.
+ * the query as h2o leaves it), and Go-style quoting of the same bytes (zn_edge_quote).
+ * Input: "<name>\n<query>"; the first byte of the name also picks the output buffer size.
  */
 #include <h2o.h>
 
 #include "api/internal.h"
+#include "common/edge/edge.h"
 #include "fuzz.h"
 #include "pprof/internal.h"
 
@@ -77,6 +78,26 @@ static void check_pprof(zn_slice_t q, const char *name)
     free(path);
 }
 
+/* Go-style quoting (common/edge/quote.c) of any bytes, as a realm lands in a challenge: the
+ * result is one quoted string that a header may hold - no control byte, no bare quote or
+ * backslash inside, never shorter than the input plus its quotes. */
+static void check_quote(zn_slice_t s)
+{
+    zn_buf_t b;
+    zn_buf_init(&b, 16 * s.n + 16);
+    FZ_CHECK(zn_edge_quote(&b, s) == ZN_OK);
+    FZ_CHECK(b.len >= s.n + 2 && b.p[0] == '"' && b.p[b.len - 1] == '"');
+    for (size_t i = 1; i + 1 < b.len; i++) {
+        unsigned char c = (unsigned char)b.p[i];
+        FZ_CHECK(c >= 0x20 && c != 0x7f && c != '"');
+        if (c == '\\') { /* an escape: \\ \" or a letter that starts one */
+            FZ_CHECK(i + 2 < b.len && strchr("\\\"abfnrtvxuU", b.p[i + 1]) != NULL);
+            i++;
+        }
+    }
+    zn_buf_release(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *rest;
@@ -90,6 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the fuzzer's own name, and the ones zinc asks for */
     check_api(zn_slice(q, n), name, outlen);
     check_pprof(zn_slice(q, n), name);
+    check_quote(zn_slice(q, n));
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         check_api(zn_slice(q, n), names[i], outlen);
         check_pprof(zn_slice(q, n), names[i]);
