@@ -123,11 +123,8 @@ zn_auth_status_t zn_token_check(zn_token_t *t, const char *tok, size_t len, zn_a
 
 static bool from_docker(h2o_req_t *req)
 {
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_USER_AGENT, -1);
-    if (i == -1)
-        return false;
-    h2o_iovec_t ua = req->headers.entries[i].value;
-    return h2o_strstr(ua.base, ua.len, H2O_STRLIT(DOCKER_UA)) != SIZE_MAX;
+    zn_slice_t ua = zn_edge_header(req, H2O_TOKEN_USER_AGENT);
+    return ua.p != NULL && h2o_strstr(ua.p, ua.n, H2O_STRLIT(DOCKER_UA)) != SIZE_MAX;
 }
 
 /* `Bearer realm="<realm>",service="<service>"` (common/edge's builder) in req's pool. */
@@ -148,7 +145,7 @@ h2o_iovec_t zn_token_ping_challenge(zn_token_t *t, h2o_req_t *req)
 {
     h2o_iovec_t none = {NULL, 0};
 
-    if (t == NULL || !t->challenge_docker || h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) != -1 || !from_docker(req))
+    if (t == NULL || !t->challenge_docker || zn_edge_header(req, H2O_TOKEN_AUTHORIZATION).p != NULL || !from_docker(req))
         return none;
     if (t->realm != NULL)
         return bearer(req, t->realm, t->service);
