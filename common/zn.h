@@ -5,7 +5,8 @@
  * Nothing here includes h2o: storage/ and config/ use this header too. Threads and locks
  * go through these wrappers so that the profiler sees every one of them (thread registry
  * for CPU timers, stack snapshots and threadcreate; lock hooks for mutex/block profiles
- * and the execution trace) without touching call sites.
+ * and the execution trace) without touching call sites. The router contract (rows, the
+ * request context) is common/route.h; the h2o-aware HTTP edge is common/edge/.
  */
 #ifndef ZN_COMMON_H
 #define ZN_COMMON_H
