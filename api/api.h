@@ -1,12 +1,18 @@
 /*
  * api/api.h - the OCI distribution API: route rows for the server's router and the OCI
- * error responses every handler (and the server's 404) sends.
+ * error responses every handler (and the server's 404 and refusals) sends.
+ *
+ * api/errors.c holds the one table of OCI errors (wire code, message, HTTP status, zot's
+ * detail) and the one table mapping each internal zn_err_t to an OCI error; the bytes go
+ * out through the HTTP edge (common/edge/edge.h).
  */
 #ifndef ZN_API_H
 #define ZN_API_H
 
 #include <h2o.h>
 
+#include "common/edge/edge.h"
+#include "common/route.h"
 #include "common/zn.h"
 #include "config/config.h"
 
@@ -22,8 +28,8 @@ typedef enum zn_oci_code {
     ZN_OCI_NAME_INVALID,
     ZN_OCI_NAME_UNKNOWN,
     ZN_OCI_SIZE_INVALID,
-    ZN_OCI_UNAUTHORIZED,
-    ZN_OCI_DENIED,
+    ZN_OCI_UNAUTHORIZED,     /* 401, authorization refused an anonymous caller (zot's body) */
+    ZN_OCI_DENIED,           /* 403, authorization refused a user (zot's body) */
     ZN_OCI_UNSUPPORTED,
     ZN_OCI_TOO_MANY_REQUESTS,
     ZN_OCI_RANGE_INVALID, /* 416 BLOB_UPLOAD_INVALID / range not satisfiable */
@@ -32,20 +38,51 @@ typedef enum zn_oci_code {
     ZN_OCI_INTERNAL,      /* 500 */
     ZN_OCI_TAG_INVALID,
     ZN_OCI_PAGINATION_NUMBER_INVALID,
+    ZN_OCI_AUTHN_REQUIRED, /* 401, authentication failed: zot's single object, not a list */
+    ZN_OCI_SIZE_TOO_LARGE, /* 413 SIZE_INVALID: a body over a configured maximum */
     ZN_OCI_CODE_MAX
 } zn_oci_code_t;
 
-/* Default HTTP status of a code (one table, api/errors.c). */
+/* The code's row in the table (api/errors.c): wire code ("BLOB_UNKNOWN"), message, status,
+ * and the detail sent when the caller gives none (NULL = {}; zot's {"description":...}
+ * objects for UNAUTHORIZED, DENIED, AUTHN_REQUIRED, as JSON text). Static. */
+typedef struct zn_oci_error {
+    const char *code;
+    const char *message;
+    int status;
+    const char *detail_json;
+    bool bare; /* the body is the error object itself, not {"errors":[...]} (zot's authn 401) */
+} zn_oci_error_t;
+/* Never NULL: codes out of range give INTERNAL's row. */
+const zn_oci_error_t *zn_api_error(zn_oci_code_t code);
+
+/* Default HTTP status of a code. */
 int zn_api_error_status(zn_oci_code_t code);
 
-/* Sends `{"errors":[{"code","message","detail"}]}` with the code's status (or `status` if
- * non-zero), Content-Type application/json. detail may be NULL (sent as {}), else a
- * NUL-terminated string sent as a JSON string. Returns 0 (h2o handler convention). */
+/* Sends `{"errors":[{"code","message","detail"}]}` (or the bare object) with the code's
+ * status (or `status` if non-zero), Content-Type application/json. detail may be NULL (the
+ * table's detail, else {}), else a NUL-terminated string sent as a JSON string (invalid
+ * UTF-8: {}). Returns 0 (h2o handler convention). */
 int zn_api_send_error_status(h2o_req_t *req, int status, zn_oci_code_t code, const char *detail);
 static inline int zn_api_send_error(h2o_req_t *req, zn_oci_code_t code, const char *detail)
 {
     return zn_api_send_error_status(req, 0, code, detail);
 }
+
+/* What an internal error means for the resource a handler works on: the code for "does
+ * not exist" (ZN_ENOENT: BLOB_UNKNOWN, MANIFEST_UNKNOWN...) and for "malformed" (ZN_EINVAL:
+ * NAME_INVALID, or MANIFEST_INVALID for a manifest body). */
+typedef struct zn_api_codes {
+    zn_oci_code_t enoent, einval;
+} zn_api_codes_t;
+
+/* The OCI error for err (the table in api/errors.c; every zn_err_t has a row). *internal is
+ * set when it is a server failure (500) that the sender logs. Pure. */
+zn_oci_code_t zn_api_err_code(zn_err_t err, const zn_api_codes_t *as, bool *internal);
+
+/* Sends the OCI error for err (zn_api_err_code); detail as zn_api_send_error, or the row's
+ * default detail. Internal failures are logged here with method, path and the error. */
+int zn_api_send_err(h2o_req_t *req, zn_err_t err, const zn_api_codes_t *as, const char *detail);
 
 /* Adds `Docker-Distribution-API-Version: registry/2.0` (every response carries it). */
 void zn_api_add_version_header(h2o_req_t *req);

@@ -1,6 +1,9 @@
 /*
  * api/internal.h - private to api/: the API object, the request parsers (parse.c) and the
- * response helpers (respond.c) every handler file shares.
+ * response helpers (respond.c) every handler file shares. Query parameters, headers and
+ * small responses are the HTTP edge's (common/edge/edge.h); the zn_api_* names below are
+ * thin wrappers kept for the handlers. Errors go through api/errors.c's tables; a refusal
+ * a handler decides goes through ctx->deny (the server's).
  */
 #ifndef ZN_API_INTERNAL_H
 #define ZN_API_INTERNAL_H
@@ -17,12 +20,17 @@ struct zn_api {
 
 /* ---- parse.c: pure parsers (unit-tested) ----------------------------------------------- */
 
-/* Finds `name` in the query string q (without '?') and percent-decodes its first value
- * into out (NUL-terminated, at most outlen-1 bytes). ZN_ENOENT if absent, ZN_EINVAL if
- * malformed or too long. '+' is taken literally (OCI values never hold spaces). */
-zn_err_t zn_api_query_get(zn_slice_t q, const char *name, char *out, size_t outlen);
-/* The same for the nth (0-based) occurrence of `name` (repeated parameters: ?tag=a&tag=b). */
-zn_err_t zn_api_query_get_nth(zn_slice_t q, const char *name, size_t nth, char *out, size_t outlen);
+/* Query parameters (the edge's reader, '+' literal): the first or the nth (0-based)
+ * occurrence of `name` percent-decoded into out (NUL-terminated, at most outlen-1 bytes).
+ * ZN_ENOENT if absent, ZN_EINVAL if malformed or too long (never cut). */
+static inline zn_err_t zn_api_query_get_nth(zn_slice_t q, const char *name, size_t nth, char *out, size_t outlen)
+{
+    return zn_edge_query_get(q, name, nth, 0, out, outlen);
+}
+static inline zn_err_t zn_api_query_get(zn_slice_t q, const char *name, char *out, size_t outlen)
+{
+    return zn_edge_query_get(q, name, 0, 0, out, outlen);
+}
 
 /* A byte range [first, last] resolved against a size. */
 typedef struct zn_api_range {
@@ -61,23 +69,44 @@ const char *zn_api_repo_param(h2o_req_t *req, zn_reqctx_t *ctx, int idx);
 bool zn_api_digest_param(h2o_req_t *req, zn_reqctx_t *ctx, int idx, zn_digest_t *d);
 /* Sends `code` (e.g. BLOB_UNKNOWN) if the repository exists, else NAME_UNKNOWN. */
 int zn_api_send_unknown(h2o_req_t *req, zn_api_t *api, const char *repo, zn_oci_code_t code);
-/* The query string of the request (without '?'), possibly empty. */
-zn_slice_t zn_api_query(h2o_req_t *req);
-/* The value of header `name` (lower-case), or a slice with p == NULL. */
-zn_slice_t zn_api_header(h2o_req_t *req, const h2o_token_t *token);
-/* Adds a response header with a copied value. */
-void zn_api_header_add(h2o_req_t *req, const h2o_token_t *token, const char *value);
-void zn_api_header_add_str(h2o_req_t *req, const char *name, const char *value);
-/* Adds a header with a printf-formatted value. */
+/* Thin names over the HTTP edge (common/edge/edge.h), kept for the handlers' call sites. */
+static inline zn_slice_t zn_api_query(h2o_req_t *req)
+{
+    return zn_edge_query(req);
+}
+static inline zn_slice_t zn_api_header(h2o_req_t *req, const h2o_token_t *token)
+{
+    return zn_edge_header(req, token);
+}
+static inline void zn_api_header_add(h2o_req_t *req, const h2o_token_t *token, const char *value)
+{
+    zn_edge_header_add(req, token, value);
+}
+static inline void zn_api_header_add_str(h2o_req_t *req, const char *name, const char *value)
+{
+    zn_edge_header_add_name(req, name, value);
+}
+/* A header with a printf-formatted value; one that would not fit is logged and not sent. */
 void zn_api_header_addf(h2o_req_t *req, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Sends status with no body (Content-Length: 0). */
-int zn_api_send_empty(h2o_req_t *req, int status);
 /* Sends body (copied into the pool) with the given Content-Type and Content-Length: len;
  * HEAD gets headers only. body may be NULL only for HEAD (len is then what GET would send). */
-int zn_api_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
-/* Sends the OCI error matching a storage error; `code` is used for ZN_ENOENT. ZN_EIO and
- * other internal failures become 500 and are logged here. */
-int zn_api_send_storage_error(h2o_req_t *req, zn_err_t err, zn_oci_code_t enoent_code, const char *detail);
+static inline int zn_api_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
+{
+    return zn_edge_send(req, status, content_type, body, len);
+}
+/* Sends status with no body (Content-Length: 0). */
+static inline int zn_api_send_empty(h2o_req_t *req, int status)
+{
+    return zn_edge_send(req, status, NULL, "", 0);
+}
+/* Sends the OCI error matching a storage error (api/errors.c's table); `code` is used for
+ * ZN_ENOENT, NAME_INVALID for ZN_EINVAL. ZN_EIO and other internal failures become 500
+ * and are logged. */
+static inline int zn_api_send_storage_error(h2o_req_t *req, zn_err_t err, zn_oci_code_t enoent_code, const char *detail)
+{
+    zn_api_codes_t as = {enoent_code, ZN_OCI_NAME_INVALID};
+    return zn_api_send_err(req, err, &as, detail);
+}
 /* Range: 0-<size-1> as the spec shows it ("0-0" for an empty upload). */
 void zn_api_add_upload_range(h2o_req_t *req, uint64_t size);
 
@@ -92,9 +121,6 @@ typedef int (*zn_api_body_done_fn)(h2o_req_t *req, zn_upload_t *up, zn_err_t err
  * first, up is closed (or cancelled when cancel_on_abort) and done is never called.
  * Takes ownership of up; data (request-pool memory) is passed to done. Returns 0. */
 int zn_api_body_write(h2o_req_t *req, zn_upload_t *up, bool cancel_on_abort, zn_api_body_done_fn done, void *data);
-
-/* 401 with a Basic challenge for an anonymous caller, 403 DENIED for a user. */
-int zn_api_send_denied(h2o_req_t *req, zn_reqctx_t *ctx, const zn_config_t *cfg);
 
 /* Pagination parameters ?n=&last= of tags/list and _catalog. */
 typedef struct zn_api_page {

@@ -103,19 +103,13 @@ static bool put_tags(h2o_req_t *req, const zn_api_ref_t *ref, struct put_tags *t
     return true;
 }
 
+/* A manifest body that storage rejects is MANIFEST_INVALID, a reference it lacks
+ * MANIFEST_BLOB_UNKNOWN (api/errors.c maps the rest). */
 static int send_put_error(h2o_req_t *req, zn_err_t err, const char *detail)
 {
-    const char *d = detail[0] != '\0' ? detail : NULL;
-    switch (err) {
-    case ZN_EINVAL:
-        return zn_api_send_error(req, ZN_OCI_MANIFEST_INVALID, d);
-    case ZN_ENOENT:
-        return zn_api_send_error(req, ZN_OCI_MANIFEST_BLOB_UNKNOWN, d);
-    case ZN_EDIGEST:
-        return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, "digest does not match the manifest");
-    default:
-        return zn_api_send_storage_error(req, err, ZN_OCI_MANIFEST_UNKNOWN, d);
-    }
+    static const zn_api_codes_t as = {ZN_OCI_MANIFEST_BLOB_UNKNOWN, ZN_OCI_MANIFEST_INVALID};
+    const char *d = err == ZN_EDIGEST ? "digest does not match the manifest" : detail[0] != '\0' ? detail : NULL;
+    return zn_api_send_err(req, err, &as, d);
 }
 
 int zn_api_manifest_put(h2o_req_t *req, zn_reqctx_t *ctx)
@@ -132,11 +126,11 @@ int zn_api_manifest_put(h2o_req_t *req, zn_reqctx_t *ctx)
     if (repo == NULL || !ref_param(req, ctx, false, &ref) || !put_tags(req, &ref, &tags))
         return 0;
     if (max != 0 && len > max)
-        return zn_api_send_error_status(req, 413, ZN_OCI_SIZE_INVALID, "manifest too large");
+        return zn_api_send_error(req, ZN_OCI_SIZE_TOO_LARGE, "manifest too large");
     const char *body = len != 0 ? req->entity.base : "";
     for (size_t i = 0; i < tags.n; i++)
         if (!may_put(ctx, api, repo, tags.v[i], body, len))
-            return zn_api_send_denied(req, ctx, api->cfg);
+            return ctx->deny(req, ctx);
     zn_slice_t ct = zn_api_header(req, H2O_TOKEN_CONTENT_TYPE);
     const char *content_type = ct.p != NULL ? h2o_strdup(&req->pool, ct.p, ct.n).base : NULL;
     zn_err_t err = zn_storage_manifest_put_tags(api->st, repo, tags.v, tags.n, ref.is_digest ? &ref.digest : NULL, content_type,

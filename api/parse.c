@@ -1,67 +1,12 @@
 /*
- * api/parse.c - parsers for what arrives on the wire: query parameters, Range and
- * Content-Range headers, manifest references and page sizes. Pure functions on
+ * api/parse.c - parsers for what arrives on the wire: Range and Content-Range headers,
+ * manifest references and page sizes (query parameters are the edge's, common/edge/). Pure functions on
  * pointer + length with explicit maxima; unit-tested in test/unit/api/test_parse.c.
  */
 #include <string.h>
 #include <strings.h>
 
 #include "api/internal.h"
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static zn_err_t decode(zn_slice_t v, char *out, size_t outlen)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < v.n; i++) {
-        char c = v.p[i];
-        if (c == '%') {
-            int hi, lo;
-            if (i + 2 >= v.n)
-                return ZN_EINVAL;
-            if ((hi = hexval(v.p[i + 1])) < 0 || (lo = hexval(v.p[i + 2])) < 0)
-                return ZN_EINVAL;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (c == '\0' || n + 1 >= outlen)
-            return ZN_EINVAL;
-        out[n++] = c;
-    }
-    out[n] = '\0';
-    return ZN_OK;
-}
-
-zn_err_t zn_api_query_get_nth(zn_slice_t q, const char *name, size_t nth, char *out, size_t outlen)
-{
-    size_t nlen = strlen(name);
-    const char *p = q.p, *end = q.p + q.n;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p)), *pend = amp != NULL ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(pend - p));
-        const char *kend = eq != NULL ? eq : pend;
-        if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0 && nth-- == 0) {
-            zn_slice_t v = eq != NULL ? zn_slice(eq + 1, (size_t)(pend - eq - 1)) : zn_slice("", 0);
-            return decode(v, out, outlen);
-        }
-        p = pend + 1;
-    }
-    return ZN_ENOENT;
-}
-
-zn_err_t zn_api_query_get(zn_slice_t q, const char *name, char *out, size_t outlen)
-{
-    return zn_api_query_get_nth(q, name, 0, out, outlen);
-}
 
 /* Reads digits at *p (before end) into *v; ZN_EINVAL if none or overflow. */
 static zn_err_t read_num(const char **p, const char *end, uint64_t *v)

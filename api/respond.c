@@ -1,8 +1,10 @@
 /*
- * api/respond.c - what every handler file shares: path/query/header access, response
- * headers, empty and small bodies, the mapping of storage errors to OCI errors, denials
- * and pagination.
+ * api/respond.c - what every handler file shares on top of the HTTP edge
+ * (common/edge/edge.h): validated path parameters, the unknown-repository rule, the upload
+ * Range header and pagination. Small responses, headers and query parameters are the
+ * edge's (thin names in internal.h); errors are api/errors.c's.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,100 +34,18 @@ int zn_api_send_unknown(h2o_req_t *req, zn_api_t *api, const char *repo, zn_oci_
     return zn_api_send_error(req, repo_exists ? code : ZN_OCI_NAME_UNKNOWN, NULL);
 }
 
-zn_slice_t zn_api_query(h2o_req_t *req)
-{
-    if (req->input.query_at == SIZE_MAX)
-        return zn_slice("", 0);
-    size_t at = req->input.query_at + 1;
-    return zn_slice(req->input.path.base + at, req->input.path.len - at);
-}
-
-zn_slice_t zn_api_header(h2o_req_t *req, const h2o_token_t *token)
-{
-    ssize_t i = h2o_find_header(&req->headers, token, -1);
-    if (i == -1)
-        return zn_slice(NULL, 0);
-    return zn_slice(req->headers.entries[i].value.base, req->headers.entries[i].value.len);
-}
-
-void zn_api_header_add(h2o_req_t *req, const h2o_token_t *token, const char *value)
-{
-    h2o_iovec_t v = h2o_strdup(&req->pool, value, SIZE_MAX);
-    h2o_add_header(&req->pool, &req->res.headers, token, NULL, v.base, v.len);
-}
-
-void zn_api_header_add_str(h2o_req_t *req, const char *name, const char *value)
-{
-    h2o_iovec_t v = h2o_strdup(&req->pool, value, SIZE_MAX);
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, v.base, v.len);
-}
-
 void zn_api_header_addf(h2o_req_t *req, const char *name, const char *fmt, ...)
 {
-    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    /* every caller formats names, digests and numbers that fit; the edge logs one that does not */
+    (void)zn_edge_header_vaddf(req, name, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(buf)) {
-        /* every caller formats names, digests and numbers that fit; a cut header would lie */
-        zn_log(ZN_LOG_ERROR, "response header too long, not sent", ZN_LSTR("header", name));
-        return;
-    }
-    zn_api_header_add_str(req, name, buf);
-}
-
-int zn_api_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
-{
-    req->res.status = status;
-    req->res.reason = "";
-    req->res.content_length = len;
-    if (content_type != NULL)
-        zn_api_header_add(req, H2O_TOKEN_CONTENT_TYPE, content_type);
-    h2o_send_inline(req, body != NULL ? body : "", body != NULL ? len : 0);
-    return 0;
-}
-
-int zn_api_send_empty(h2o_req_t *req, int status)
-{
-    return zn_api_send_body(req, status, NULL, "", 0);
-}
-
-int zn_api_send_storage_error(h2o_req_t *req, zn_err_t err, zn_oci_code_t enoent_code, const char *detail)
-{
-    switch (err) {
-    case ZN_ENOENT:
-        return zn_api_send_error(req, enoent_code, detail);
-    case ZN_EINVAL:
-        return zn_api_send_error(req, ZN_OCI_NAME_INVALID, detail);
-    case ZN_EEXIST: /* storage: the name would collide with another repository's layout */
-        return zn_api_send_error(req, ZN_OCI_NAME_INVALID,
-                                 detail != NULL ? detail : "name collides with the layout of another repository");
-    case ZN_EDIGEST:
-        return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, detail);
-    case ZN_ETOOBIG:
-        return zn_api_send_error_status(req, 413, ZN_OCI_SIZE_INVALID, detail);
-    case ZN_EUNSUPP:
-        return zn_api_send_error(req, ZN_OCI_UNSUPPORTED, detail);
-    default:
-        break;
-    }
-    zn_log(ZN_LOG_ERROR, "storage failure", ZN_LSTRN("method", req->method.base, req->method.len),
-           ZN_LSTRN("path", req->input.path.base, req->input.path.len), ZN_LSTR("error", zn_err_str(err)));
-    return zn_api_send_error(req, ZN_OCI_INTERNAL, NULL);
 }
 
 void zn_api_add_upload_range(h2o_req_t *req, uint64_t size)
 {
     zn_api_header_addf(req, "range", "0-%llu", (unsigned long long)(size > 0 ? size - 1 : 0));
-}
-
-int zn_api_send_denied(h2o_req_t *req, zn_reqctx_t *ctx, const zn_config_t *cfg)
-{
-    if (ctx->user != NULL)
-        return zn_api_send_error(req, ZN_OCI_DENIED, NULL);
-    zn_api_header_addf(req, "www-authenticate", "Basic realm=\"%s\"", cfg->http.realm != NULL ? cfg->http.realm : "");
-    return zn_api_send_error(req, ZN_OCI_UNAUTHORIZED, NULL);
 }
 
 bool zn_api_page_params(h2o_req_t *req, zn_api_page_t *page)

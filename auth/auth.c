@@ -29,28 +29,7 @@ struct zn_auth {
     zn_auth_htpasswd_t htpasswd; /* valid when enabled */
     zn_auth_cache_t cache;       /* valid when enabled */
     zn_auth_policy_t policy;
-    char *challenge;
 };
-
-/* `Basic realm="..."` with the realm escaped as Go's strconv.Quote does for ASCII. */
-static char *make_challenge(const char *realm)
-{
-    zn_buf_t b;
-    zn_buf_init(&b, 64 + 4 * strlen(realm));
-    zn_buf_append(&b, "Basic realm=\"", 13);
-    if (*realm == '\0')
-        realm = "Authorization Required";
-    for (const unsigned char *p = (const unsigned char *)realm; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            zn_buf_printf(&b, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            zn_buf_printf(&b, "\\x%02x", *p);
-        else
-            zn_buf_append(&b, p, 1);
-    }
-    zn_buf_append(&b, "\"", 1);
-    return zn_buf_detach(&b, NULL);
-}
 
 zn_err_t zn_auth_new(const zn_config_t *cfg, zn_auth_t **out, char *errbuf, size_t errlen)
 {
@@ -66,7 +45,6 @@ zn_err_t zn_auth_new(const zn_config_t *cfg, zn_auth_t **out, char *errbuf, size
             goto fail;
         zn_auth_cache_init(&a->cache, CACHE_ENTRIES, CACHE_TTL_NS);
     }
-    a->challenge = make_challenge(cfg->http.realm != NULL ? cfg->http.realm : "");
     *out = a;
     return ZN_OK;
 fail:
@@ -84,7 +62,6 @@ void zn_auth_free(zn_auth_t *a)
         zn_auth_cache_release(&a->cache);
     }
     zn_auth_policy_release(&a->policy);
-    free(a->challenge);
     free(a);
 }
 
@@ -107,11 +84,6 @@ bool zn_auth_anonymous_allowed(const zn_auth_t *a)
 const char *zn_auth_realm(const zn_auth_t *a)
 {
     return a->cfg->http.realm != NULL ? a->cfg->http.realm : "";
-}
-
-const char *zn_auth_challenge(const zn_auth_t *a)
-{
-    return a->challenge;
 }
 
 uint64_t zn_auth_fail_delay_ms(const zn_auth_t *a)

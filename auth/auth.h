@@ -77,12 +77,9 @@ bool zn_auth_enabled(const zn_auth_t *a);
  * configured, or some repository has an anonymousPolicy. Otherwise it gets the
  * authentication 401. */
 bool zn_auth_anonymous_allowed(const zn_auth_t *a);
-/* http.realm as configured, never NULL (may be ""): the lower-case `basic realm=<realm>`
- * zot adds to a 200 on /v2/. Owned by the config. */
+/* http.realm as configured, never NULL (may be ""). Owned by the config. The server builds
+ * the challenges from it (server/access.c with common/edge's builder). */
 const char *zn_auth_realm(const zn_auth_t *a);
-/* The WWW-Authenticate value for a 401: `Basic realm="<realm>"`, the realm quoted as Go's
- * strconv.Quote does and "Authorization Required" when empty (zot). Owned by a. */
-const char *zn_auth_challenge(const zn_auth_t *a);
 /* http.auth.failDelay in milliseconds. The server waits this long (with a timer, never a
  * sleep) before every authorization 401/403, and before an authentication 401 only when
  * credentials were sent. */

@@ -8,7 +8,8 @@
  * Nothing here includes h2o: storage/ and config/ use this header too. Threads and locks
  * go through these wrappers so that the profiler sees every one of them (thread registry
  * for CPU timers, stack snapshots and threadcreate; lock hooks for mutex/block profiles
- * and the execution trace) without touching call sites.
+ * and the execution trace) without touching call sites. The router contract (rows, the
+ * request context) is common/route.h; the h2o-aware HTTP edge is common/edge/.
  */
 #ifndef ZN_COMMON_H
 #define ZN_COMMON_H
@@ -345,52 +346,10 @@ typedef struct zn_syscall_hooks {
 } zn_syscall_hooks_t;
 void zn_syscall_set_hooks(const zn_syscall_hooks_t *hooks);
 
-/* ---- request context shared by the router and the handlers ---------------------------- */
+/* ---- access-control actions ------------------------------------------------------------ */
 
-struct st_h2o_req_t;
-
-/* Access-control actions (zot names). */
+/* Access-control actions (zot names): config parses them, auth grants them, router rows
+ * (common/route.h) require them. */
 enum { ZN_ACT_READ = 1, ZN_ACT_CREATE = 2, ZN_ACT_UPDATE = 4, ZN_ACT_DELETE = 8 };
-
-#define ZN_ROUTE_PARAMS_MAX 4
-
-/* What the router hands to a handler. Lives in the request's pool. */
-typedef struct zn_reqctx {
-    const char *route;                      /* route name, e.g. "manifest_get" */
-    zn_slice_t params[ZN_ROUTE_PARAMS_MAX]; /* path parameters in pattern order */
-    int nparams;
-    const char *user;                       /* authenticated user, NULL if anonymous */
-    bool is_admin;
-    void *app;                              /* the handler's registered data */
-    /* Authorization callback set by the server: may the caller do `action` on `repo`?
-     * Handlers call it for decisions that depend on state (tag create vs update, mount
-     * source). Always non-NULL. */
-    bool (*can)(struct zn_reqctx *ctx, const char *repo, unsigned action);
-    void *authz; /* server's data for can() */
-} zn_reqctx_t;
-
-/* A handler: returns 0 once it has started or sent a response (h2o convention). */
-typedef int (*zn_handler_fn)(struct st_h2o_req_t *req, zn_reqctx_t *ctx);
-
-enum {
-    ZN_ROUTE_ADMIN = 1,  /* only admins when auth is on (pprof) */
-    ZN_ROUTE_NOAUTH = 2, /* never authenticated (health checks) */
-    ZN_ROUTE_NOREPO_AUTHZ = 4, /* authenticated, but the handler checks access itself (catalog) */
-    ZN_ROUTE_METRICS = 8, /* the /metrics rule: accessControl.metrics (zot.md §3) */
-};
-
-/* One row of the router table. Patterns are literal segments, `{x}` (one segment) and at
- * most one `{x+}` (one or more segments, matched so that the segments after it match from
- * the right, as OCI paths must be parsed). A trailing `/` in the pattern is significant.
- * method "*" matches any method. Params land in ctx->params in pattern order. */
-typedef struct zn_route_def {
-    const char *method;
-    const char *pattern;
-    const char *name; /* route label: logs, pprof `route` tag */
-    zn_handler_fn fn;
-    unsigned action;  /* ZN_ACT_* the caller needs on the repository param, 0 = none */
-    int repo_param;   /* index of the repository param, -1 if none */
-    unsigned flags;   /* ZN_ROUTE_* */
-} zn_route_def_t;
 
 #endif

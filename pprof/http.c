@@ -1,64 +1,22 @@
 /*
- * pprof/http.c - the HTTP side every pprof endpoint shares: answers with the headers Go's
- * net/http/pprof sends (so `go tool pprof` shows our error messages as it shows Go's), query
- * parameters parsed as Go parses them, and a request-owned timer for handlers that must wait
- * (CPU profile, delta profiles, stack snapshots) without blocking their worker.
- *
- * The timer lives in the request's pool (h2o_mem_alloc_shared), so when the client goes away
- * and h2o disposes the request, the timer is unlinked and the owner's cancel callback stops
- * whatever it had started.
+ * pprof/http.c - the HTTP side every pprof endpoint shares, on top of the HTTP edge
+ * (common/edge): answers with the headers Go's net/http/pprof sends (so `go tool pprof`
+ * shows our error messages as it shows Go's), query parameters read as Go's FormValue reads
+ * them, and the request-owned timer for handlers that must wait (CPU profile, delta
+ * profiles, stack snapshots, trace) without blocking their worker: the edge's timer ticking
+ * every 100 ms, watching for an HTTP/1 client that left, which gets Go's "context canceled".
  */
-#include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "pprof/internal.h"
 
-static const char *reason_of(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 413:
-        return "Payload Too Large";
-    default:
-        return "Internal Server Error";
-    }
-}
+#define QUERY_VALUE_MAX 64 /* every value we read is a number */
 
-static void add_header(h2o_req_t *req, const h2o_token_t *token, const char *name, const char *value)
+/* Sends len bytes with status and the headers set so far, plus Go's nosniff. */
+static void send_body(h2o_req_t *req, int status, const char *type, const char *body, size_t len)
 {
-    if (token != NULL)
-        h2o_add_header(&req->pool, &req->res.headers, token, NULL, value, strlen(value));
-    else
-        h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL, value, strlen(value));
-}
-
-/* Sends len bytes (already in req's pool) with status and the headers set so far. */
-static void send_body(h2o_req_t *req, int status, const char *body, size_t len)
-{
-    static h2o_generator_t generator = {NULL, NULL};
-    h2o_iovec_t buf = h2o_iovec_init(body, len);
-
-    req->res.status = status;
-    req->res.reason = reason_of(status);
-    req->res.content_length = len;
-    add_header(req, NULL, "x-content-type-options", "nosniff");
-    h2o_start_response(req, &generator);
-    h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
-}
-
-static char *pool_copy(h2o_req_t *req, const char *p, size_t n)
-{
-    char *dst = h2o_mem_alloc_pool(&req->pool, n + 1);
-    if (n != 0)
-        memcpy(dst, p, n);
-    dst[n] = '\0';
-    return dst;
+    zn_edge_header_add_name_ref(req, "x-content-type-options", H2O_STRLIT("nosniff"));
+    zn_edge_send(req, status, type, body, len);
 }
 
 void zn_pprof_send_error(h2o_req_t *req, int status, const char *msg)
@@ -67,9 +25,8 @@ void zn_pprof_send_error(h2o_req_t *req, int status, const char *msg)
     char *body = h2o_mem_alloc_pool(&req->pool, n + 2);
     memcpy(body, msg, n);
     body[n] = '\n';
-    add_header(req, H2O_TOKEN_CONTENT_TYPE, NULL, "text/plain; charset=utf-8");
-    add_header(req, NULL, "x-go-pprof", "1");
-    send_body(req, status, body, n + 1);
+    zn_edge_header_add_name_ref(req, "x-go-pprof", H2O_STRLIT("1"));
+    send_body(req, status, "text/plain; charset=utf-8", body, n + 1);
 }
 
 void zn_pprof_send_binary(h2o_req_t *req, const char *name, bool delta, const zn_buf_t *body)
@@ -80,15 +37,18 @@ void zn_pprof_send_binary(h2o_req_t *req, const char *name, bool delta, const zn
         zn_pprof_send_error(req, 500, "profile name too long");
         return;
     }
-    add_header(req, H2O_TOKEN_CONTENT_TYPE, NULL, "application/octet-stream");
-    add_header(req, H2O_TOKEN_CONTENT_DISPOSITION, NULL, pool_copy(req, disp, (size_t)n));
-    send_body(req, 200, pool_copy(req, body->p, body->len), body->len);
+    zn_edge_header_add(req, H2O_TOKEN_CONTENT_DISPOSITION, disp);
+    send_body(req, 200, "application/octet-stream", body->p, body->len);
 }
 
 void zn_pprof_send_text(h2o_req_t *req, const zn_buf_t *body)
 {
-    add_header(req, H2O_TOKEN_CONTENT_TYPE, NULL, "text/plain; charset=utf-8");
-    send_body(req, 200, pool_copy(req, body->p, body->len), body->len);
+    send_body(req, 200, "text/plain; charset=utf-8", body->p, body->len);
+}
+
+void zn_pprof_send_html(h2o_req_t *req, int status, const char *body, size_t len)
+{
+    send_body(req, status, "text/html; charset=utf-8", body, len);
 }
 
 void zn_pprof_send_profile(h2o_req_t *req, const char *name, bool delta, const zn_pprof_profile_t *p)
@@ -107,24 +67,9 @@ void zn_pprof_send_profile(h2o_req_t *req, const char *name, bool delta, const z
 
 /* ---- query parameters ------------------------------------------------------------------------ */
 
-bool zn_pprof_query(h2o_req_t *req, const char *name, zn_slice_t *val)
+zn_err_t zn_pprof_query(h2o_req_t *req, const char *name, char *out, size_t outlen)
 {
-    if (req->input.query_at == SIZE_MAX)
-        return false;
-    const char *p = req->input.path.base + req->input.query_at + 1, *end = req->input.path.base + req->input.path.len;
-    size_t nlen = strlen(name);
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp != NULL ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        const char *kend = eq != NULL ? eq : stop;
-        if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0) {
-            *val = eq != NULL ? zn_slice(eq + 1, (size_t)(stop - eq - 1)) : zn_slice(stop, 0);
-            return true;
-        }
-        p = stop + 1;
-    }
-    return false;
+    return zn_edge_query_get(zn_edge_query(req), name, 0, ZN_EDGE_QUERY_PLUS_SPACE, out, outlen);
 }
 
 /* Go's strconv.ParseInt(s, 10, 64): optional sign, decimal digits, no overflow. */
@@ -141,20 +86,21 @@ static zn_err_t parse_int(zn_slice_t s, int64_t *out)
 
 int64_t zn_pprof_query_int(h2o_req_t *req, const char *name)
 {
-    zn_slice_t v;
+    char v[QUERY_VALUE_MAX];
     int64_t n;
-    if (!zn_pprof_query(req, name, &v) || parse_int(v, &n) != ZN_OK)
+    if (zn_pprof_query(req, name, v, sizeof(v)) != ZN_OK || parse_int(zn_slice(v, strlen(v)), &n) != ZN_OK)
         return 0;
     return n;
 }
 
 zn_err_t zn_pprof_query_seconds(h2o_req_t *req, int64_t *out)
 {
-    zn_slice_t v;
+    char v[QUERY_VALUE_MAX];
+    zn_err_t err = zn_pprof_query(req, "seconds", v, sizeof(v));
     /* Go's FormValue: an empty value is the same as no value */
-    if (!zn_pprof_query(req, "seconds", &v) || v.n == 0)
+    if (err == ZN_ENOENT || (err == ZN_OK && v[0] == '\0'))
         return ZN_ENOENT;
-    return parse_int(v, out);
+    return err == ZN_OK ? parse_int(zn_slice(v, strlen(v)), out) : ZN_EINVAL;
 }
 
 int64_t zn_pprof_cap_seconds(int64_t seconds)
@@ -169,81 +115,25 @@ int64_t zn_pprof_cap_seconds(int64_t seconds)
 
 /* ---- request-owned timer --------------------------------------------------------------------- */
 
-struct zn_pprof_wait {
-    h2o_timeout_entry_t entry;
-    h2o_req_t *req;
-    h2o_context_t *ctx;
-    void (*cb)(void *data);
-    void (*on_cancel)(void *data);
-    void *data;
-    bool finished;
-};
-
-/* h2o 2.2.5 does not read an HTTP/1 connection while its request is being handled, so it does
- * not see the client leave; we peek at the socket. EOF (or an error) means nobody will read the
- * answer. Pending bytes (a pipelined request, a TLS alert) hide the EOF: the wait then runs to
- * its end. HTTP/2 streams are reset by h2o itself, which disposes the request. */
-static bool peer_gone(h2o_req_t *req)
+/* As Go's handlers when the request context is cancelled: stop, answer 500 to nobody. */
+static void on_gone(h2o_req_t *req)
 {
-    h2o_socket_t *sock;
-    char c;
-    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL ||
-        (sock = req->conn->callbacks->get_socket(req->conn)) == NULL)
-        return false;
-    ssize_t n = recv(h2o_socket_get_fd(sock), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
-static void on_timeout(h2o_timeout_entry_t *entry)
-{
-    zn_pprof_wait_t *w = H2O_STRUCT_FROM_MEMBER(zn_pprof_wait_t, entry, entry);
-    if (w->finished)
-        return;
-    /* only while nothing was sent: a streaming response (trace) learns of the client from its
-     * own writes, and must not get a second response started on it */
-    if (w->req->_generator == NULL && peer_gone(w->req)) {
-        /* as Go's handlers when the request context is cancelled: stop, answer 500 to nobody */
-        w->finished = true;
-        w->on_cancel(w->data);
-        zn_pprof_send_error(w->req, 500, "context canceled");
-        return;
-    }
-    w->cb(w->data);
-}
-
-static void on_dispose(void *p)
-{
-    zn_pprof_wait_t *w = p;
-    if (h2o_timeout_is_linked(&w->entry))
-        h2o_timeout_unlink(&w->entry);
-    if (!w->finished) {
-        w->finished = true;
-        w->on_cancel(w->data);
-    }
+    zn_pprof_send_error(req, 500, "context canceled");
 }
 
 zn_pprof_wait_t *zn_pprof_wait_new(h2o_req_t *req, void (*on_cancel)(void *data), void *data)
 {
-    zn_pprof_wait_t *w = h2o_mem_alloc_shared(&req->pool, sizeof(*w), on_dispose);
-    memset(w, 0, sizeof(*w));
-    w->entry.cb = on_timeout;
-    w->req = req;
-    w->ctx = req->conn->ctx;
-    w->on_cancel = on_cancel;
-    w->data = data;
-    return w;
+    zn_edge_timer_t *t = zn_edge_timer_new(req, on_cancel, data);
+    zn_edge_timer_watch_peer(t, on_gone);
+    return t;
 }
 
 void zn_pprof_wait_arm(zn_pprof_wait_t *w, void (*cb)(void *data))
 {
-    w->cb = cb;
-    if (!w->finished && !h2o_timeout_is_linked(&w->entry))
-        h2o_timeout_link(w->ctx->loop, &w->ctx->hundred_ms_timeout, &w->entry);
+    zn_edge_timer_arm(w, &zn_edge_timer_req(w)->conn->ctx->hundred_ms_timeout, cb);
 }
 
 void zn_pprof_wait_finish(zn_pprof_wait_t *w)
 {
-    w->finished = true;
-    if (h2o_timeout_is_linked(&w->entry))
-        h2o_timeout_unlink(&w->entry);
+    zn_edge_timer_finish(w);
 }

@@ -61,13 +61,7 @@ static int on_index(h2o_req_t *req, zn_reqctx_t *ctx)
     if (write_index(&b, prefix_of(req)) != ZN_OK) {
         zn_pprof_send_error(req, 500, "failed to write index");
     } else {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/html; charset=utf-8"));
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL,
-                              H2O_STRLIT("nosniff"));
-        req->res.status = 200;
-        req->res.reason = "OK";
-        req->res.content_length = b.len;
-        h2o_send_inline(req, b.p, b.len);
+        zn_pprof_send_html(req, 200, b.p, b.len);
     }
     zn_buf_release(&b);
     return 0;
@@ -84,13 +78,8 @@ static int on_redirect(h2o_req_t *req, zn_reqctx_t *ctx)
         return 0;
     }
     /* by hand: h2o_send_redirect drops the headers set before it (nosniff) */
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, prefix, strlen(prefix));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/html; charset=utf-8"));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL, H2O_STRLIT("nosniff"));
-    req->res.status = 301;
-    req->res.reason = "Moved Permanently";
-    req->res.content_length = (size_t)n;
-    h2o_send_inline(req, body, (size_t)n);
+    zn_edge_header_add_ref(req, H2O_TOKEN_LOCATION, prefix, strlen(prefix));
+    zn_pprof_send_html(req, 301, body, (size_t)n);
     return 0;
 }
 

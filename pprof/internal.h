@@ -26,6 +26,8 @@
 
 #include <h2o.h>
 
+#include "common/edge/edge.h"
+#include "common/route.h"
 #include "common/zn.h"
 #include "config/config.h"
 
@@ -227,8 +229,12 @@ void zn_pprof_send_text(h2o_req_t *req, const zn_buf_t *body);
 /* Encodes p and sends it as zn_pprof_send_binary does; 500 if encoding fails. */
 void zn_pprof_send_profile(h2o_req_t *req, const char *name, bool delta, const zn_pprof_profile_t *p);
 
-/* Finds query parameter `name` (raw, not %-decoded: every value we read is a number). */
-bool zn_pprof_query(h2o_req_t *req, const char *name, zn_slice_t *val);
+/* text/html; charset=utf-8 + nosniff; body copied. */
+void zn_pprof_send_html(h2o_req_t *req, int status, const char *body, size_t len);
+
+/* Query parameter `name` as Go's FormValue reads it (the edge's reader, '+' = space): the
+ * first value percent-decoded into out. Errors of zn_edge_query_get. */
+zn_err_t zn_pprof_query(h2o_req_t *req, const char *name, char *out, size_t outlen);
 /* Go's strconv.Atoi of the value: 0 when missing or not an integer. */
 int64_t zn_pprof_query_int(h2o_req_t *req, const char *name);
 /* Go's ParseInt of `seconds`: ZN_ENOENT when absent, ZN_EINVAL when not a decimal integer
@@ -237,11 +243,12 @@ zn_err_t zn_pprof_query_seconds(h2o_req_t *req, int64_t *out);
 /* Clamps a requested duration to zinc.profiling.maxSeconds (logging when it does). */
 int64_t zn_pprof_cap_seconds(int64_t seconds);
 
-/* A request-owned timer: lives in req's pool, so a request that goes away (client closed)
- * unlinks it and calls on_cancel(data) unless zn_pprof_wait_finish() was called first. While
- * the response has not started, a tick also checks whether the HTTP/1 client closed (h2o does
- * not read the connection then): if so it calls on_cancel and answers 500 itself. */
-typedef struct zn_pprof_wait zn_pprof_wait_t;
+/* The edge's request-owned timer (common/edge/edge.h) as pprof uses it: a request that goes
+ * away (client closed) unlinks it and calls on_cancel(data) unless zn_pprof_wait_finish()
+ * was called first. While the response has not started, a tick also checks whether the
+ * HTTP/1 client closed (h2o does not read the connection then): if so it calls on_cancel and
+ * answers 500 "context canceled" itself. */
+typedef zn_edge_timer_t zn_pprof_wait_t;
 zn_pprof_wait_t *zn_pprof_wait_new(h2o_req_t *req, void (*on_cancel)(void *data), void *data);
 /* Calls cb(data) on req's loop after about 100 ms (h2o's hundred_ms_timeout). */
 void zn_pprof_wait_arm(zn_pprof_wait_t *w, void (*cb)(void *data));

@@ -10,6 +10,7 @@
 #ifndef ZN_PPROF_H
 #define ZN_PPROF_H
 
+#include "common/route.h"
 #include "common/zn.h"
 #include "config/config.h"
 

@@ -5,7 +5,7 @@
  * streamed as it is recorded: the header at once, then every ~100 ms the chunks threads
  * have filled, then at the deadline the partial chunks and the footer.
  *
- * Nothing sleeps: a request-owned timer (zn_pprof_wait) ticks on the worker's loop. The
+ * Nothing sleeps: a request-owned timer (zn_pprof_wait, the edge's) ticks on the worker's loop. The
  * generator lives in the request's pool. Every tick writes something (the starting
  * worker's own partial chunk at least), so a client that went away makes a write fail; h2o
  * then calls stop(): the trace ends at once and its data is dropped. Chunks are freed when
@@ -136,12 +136,9 @@ static void on_dispose(void *data)
 /* Go's strconv.ParseFloat as net/http/pprof uses it: anything unparsable or <= 0 is 1 s. */
 static double parse_seconds(h2o_req_t *req)
 {
-    zn_slice_t v;
     char tmp[32], *end;
-    if (!zn_pprof_query(req, "seconds", &v) || v.n == 0 || v.n >= sizeof(tmp))
+    if (zn_pprof_query(req, "seconds", tmp, sizeof(tmp)) != ZN_OK || tmp[0] == '\0')
         return 1;
-    memcpy(tmp, v.p, v.n);
-    tmp[v.n] = '\0';
     double s = strtod(tmp, &end);
     if (*end != '\0' || !isfinite(s) || s <= 0)
         return 1;
@@ -169,11 +166,10 @@ static int on_trace(h2o_req_t *req, const zn_pprof_def_t *def)
     g->deadline_ns = zn_now_mono_ns() + (uint64_t)(seconds * 1e9);
     g->wait = zn_pprof_wait_new(req, on_cancel, g);
     req->res.status = 200;
-    req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/octet-stream"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_DISPOSITION, NULL,
-                   H2O_STRLIT("attachment; filename=\"trace\""));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-content-type-options"), 0, NULL, H2O_STRLIT("nosniff"));
+    req->res.reason = zn_edge_reason(200);
+    zn_edge_header_add_ref(req, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/octet-stream"));
+    zn_edge_header_add_ref(req, H2O_TOKEN_CONTENT_DISPOSITION, H2O_STRLIT("attachment; filename=\"trace\""));
+    zn_edge_header_add_name_ref(req, "x-content-type-options", H2O_STRLIT("nosniff"));
     h2o_start_response(req, &g->super);
     h2o_iovec_t head = h2o_iovec_init(ZN_TRACE_HEADER, ZN_TRACE_HEADER_LEN);
     g->sending = true;

@@ -9,14 +9,17 @@
  * pool); an anonymous Docker ping in mixed mode gets token.c's Bearer challenge. Credentials
  * found in auth's cache pass at once. Others are verified on a small pool of threads -
  * bcrypt costs milliseconds and must not stall the worker's other connections - and the
- * request resumes on its own worker when the answer is posted back. Then the route's rule:
- * admin routes (pprof) need an admin, the metrics route what accessControl.metrics grants,
- * repository routes the row's action on the repository, anything else (/v2/, the catalog)
- * only the authentication; handlers ask ctx->can for decisions that depend on state.
+ * request resumes on its own worker when the answer is posted back, through the resume
+ * step the dispatcher passed in. Then the route's rule: admin routes (pprof) need an admin,
+ * the metrics route what accessControl.metrics grants, repository routes the row's action
+ * on the repository the router matched (ctx->repo), anything else (/v2/, the catalog) only
+ * the authentication; handlers ask ctx->can for decisions that depend on state, and refuse
+ * through ctx->deny, which is this file's refusal too.
  *
- * Refusals wait http.auth.failDelay seconds on an h2o timer - before every authorization
- * 401/403, before an authentication 401 only when credentials were sent (zot) - so a slow
- * answer never holds the worker.
+ * Every refusal is api/errors.c's zot body plus the Basic challenge built once by the edge
+ * (common/edge) from http.realm. Refusals wait http.auth.failDelay seconds on a
+ * request-owned timer - before every authorization 401/403, before an authentication 401
+ * only when credentials were sent (zot) - so a slow answer never holds the worker.
  *
  * Per-worker state (the queue verification results come back on, the delay timer) is made
  * on first use on the worker's own thread and kept thread-local; it lives as long as the
@@ -31,6 +34,7 @@
 
 #include "api/api.h"
 #include "auth/auth.h"
+#include "common/edge/edge.h"
 #include "server/server_int.h"
 
 #define VERIFY_QUEUE_MAX 1024
@@ -41,7 +45,8 @@ typedef enum { DENY_AUTHN_401, DENY_AUTHZ_401, DENY_AUTHZ_403 } deny_t;
 struct zn_access {
     zn_auth_t *auth;
     zn_token_t *token;          /* bearer tokens, NULL without authentication */
-    h2o_iovec_t base_challenge; /* "basic realm=<realm>" for 200s on /v2/ */
+    h2o_iovec_t challenge;      /* `Basic realm="<realm>"` for 401s */
+    h2o_iovec_t base_challenge; /* "basic realm=<realm>" for 200s on /v2/, empty without auth */
     zn_mutex_t lock;            /* guards jobs, njobs, stopping */
     zn_cond_t cond;
     h2o_linklist_t jobs;
@@ -64,8 +69,8 @@ typedef struct verify_job {
     zn_auth_creds_t creds;
     zn_auth_status_t result;
     h2o_req_t *req;
-    const zn_route_def_t *def;
     zn_reqctx_t *ctx;
+    zn_access_resume_fn resume;
     const char *user; /* in req's pool */
     job_anchor_t *anchor;
 } verify_job_t;
@@ -87,54 +92,37 @@ static void on_verified(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
 
 /* ---- answers ------------------------------------------------------------------------------ */
 
-#define AUTHN_ERROR                                                                                                        \
-    "{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\",\"detail\":{\"description\":\"The access "         \
-    "controller was unable to authenticate the client. Often this will be accompanied by a WWW-Authenticate HTTP "         \
-    "response header indicating how to authenticate.\"}}"
-
-/* zot's bodies, byte for byte: the authentication 401 is a single object, not a list. */
-static const h2o_iovec_t deny_bodies[] = {
-    [DENY_AUTHN_401] = {H2O_STRLIT(AUTHN_ERROR)},
-    [DENY_AUTHZ_401] = {H2O_STRLIT("{\"errors\":[" AUTHN_ERROR "]}")},
-    [DENY_AUTHZ_403] = {H2O_STRLIT("{\"errors\":[{\"code\":\"DENIED\",\"message\":\"requested access to the resource is "
-                                   "denied\",\"detail\":{\"description\":\"The access controller denied access for the "
-                                   "operation on a resource.\"}}]}")},
+/* zot's bodies (api/errors.c's table): the authentication 401 is a single object, the
+ * authorization 401 and 403 are lists. */
+static const zn_oci_code_t deny_codes[] = {
+    [DENY_AUTHN_401] = ZN_OCI_AUTHN_REQUIRED,
+    [DENY_AUTHZ_401] = ZN_OCI_UNAUTHORIZED,
+    [DENY_AUTHZ_403] = ZN_OCI_DENIED,
 };
 
 static void send_refusal(h2o_req_t *req, deny_t kind, h2o_iovec_t challenge)
 {
-    req->res.status = kind == DENY_AUTHZ_403 ? 403 : 401;
-    req->res.reason = kind == DENY_AUTHZ_403 ? "Forbidden" : "Unauthorized";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, challenge.base, challenge.len);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    req->res.content_length = deny_bodies[kind].len;
-    h2o_send_inline(req, deny_bodies[kind].base, deny_bodies[kind].len);
-}
-
-static void send_deny(zn_access_t *a, h2o_req_t *req, deny_t kind)
-{
-    const char *challenge = zn_auth_challenge(a->auth);
-    send_refusal(req, kind, h2o_iovec_init(challenge, strlen(challenge)));
+    zn_edge_header_add_ref(req, H2O_TOKEN_WWW_AUTHENTICATE, challenge.base, challenge.len);
+    zn_api_send_error(req, deny_codes[kind], NULL);
 }
 
 typedef struct delayed_deny {
-    h2o_timeout_entry_t entry;
+    zn_edge_timer_t *timer;
     h2o_req_t *req;
     zn_access_t *access;
     deny_t kind;
 } delayed_deny_t;
 
-static void on_delay_dispose(void *p)
+static void on_delay(void *data)
 {
-    delayed_deny_t *d = p;
-    if (h2o_timeout_is_linked(&d->entry))
-        h2o_timeout_unlink(&d->entry);
+    delayed_deny_t *d = data;
+    zn_edge_timer_finish(d->timer);
+    send_refusal(d->req, d->kind, d->access->challenge);
 }
 
-static void on_delay(h2o_timeout_entry_t *entry)
+/* The request went away during the delay: nobody to answer. */
+static void on_delay_cancel(void *data)
 {
-    delayed_deny_t *d = H2O_STRUCT_FROM_MEMBER(delayed_deny_t, entry, entry);
-    send_deny(d->access, d->req, d->kind);
 }
 
 static worker_state_t *worker_state(zn_access_t *a, h2o_req_t *req)
@@ -152,21 +140,24 @@ static worker_state_t *worker_state(zn_access_t *a, h2o_req_t *req)
     return tls_state;
 }
 
-/* Refuse, after failDelay when `delayed` (a timer, never a sleep). */
+/* Refuse, after failDelay when `delayed` (a request-owned timer, never a sleep). */
 static void deny(zn_access_t *a, h2o_req_t *req, deny_t kind, bool delayed)
 {
     if (!delayed || zn_auth_fail_delay_ms(a->auth) == 0) {
-        send_deny(a, req, kind);
+        send_refusal(req, kind, a->challenge);
         return;
     }
     worker_state_t *w = worker_state(a, req);
-    delayed_deny_t *d = h2o_mem_alloc_shared(&req->pool, sizeof(*d), on_delay_dispose);
-    memset(d, 0, sizeof(*d));
-    d->entry.cb = on_delay;
-    d->req = req;
-    d->access = a;
-    d->kind = kind;
-    h2o_timeout_link(req->conn->ctx->loop, &w->delay, &d->entry);
+    delayed_deny_t *d = h2o_mem_alloc_pool(&req->pool, sizeof(*d));
+    *d = (delayed_deny_t){zn_edge_timer_new(req, on_delay_cancel, d), req, a, kind};
+    zn_edge_timer_arm(d->timer, &w->delay, on_delay);
+}
+
+/* ctx->deny: a handler's refusal (a decision that depended on state) is the server's. */
+static int deny_cb(h2o_req_t *req, zn_reqctx_t *ctx)
+{
+    deny(ctx->authz, req, ctx->user == NULL ? DENY_AUTHZ_401 : DENY_AUTHZ_403, true);
+    return 0;
 }
 
 /* ---- authorization -------------------------------------------------------------------------- */
@@ -178,16 +169,17 @@ static bool can_cb(zn_reqctx_t *ctx, const char *repo, unsigned action)
 }
 
 /* The route's rule for an authenticated (or anonymous) caller; refuses itself if not met. */
-static bool authorize(zn_access_t *a, h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *ctx)
+static bool authorize(zn_access_t *a, h2o_req_t *req, zn_reqctx_t *ctx)
 {
+    const zn_route_def_t *def = ctx->def;
     zn_authz_t d = ZN_AUTHZ_ALLOW;
 
     if (def->flags & ZN_ROUTE_ADMIN) {
         d = zn_auth_authorize_admin(a->auth, ctx->user);
     } else if (def->flags & ZN_ROUTE_METRICS) {
         d = zn_auth_authorize_metrics(a->auth, ctx->user);
-    } else if (def->action != 0 && def->repo_param >= 0 && def->repo_param < ctx->nparams) {
-        zn_slice_t name = ctx->params[def->repo_param];
+    } else if (def->action != 0 && ctx->repo.p != NULL) {
+        zn_slice_t name = ctx->repo;
         /* the raw path never holds a NUL (h2o refuses it), but a C string must not be cut */
         const char *repo = memchr(name.p, '\0', name.n) == NULL ? h2o_strdup(&req->pool, name.p, name.n).base : NULL;
         d = repo != NULL ? zn_auth_authorize(a->auth, ctx->user, repo, def->action)
@@ -254,8 +246,7 @@ static void on_job_req_dispose(void *p)
 }
 
 /* Queue a credential check; false when the queue is full (the caller answers 429). */
-static bool enqueue(zn_access_t *a, h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *ctx,
-                    const zn_auth_creds_t *c)
+static bool enqueue(zn_access_t *a, h2o_req_t *req, zn_reqctx_t *ctx, zn_access_resume_fn resume, const zn_auth_creds_t *c)
 {
     worker_state_t *w = worker_state(a, req);
     verify_job_t *job = zn_calloc(1, sizeof(*job));
@@ -263,8 +254,8 @@ static bool enqueue(zn_access_t *a, h2o_req_t *req, const zn_route_def_t *def, z
     job->access = a;
     job->creds = *c;
     job->req = req;
-    job->def = def;
     job->ctx = ctx;
+    job->resume = resume;
     job->user = h2o_strdup(&req->pool, c->user, c->user_len).base;
     job->anchor = h2o_mem_alloc_shared(&req->pool, sizeof(*job->anchor), on_job_req_dispose);
     job->anchor->job = job;
@@ -294,7 +285,7 @@ static void resume(verify_job_t *job)
         return;
     }
     set_user(a, job->ctx, job->user);
-    if (authorize(a, job->req, job->def, job->ctx) && zn_http_run_handler(job->req, job->def, job->ctx) != 0)
+    if (authorize(a, job->req, job->ctx) && job->resume(job->req, job->ctx) != 0)
         zn_api_send_error(job->req, ZN_OCI_NOT_FOUND, NULL);
 }
 
@@ -330,36 +321,38 @@ static zn_auth_status_t authenticate(zn_access_t *a, h2o_req_t *req, zn_auth_cre
     return st == ZN_AUTH_OK ? zn_auth_check(a->auth, creds, false) : st;
 }
 
-bool zn_access_check(zn_access_t *a, h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *ctx)
+bool zn_access_check(zn_access_t *a, h2o_req_t *req, zn_reqctx_t *ctx, zn_access_resume_fn resume)
 {
+    const zn_route_def_t *def = ctx->def;
     zn_auth_creds_t creds;
     bool ok = false;
 
     ctx->user = NULL;
     ctx->is_admin = zn_auth_is_admin(a->auth, NULL);
     ctx->can = can_cb;
+    ctx->deny = deny_cb;
     ctx->authz = a;
     if (def->flags & ZN_ROUTE_NOAUTH)
         return true;
     if (!zn_auth_enabled(a->auth))
-        return authorize(a, req, def, ctx);
+        return authorize(a, req, ctx);
     creds.user_len = creds.pass_len = 0;
     switch (authenticate(a, req, &creds)) {
     case ZN_AUTH_ANONYMOUS:
         if (zn_auth_anonymous_allowed(a->auth))
-            ok = authorize(a, req, def, ctx);
+            ok = authorize(a, req, ctx);
         else
             deny(a, req, DENY_AUTHN_401, false);
         break;
     case ZN_AUTH_OK:
         set_user(a, ctx, h2o_strdup(&req->pool, creds.user, creds.user_len).base);
-        ok = authorize(a, req, def, ctx);
+        ok = authorize(a, req, ctx);
         break;
     case ZN_AUTH_FAILED:
         authn_failed(a, req, creds.user_len != 0 ? creds.user : NULL);
         break;
     case ZN_AUTH_PENDING:
-        if (!enqueue(a, req, def, ctx, &creds))
+        if (!enqueue(a, req, ctx, resume, &creds))
             zn_api_send_error(req, ZN_OCI_TOO_MANY_REQUESTS, NULL);
         break;
     }
@@ -372,8 +365,7 @@ void zn_access_base_headers(zn_access_t *a, h2o_req_t *req)
     /* zot adds a lower-case, unquoted challenge to a 200 when authentication is on;
      * podman and skopeo read it from the ping */
     if (a->base_challenge.len != 0)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, a->base_challenge.base,
-                       a->base_challenge.len);
+        zn_edge_header_add_ref(req, H2O_TOKEN_WWW_AUTHENTICATE, a->base_challenge.base, a->base_challenge.len);
 }
 
 bool zn_access_ping(zn_access_t *a, h2o_req_t *req)
@@ -393,17 +385,21 @@ zn_token_t *zn_access_token(zn_access_t *a)
 
 /* ---- lifecycle ---------------------------------------------------------------------------------- */
 
-/* "basic realm=<realm>" with control bytes (a header must not hold them) dropped. */
-static h2o_iovec_t make_base_challenge(const char *realm)
+/* The realm's challenges (common/edge): `Basic realm="<realm>"` quoted as zot's %q for 401s
+ * (an empty realm is zot's "Authorization Required"), and the lower-case, unquoted one zot
+ * adds to a 200 on /v2/. Malloc'd into *out; ZN_ETOOBIG for a realm over 64 KiB. */
+static zn_err_t make_challenge(const char *realm, bool base, h2o_iovec_t *out)
 {
-    size_t n = strlen(realm), o = sizeof("basic realm=") - 1;
-    char *p = zn_malloc(o + n + 1);
-    memcpy(p, "basic realm=", o);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)realm[i] >= 0x20 && realm[i] != 0x7f)
-            p[o++] = realm[i];
-    p[o] = '\0';
-    return h2o_iovec_init(p, o);
+    zn_edge_param_t p = {"realm", base || realm[0] != '\0' ? realm : "Authorization Required"};
+    zn_buf_t b;
+    zn_buf_init(&b, 64u << 10);
+    zn_err_t err = zn_edge_challenge(&b, base ? "basic" : "Basic", &p, 1, !base);
+    if (err != ZN_OK) {
+        zn_buf_release(&b);
+        return err;
+    }
+    out->base = zn_buf_detach(&b, &out->len);
+    return ZN_OK;
 }
 
 static int verify_threads(void)
@@ -427,11 +423,16 @@ zn_err_t zn_access_new(const zn_config_t *cfg, zn_access_t **out, char *err, siz
     zn_mutex_init(&a->lock, "access.verify");
     zn_cond_init(&a->cond);
     h2o_linklist_init_anchor(&a->jobs);
+    if (make_challenge(zn_auth_realm(a->auth), false, &a->challenge) != ZN_OK ||
+        (zn_auth_enabled(a->auth) && make_challenge(zn_auth_realm(a->auth), true, &a->base_challenge) != ZN_OK)) {
+        zn_errf(err, errlen, "http.realm: longer than 64 KiB");
+        zn_access_free(a);
+        return ZN_EINVAL;
+    }
     if (!zn_auth_enabled(a->auth)) {
         *out = a;
         return ZN_OK;
     }
-    a->base_challenge = make_base_challenge(zn_auth_realm(a->auth));
     if ((e = zn_token_new(cfg, zn_auth_anonymous_allowed(a->auth), &a->token, err, errlen)) != ZN_OK) {
         zn_access_free(a);
         return e;
@@ -468,6 +469,7 @@ void zn_access_free(zn_access_t *a)
     }
     zn_mutex_destroy(&a->lock);
     zn_cond_destroy(&a->cond);
+    free(a->challenge.base);
     free(a->base_challenge.base);
     zn_token_free(a->token);
     zn_auth_free(a->auth);

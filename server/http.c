@@ -2,11 +2,14 @@
  * server/http.c - request dispatch, the access log and the server's own routes.
  *
  * h2o sees one catch-all handler; it parses the raw path (never h2o's normalised one, so
- * `..` reaches the name validator instead of being resolved), finds the router row, lets
- * server/access.c authenticate and authorize, marks the worker thread with the route name
- * (pprof labels CPU samples with it) and calls the row's handler. Every response carries
+ * `..` reaches the name validator instead of being resolved), lets the router fill the
+ * request's zn_reqctx_t (row, params, repository), lets server/access.c authenticate and
+ * authorize - handing it run_handler as the step to resume with when credentials are
+ * verified off the loop - marks the worker thread with the route and repository (pprof
+ * labels samples with them) and calls the row's handler. Every response carries
  * Docker-Distribution-API-Version. The access log is an h2o logger, so it also sees
- * requests that end early (client gone, 4xx from h2o itself); it feeds the metrics too.
+ * requests that end early (client gone, 4xx from h2o itself); it reads the user, route and
+ * repository from the context the dispatch left in req->env and feeds the metrics too.
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,9 +34,10 @@ typedef struct {
 } access_logger_t;
 
 /* Per-request facts the access logger needs travel in req->env (h2o keeps it for the
- * request's lifetime): the user, and the monotonic start time (h2o's own timestamps are
- * cached once per loop pass, too coarse for sub-millisecond requests). */
-static const h2o_iovec_t ENV_USER = {H2O_STRLIT("zn.user")};
+ * request's lifetime): the request context (route, repository, user) once the request was
+ * routed, and the monotonic start time (h2o's own timestamps are cached once per loop pass,
+ * too coarse for sub-millisecond requests). */
+static const h2o_iovec_t ENV_CTX = {H2O_STRLIT("zn.ctx")};
 static const h2o_iovec_t ENV_T0 = {H2O_STRLIT("zn.t0")};
 
 static void env_push(h2o_req_t *req, h2o_iovec_t key, h2o_iovec_t value)
@@ -58,30 +62,37 @@ static void remember_start(h2o_req_t *req)
     env_push(req, ENV_T0, h2o_iovec_init(t0, sizeof(*t0)));
 }
 
-static void remember_user(h2o_req_t *req, const char *user)
+/* The routed request's context, or NULL (404/405, or h2o answered before dispatch). */
+static const zn_reqctx_t *find_ctx(h2o_req_t *req)
 {
-    env_push(req, ENV_USER, h2o_iovec_init(user, strlen(user)));
+    h2o_iovec_t v = env_find(req, ENV_CTX);
+    return v.len == sizeof(zn_reqctx_t) ? (const zn_reqctx_t *)v.base : NULL;
 }
 
-static zn_slice_t find_user(h2o_req_t *req)
+/* The part of dispatch after access control: pprof's route label, the row's handler. Also
+ * the step access.c resumes a request with after verifying its credentials. */
+static int run_handler(h2o_req_t *req, zn_reqctx_t *ctx)
 {
-    h2o_iovec_t v = env_find(req, ENV_USER);
-    return zn_slice(v.base, v.len);
+    const char *repo = ctx->repo.p != NULL ? h2o_strdup(&req->pool, ctx->repo.p, ctx->repo.n).base : NULL;
+
+    ctx->handled = true;
+    zn_pprof_req_begin(ctx->route, repo);
+    int ret = ctx->def->fn(req, ctx);
+    zn_pprof_req_end();
+    return ret;
 }
 
 static int on_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     dispatch_handler_t *self = (void *)_self;
-    zn_server_t *srv = self->srv;
     size_t plen = req->input.query_at != SIZE_MAX ? req->input.query_at : req->input.path.len;
     zn_slice_t path = zn_slice(req->input.path.base, plen), method = zn_slice(req->method.base, req->method.len);
     zn_reqctx_t *ctx = h2o_mem_alloc_pool(&req->pool, sizeof(*ctx));
-    const zn_route_def_t *def = NULL;
 
     memset(ctx, 0, sizeof(*ctx));
     remember_start(req);
     zn_api_add_version_header(req);
-    switch (zn_router_match(self->router, method, path, &def, &ctx->app, ctx->params, &ctx->nparams)) {
+    switch (zn_router_match(self->router, method, path, ctx)) {
     case ZN_ROUTE_FOUND:
         break;
     case ZN_ROUTE_NO_METHOD:
@@ -89,24 +100,10 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     case ZN_ROUTE_NO_PATH:
         return zn_api_send_error(req, ZN_OCI_NOT_FOUND, NULL);
     }
-    ctx->route = def->name;
-    if (!zn_access_check(srv->access, req, def, ctx))
+    env_push(req, ENV_CTX, h2o_iovec_init(ctx, sizeof(*ctx)));
+    if (!zn_access_check(self->srv->access, req, ctx, run_handler))
         return 0;
-    return zn_http_run_handler(req, def, ctx);
-}
-
-int zn_http_run_handler(h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *ctx)
-{
-    if (ctx->user != NULL)
-        remember_user(req, ctx->user);
-
-    const char *repo = NULL;
-    if (def->repo_param >= 0 && def->repo_param < ctx->nparams)
-        repo = h2o_strdup(&req->pool, ctx->params[def->repo_param].p, ctx->params[def->repo_param].n).base;
-    zn_pprof_req_begin(def->name, repo);
-    int ret = def->fn(req, ctx);
-    zn_pprof_req_end();
-    return ret;
+    return run_handler(req, ctx);
 }
 
 static double ms_between(const struct timeval *a, const struct timeval *b)
@@ -157,14 +154,16 @@ static void log_access(h2o_logger_t *_self, h2o_req_t *req)
     double ms = duration_ms(req);
     bool access = zn_log_get_level() <= ZN_LOG_INFO, audit = self->srv->audit_fd != -1 && audited(req);
 
+    const zn_reqctx_t *ctx = find_ctx(req);
+
     zn_metrics_observe(self->srv->metrics, zn_slice(req->input.method.base, req->input.method.len),
-                       zn_slice(req->input.path.base, plen), req->res.status, ms / 1e3);
+                       zn_slice(req->input.path.base, plen), ctx, req->res.status, ms / 1e3);
     if (!access && !audit)
         return;
     char remote[NI_MAXHOST];
     peer_host(req, remote);
-    zn_slice_t user = find_user(req);
-    zn_log_field_t who = user.p != NULL ? ZN_LSTRN("user", user.p, user.n) : ZN_LSTR("user", NULL);
+    /* the user of a request its handler served (a refused one is logged without) */
+    zn_log_field_t who = ZN_LSTR("user", ctx != NULL && ctx->handled ? ctx->user : NULL);
     if (access)
         zn_log(ZN_LOG_INFO, "request", ZN_LSTRN("method", req->input.method.base, req->input.method.len),
                ZN_LSTRN("path", req->input.path.base, plen), ZN_LINT("status", req->res.status),
@@ -185,12 +184,7 @@ static void log_access(h2o_logger_t *_self, h2o_req_t *req)
 
 static int send_text(h2o_req_t *req, int status, const char *type, const char *body)
 {
-    req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : "Internal Server Error";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
-    req->res.content_length = strlen(body);
-    h2o_send_inline(req, body, strlen(body));
-    return 0;
+    return zn_edge_send(req, status, type, body, strlen(body));
 }
 
 static int on_base(h2o_req_t *req, zn_reqctx_t *ctx)

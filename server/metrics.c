@@ -10,9 +10,10 @@
  * shards into a snapshot and renders it.
  *
  * Labels: method is one of the standard methods or "other" (a client cannot make new
- * series by inventing methods). repo comes from /v2/<repo>/(manifests|blobs|tags)/..., the
- * rightmost such split as the router does, and only for a valid name on a response below
- * 400 - a client probing random names gets "N/A" - and at most REPOS_MAX names per shard.
+ * series by inventing methods). repo is the router's match (zn_reqctx_t.repo) of the routes
+ * under /v2/<repo>/(manifests|blobs|tags)/ - zot's rule, so not referrers - and only for a
+ * valid name on a response below 400 - a client probing random names gets "N/A" - and at
+ * most REPOS_MAX names per shard.
  *
  * Help texts and zot_info's value (0) are zot's. zot skips only a literal "/metrics" path;
  * zinc skips the configured one.
@@ -153,43 +154,10 @@ static int method_index(zn_slice_t m)
     return METHODS_N - 1;
 }
 
-typedef enum { PATH_NONE, PATH_MANIFEST, PATH_OTHER } repo_path_t;
-
-static bool has_word(const char *p, const char *end, const char *w)
+/* zot labels /v2/<repo>/(manifests|blobs|tags)/...: every repository route but referrers. */
+static bool repo_labeled_route(const zn_reqctx_t *ctx)
 {
-    size_t n = strlen(w);
-    return (size_t)(end - p) >= n && memcmp(p, w, n) == 0;
-}
-
-static bool one_segment(const char *p, const char *end, bool may_be_empty)
-{
-    return (may_be_empty || p < end) && memchr(p, '/', (size_t)(end - p)) == NULL;
-}
-
-/* zot's repo label source: /v2/<repo>/(manifests|blobs|tags)/<rest>, split at the rightmost
- * '/' where <rest> is what that route takes (as the router matches names from the right). */
-static repo_path_t repo_of_path(zn_slice_t path, zn_slice_t *repo)
-{
-    if (path.n < 5 || memcmp(path.p, "/v2/", 4) != 0)
-        return PATH_NONE;
-    const char *start = path.p + 4, *end = path.p + path.n;
-    for (const char *s = end - 1; s > start; s--) {
-        if (*s != '/')
-            continue;
-        const char *w = s + 1;
-        repo_path_t kind = PATH_NONE;
-        if (has_word(w, end, "manifests/") && one_segment(w + 10, end, false))
-            kind = PATH_MANIFEST;
-        else if ((has_word(w, end, "tags/list") && w + 9 == end) ||
-                 (has_word(w, end, "blobs/uploads/") && one_segment(w + 14, end, true)) ||
-                 (has_word(w, end, "blobs/") && one_segment(w + 6, end, false)))
-            kind = PATH_OTHER;
-        if (kind != PATH_NONE) {
-            *repo = zn_slice(start, (size_t)(s - start));
-            return kind;
-        }
-    }
-    return PATH_NONE;
+    return ctx != NULL && ctx->repo.p != NULL && strcmp(ctx->route, "referrers") != 0;
 }
 
 static shard_t *shard_of_thread(zn_metrics_t *m)
@@ -219,14 +187,14 @@ static repo_stat_t *repo_stat(zn_metrics_t *m, shard_t *s, zn_slice_t repo, bool
     return r != NULL ? r : table_get(&s->c.repos, NA_REPO, sizeof(NA_REPO) - 1, SIZE_MAX);
 }
 
-void zn_metrics_observe(zn_metrics_t *m, zn_slice_t method, zn_slice_t path, int status, double seconds)
+void zn_metrics_observe(zn_metrics_t *m, zn_slice_t method, zn_slice_t path, const zn_reqctx_t *ctx, int status,
+                        double seconds)
 {
-    zn_slice_t repo = {NULL, 0};
     if (m == NULL || (path.n == strlen(m->path) && memcmp(path.p, m->path, path.n) == 0))
         return;
     int mi = method_index(method), b = 0;
-    repo_path_t kind = repo_of_path(path, &repo);
-    bool labeled = kind != PATH_NONE && status >= 200 && status < 400 && zn_storage_name_valid(repo);
+    zn_slice_t repo = repo_labeled_route(ctx) ? ctx->repo : zn_slice(NULL, 0);
+    bool labeled = repo.p != NULL && status >= 200 && status < 400 && zn_storage_name_valid(repo);
     bool ok = status >= 200 && status < 300;
     while (b < BUCKETS_N && seconds > bucket_le[b])
         b++;
@@ -239,9 +207,9 @@ void zn_metrics_observe(zn_metrics_t *m, zn_slice_t method, zn_slice_t path, int
     repo_stat_t *r = repo_stat(m, s, repo, labeled);
     r->lat_count++;
     r->lat_sum += seconds;
-    if (labeled && kind == PATH_MANIFEST && mi == M_GET && status == 200)
+    if (labeled && mi == M_GET && status == 200 && strcmp(ctx->route, "manifest_get") == 0)
         r->downloads++;
-    if (labeled && kind == PATH_MANIFEST && mi == M_PUT && status == 201)
+    if (labeled && mi == M_PUT && status == 201 && strcmp(ctx->route, "manifest_put") == 0)
         r->uploads++;
     if (labeled && ok && (mi == M_PUT || mi == M_POST || mi == M_PATCH || mi == M_DELETE))
         r->writes++;
@@ -507,7 +475,6 @@ static void render(zn_metrics_t *m, out_t *o)
 
 static int on_metrics(h2o_req_t *req, zn_reqctx_t *ctx)
 {
-    static const h2o_iovec_t type = {H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8")};
     out_t o = {.err = ZN_OK};
 
     zn_buf_init(&o.buf, OUT_MAX);
@@ -517,11 +484,7 @@ static int on_metrics(h2o_req_t *req, zn_reqctx_t *ctx)
         zn_buf_release(&o.buf);
         return zn_api_send_error(req, ZN_OCI_INTERNAL, "metrics output too large");
     }
-    req->res.status = 200;
-    req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type.base, type.len);
-    req->res.content_length = o.buf.len;
-    h2o_send_inline(req, o.buf.p, o.buf.len); /* copies into the request's pool */
+    zn_edge_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", o.buf.p, o.buf.len); /* copied into the pool */
     zn_buf_release(&o.buf);
     return 0;
 }

@@ -5,7 +5,9 @@
  * and at most one `{x+}` (one or more segments). OCI repository names contain '/', so the
  * segments before a `{x+}` match from the left and those after it from the right, and the
  * multi-segment param is whatever lies between (it is validated by the handler). Matching
- * is a linear scan over a small table with no allocation.
+ * is a linear scan over a small table with no allocation. The match (row, params, the
+ * repository) goes into the request's zn_reqctx_t (common/route.h), where access control,
+ * handlers, the access log and the metrics read it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -155,8 +157,7 @@ static bool method_match(const char *want, zn_slice_t method)
     return strcmp(want, "*") == 0 || zn_slice_eq(method, want);
 }
 
-zn_route_result_t zn_router_match(const zn_router_t *r, zn_slice_t method, zn_slice_t path, const zn_route_def_t **def,
-                                  void **app, zn_slice_t *params, int *nparams)
+zn_route_result_t zn_router_match(const zn_router_t *r, zn_slice_t method, zn_slice_t path, zn_reqctx_t *ctx)
 {
     /* long enough for any real OCI path; a repository name has at most 255 bytes */
     zn_slice_t segs[160];
@@ -174,10 +175,13 @@ zn_route_result_t zn_router_match(const zn_router_t *r, zn_slice_t method, zn_sl
             res = ZN_ROUTE_NO_METHOD;
             continue;
         }
-        *def = rt->def;
-        *app = rt->app;
-        *nparams = np < ZN_ROUTE_PARAMS_MAX ? np : ZN_ROUTE_PARAMS_MAX;
-        memcpy(params, tmp, (size_t)*nparams * sizeof(zn_slice_t));
+        ctx->def = rt->def;
+        ctx->route = rt->def->name;
+        ctx->app = rt->app;
+        ctx->nparams = np < ZN_ROUTE_PARAMS_MAX ? np : ZN_ROUTE_PARAMS_MAX;
+        memcpy(ctx->params, tmp, (size_t)ctx->nparams * sizeof(zn_slice_t));
+        int rp = rt->def->repo_param;
+        ctx->repo = rp >= 0 && rp < ctx->nparams ? ctx->params[rp] : zn_slice(NULL, 0);
         return ZN_ROUTE_FOUND;
     }
     return res;

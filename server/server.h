@@ -8,6 +8,7 @@
 
 #include <openssl/ssl.h>
 
+#include "common/route.h"
 #include "common/zn.h"
 #include "config/config.h"
 
@@ -25,10 +26,10 @@ zn_err_t zn_router_add(zn_router_t *r, const zn_route_def_t *defs, size_t n, voi
 
 typedef enum zn_route_result { ZN_ROUTE_FOUND, ZN_ROUTE_NO_PATH, ZN_ROUTE_NO_METHOD } zn_route_result_t;
 
-/* Matches method + path (no query string) against the table. On ZN_ROUTE_FOUND, *def and
- * *app are the row, and params[] (at least ZN_ROUTE_PARAMS_MAX) point into path. */
-zn_route_result_t zn_router_match(const zn_router_t *r, zn_slice_t method, zn_slice_t path, const zn_route_def_t **def,
-                                  void **app, zn_slice_t *params, int *nparams);
+/* Matches method + path (no query string) against the table. On ZN_ROUTE_FOUND the match
+ * is in ctx: def, route, app, params[] and repo (slices into path); the other fields are
+ * left alone. Otherwise ctx is untouched. */
+zn_route_result_t zn_router_match(const zn_router_t *r, zn_slice_t method, zn_slice_t path, zn_reqctx_t *ctx);
 
 /* ---- server ------------------------------------------------------------------------------- */
 
@@ -53,15 +54,19 @@ int zn_probe_main(int argc, char **argv);
 
 struct st_h2o_req_t;
 
-/* server/access.c: authentication and authorization of one request. Fills ctx->user,
- * ctx->is_admin, ctx->can. Returns true if the handler may run; false if it has sent (or
- * will send, after a fail delay) the 401/403 itself. */
+/* server/access.c: authentication and authorization of one request whose route ctx holds
+ * (ctx->def). Fills ctx->user, ctx->is_admin, ctx->can, ctx->deny. Returns true if the
+ * handler may run now; false if it has answered itself (401/403, at once or after the fail
+ * delay; 429 when the verification queue is full) or will resume the request later: once
+ * credentials were verified off the event loop, it calls resume(req, ctx) on the request's
+ * worker (a non-zero result gets a 404). */
 typedef struct zn_access zn_access_t;
+typedef int (*zn_access_resume_fn)(struct st_h2o_req_t *req, zn_reqctx_t *ctx);
 /* ZN_OK with *out set (also without authentication: it then lets everyone in); else an error
  * with *out NULL and a message in err. */
 zn_err_t zn_access_new(const zn_config_t *cfg, zn_access_t **out, char *err, size_t errlen);
 void zn_access_free(zn_access_t *a);
-bool zn_access_check(zn_access_t *a, struct st_h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *ctx);
+bool zn_access_check(zn_access_t *a, struct st_h2o_req_t *req, zn_reqctx_t *ctx, zn_access_resume_fn resume);
 /* Headers for a 200 on GET /v2/ (zot adds a lower-case challenge when auth is on). */
 void zn_access_base_headers(zn_access_t *a, struct st_h2o_req_t *req);
 

@@ -8,6 +8,7 @@
 #include <h2o.h>
 
 #include "auth/auth.h"
+#include "common/edge/edge.h"
 #include "server/server.h"
 
 #define ZN_WORKERS_MAX 256
@@ -85,11 +86,6 @@ void zn_http_setup(struct zn_server *srv);
 /* http.c: the debug listener's host on srv->debug_conf, routing only /debug/pprof/... without
  * authentication. Call after zn_http_setup when zinc.profiling.debugAddress is set. */
 void zn_http_setup_debug(struct zn_server *srv);
-/* http.c: the part of dispatch after access control (access log user, pprof route label,
- * the row's handler). server/access.c calls it for a request it resumes after verifying
- * credentials off the event loop. Returns the handler's result. */
-int zn_http_run_handler(h2o_req_t *req, const zn_route_def_t *def, zn_reqctx_t *ctx);
-
 /* ---- metrics.c: extensions.metrics (docs/zot.md §6) -------------------------------------- */
 
 typedef struct zn_metrics zn_metrics_t;
@@ -101,9 +97,11 @@ void zn_metrics_free(zn_metrics_t *m);
 /* The GET <prometheus.path> router row (owned by m; register it with app = m). */
 const zn_route_def_t *zn_metrics_route(zn_metrics_t *m);
 /* Counts one finished request (the access logger calls it on the worker's thread): method,
- * raw path without the query, final status (0 = none sent), duration in seconds. Requests
- * to the metrics path are not counted. Lock-free across workers; m may be NULL. */
-void zn_metrics_observe(zn_metrics_t *m, zn_slice_t method, zn_slice_t path, int status, double seconds);
+ * raw path without the query, the router's match (NULL when the request was not routed),
+ * final status (0 = none sent), duration in seconds. Requests to the metrics path are not
+ * counted. Lock-free across workers; m may be NULL. */
+void zn_metrics_observe(zn_metrics_t *m, zn_slice_t method, zn_slice_t path, const zn_reqctx_t *ctx, int status,
+                        double seconds);
 
 /* metrics_proc.c: the process collector's values; a field is -1 when it cannot be read. */
 typedef struct zn_proc_stats {

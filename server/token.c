@@ -31,6 +31,7 @@
 
 #include "api/api.h"
 #include "auth/auth.h"
+#include "common/edge/edge.h"
 #include "server/server_int.h"
 
 #define TOKEN_PATH "/v2/_zinc/token"
@@ -124,30 +125,39 @@ zn_auth_status_t zn_token_check(zn_token_t *t, const char *tok, size_t len, zn_a
 
 static bool from_docker(h2o_req_t *req)
 {
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_USER_AGENT, -1);
-    if (i == -1)
-        return false;
-    h2o_iovec_t ua = req->headers.entries[i].value;
-    return h2o_strstr(ua.base, ua.len, H2O_STRLIT(DOCKER_UA)) != SIZE_MAX;
+    zn_slice_t ua = zn_edge_header(req, H2O_TOKEN_USER_AGENT);
+    return ua.p != NULL && h2o_strstr(ua.p, ua.n, H2O_STRLIT(DOCKER_UA)) != SIZE_MAX;
+}
+
+/* `Bearer realm="<realm>",service="<service>"` (common/edge's builder) in req's pool. */
+static h2o_iovec_t bearer(h2o_req_t *req, const char *realm, const char *service)
+{
+    zn_edge_param_t p[] = {{"realm", realm}, {"service", service}};
+    h2o_iovec_t out = {NULL, 0};
+    zn_buf_t b;
+
+    zn_buf_init(&b, 4096);
+    if (zn_edge_challenge(&b, "Bearer", p, 2, true) == ZN_OK)
+        out = h2o_strdup(&req->pool, b.p, b.len);
+    zn_buf_release(&b);
+    return out;
 }
 
 h2o_iovec_t zn_token_ping_challenge(zn_token_t *t, h2o_req_t *req)
 {
     h2o_iovec_t none = {NULL, 0};
 
-    if (t == NULL || !t->challenge_docker || h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1) != -1 || !from_docker(req))
+    if (t == NULL || !t->challenge_docker || zn_edge_header(req, H2O_TOKEN_AUTHORIZATION).p != NULL || !from_docker(req))
         return none;
     if (t->realm != NULL)
-        return h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("Bearer realm=\"")), h2o_iovec_init(t->realm, strlen(t->realm)),
-                          h2o_iovec_init(H2O_STRLIT("\",service=\"")), h2o_iovec_init(t->service, strlen(t->service)),
-                          h2o_iovec_init(H2O_STRLIT("\"")));
+        return bearer(req, t->realm, t->service);
     /* without externalUrl the realm is where the client reached us; a Host we would not
      * quote safely gets the ordinary 200 ping instead */
     if (!plain_host(req->authority) || req->scheme == NULL)
         return none;
-    return h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("Bearer realm=\"")), req->scheme->name,
-                      h2o_iovec_init(H2O_STRLIT("://")), req->authority, h2o_iovec_init(H2O_STRLIT(TOKEN_PATH "\",service=\"")),
-                      req->authority, h2o_iovec_init(H2O_STRLIT("\"")));
+    h2o_iovec_t realm = h2o_concat(&req->pool, req->scheme->name, h2o_iovec_init(H2O_STRLIT("://")), req->authority,
+                                   h2o_iovec_init(H2O_STRLIT(TOKEN_PATH)));
+    return bearer(req, realm.base, h2o_strdup(&req->pool, req->authority.base, req->authority.len).base);
 }
 
 /* ---- the token endpoint -------------------------------------------------------------------- */
@@ -169,13 +179,8 @@ static int on_token(h2o_req_t *req, zn_reqctx_t *ctx)
                      TOKEN_TTL_S, issued);
     if (n < 0 || (size_t)n >= cap)
         return zn_api_send_error(req, ZN_OCI_INTERNAL, NULL);
-    req->res.status = 200;
-    req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    req->res.content_length = (size_t)n;
-    h2o_send_inline(req, body, (size_t)n);
-    return 0;
+    zn_edge_header_add_ref(req, H2O_TOKEN_CACHE_CONTROL, H2O_STRLIT("no-store"));
+    return zn_edge_send(req, 200, "application/json", body, (size_t)n);
 }
 
 static const zn_route_def_t token_routes[] = {

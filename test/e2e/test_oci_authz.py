@@ -1,11 +1,13 @@
 """Authorization decisions the OCI handlers take themselves (zot.md §3): moving an existing
 tag needs `update` where a new tag (or pushing again what the tag names) needs `create`; a mount reads its source only with
 `read` on it (with `from`, and through the dedupe index without it); else a plain session."""
+import time
+
 import pytest
 import requests
 
 from oci_util import Registry, digest
-from test_auth import PASSWORDS, auth_config, basic, bcrypt_line, write_htpasswd
+from test_auth import AUTHN, DENIED, PASSWORDS, auth_config, basic, bcrypt_line, write_htpasswd
 
 ACCESS = {
     "repositories": {
@@ -42,6 +44,39 @@ def test_moving_a_tag_needs_update(acl):
     anon = requests.put(acl.url + "/v2/team/app/manifests/v1", data=body1,
                         headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
     assert anon.status_code == 401
+
+
+# A realm zot writes with %q: quotes, a tab and non-ASCII text, escaped as Go's strconv.Quote.
+ODD_REALM = 'zinc "test"\t\u00e9'
+ODD_CHALLENGE = 'Basic realm="zinc \\"test\\"\\t\u00e9"'
+
+
+def challenge_of(r):
+    # requests decodes header bytes as latin-1; the challenge is UTF-8
+    return r.headers["WWW-Authenticate"].encode("latin-1").decode("utf-8")
+
+
+def test_handler_refusal_is_the_servers(zinc_factory, tmp_path):
+    """A refusal a handler decides (a tag move without `update`) is the server's own: zot's
+    bodies, the Basic challenge quoted as Go quotes it, after failDelay."""
+    path = str(tmp_path / "htpasswd")
+    write_htpasswd(path, [bcrypt_line(u, p) for u, p in PASSWORDS.items()])
+    access = {"repositories": {"open/**": {"anonymousPolicy": ["read", "create"],
+                                           "policies": [{"users": ["bob"], "actions": ["read", "create"]}]}}}
+    z = zinc_factory(auth_config(path, access, fail_delay=1, realm=ODD_REALM))
+    bob, anon = client(z, "bob"), Registry(z.url)
+    body1, _ = bob.push_image("open/app", "v1", [b"one"])
+    body2, _ = anon.push_image("open/app", "v2", [b"two"])
+    for who, status, want in ((bob, 403, {"errors": [DENIED]}), (anon, 401, {"errors": [AUTHN]})):
+        t0 = time.monotonic()
+        r = who.put_manifest("open/app", "v1", body2)
+        elapsed = time.monotonic() - t0
+        assert r.status_code == status and r.json() == want
+        assert challenge_of(r) == ODD_CHALLENGE
+        assert elapsed >= 0.9  # the fail delay (a lower bound: never flaky)
+    assert anon.get("/v2/open/app/manifests/v1").content == body1  # unchanged
+    r = requests.get(z.url + "/v2/")  # anonymous ping: allowed here, with zot's unquoted challenge
+    assert r.status_code == 200 and challenge_of(r) == "basic realm=" + ODD_REALM.replace("\t", "")
 
 
 def test_tag_parameters_need_update_to_move_a_tag(acl):

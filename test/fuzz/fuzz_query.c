@@ -1,13 +1,15 @@
 /*
- * test/fuzz/fuzz_query.c - query strings: the API's percent-decoding lookup (api/parse.c
- * zn_api_query_get, used for digest, mount, from, n, last, artifactType), the page size `n`,
- * and pprof's raw lookup and integer parameters (pprof/http.c zn_pprof_query*, fed a request
- * whose path holds the query as h2o leaves it). Input: "<name>\n<query>"; the first byte of
- * the name also picks the output buffer size.
+ * test/fuzz/fuzz_query.c - query strings: the API's percent-decoding lookup (api/internal.h
+ * zn_api_query_get, used for digest, mount, from, n, last, artifactType), the page size `n`
+ * (both the HTTP edge's reader, common/edge/quote.c zn_edge_query_get), and pprof's Go-style
+ * lookup and integer parameters (pprof/http.c zn_pprof_query*, fed a request whose path holds
+ * the query as h2o leaves it), and Go-style quoting of the same bytes (zn_edge_quote).
+ * Input: "<name>\n<query>"; the first byte of the name also picks the output buffer size.
  */
 #include <h2o.h>
 
 #include "api/internal.h"
+#include "common/edge/edge.h"
 #include "fuzz.h"
 #include "pprof/internal.h"
 
@@ -61,17 +63,39 @@ static void check_pprof(zn_slice_t q, const char *name)
     memset(&req, 0, sizeof(req));
     req.input.path = h2o_iovec_init(path, plen + q.n);
     req.input.query_at = plen - 1;
-    zn_slice_t v;
-    if (zn_pprof_query(&req, name, &v))
-        FZ_CHECK(v.p >= path + plen && v.p + v.n <= path + plen + q.n);
+    char v[64];
+    zn_err_t qerr = zn_pprof_query(&req, name, v, sizeof(v));
+    FZ_CHECK(qerr == ZN_OK || qerr == ZN_ENOENT || qerr == ZN_EINVAL);
+    if (qerr == ZN_OK) /* '+' became a space, nothing grew */
+        FZ_CHECK(strlen(v) <= q.n);
     (void)zn_pprof_query_int(&req, name);
     int64_t secs;
     zn_err_t err = zn_pprof_query_seconds(&req, &secs);
     FZ_CHECK(err == ZN_OK || err == ZN_ENOENT || err == ZN_EINVAL);
 
     req.input.query_at = SIZE_MAX; /* no '?' at all */
-    FZ_CHECK(!zn_pprof_query(&req, name, &v));
+    FZ_CHECK(zn_pprof_query(&req, name, v, sizeof(v)) == ZN_ENOENT);
     free(path);
+}
+
+/* Go-style quoting (common/edge/quote.c) of any bytes, as a realm lands in a challenge: the
+ * result is one quoted string that a header may hold - no control byte, no bare quote or
+ * backslash inside, never shorter than the input plus its quotes. */
+static void check_quote(zn_slice_t s)
+{
+    zn_buf_t b;
+    zn_buf_init(&b, 16 * s.n + 16);
+    FZ_CHECK(zn_edge_quote(&b, s) == ZN_OK);
+    FZ_CHECK(b.len >= s.n + 2 && b.p[0] == '"' && b.p[b.len - 1] == '"');
+    for (size_t i = 1; i + 1 < b.len; i++) {
+        unsigned char c = (unsigned char)b.p[i];
+        FZ_CHECK(c >= 0x20 && c != 0x7f && c != '"');
+        if (c == '\\') { /* an escape: \\ \" or a letter that starts one */
+            FZ_CHECK(i + 2 < b.len && strchr("\\\"abfnrtvxuU", b.p[i + 1]) != NULL);
+            i++;
+        }
+    }
+    zn_buf_release(&b);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -82,6 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the fuzzer's own name, and the ones zinc asks for */
     check_api(zn_slice(q, n), name, outlen);
     check_pprof(zn_slice(q, n), name);
+    check_quote(zn_slice(q, n));
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         check_api(zn_slice(q, n), names[i], outlen);
         check_pprof(zn_slice(q, n), names[i]);

@@ -62,38 +62,6 @@ static void test_double_text(void **state)
     expect_double(NAN, "NaN");
 }
 
-static void expect_repo(const char *path, repo_path_t kind, const char *repo)
-{
-    zn_slice_t r = {NULL, 0};
-    repo_path_t got = repo_of_path(zn_slice(path, strlen(path)), &r);
-    assert_int_equal(got, kind);
-    if (repo != NULL) {
-        assert_int_equal(r.n, strlen(repo));
-        assert_memory_equal(r.p, repo, r.n);
-    }
-}
-
-static void test_repo_of_path(void **state)
-{
-    expect_repo("/v2/app/manifests/latest", PATH_MANIFEST, "app");
-    expect_repo("/v2/team/app/manifests/sha256:abc", PATH_MANIFEST, "team/app");
-    expect_repo("/v2/team/app/tags/list", PATH_OTHER, "team/app");
-    expect_repo("/v2/a/blobs/sha256:abc", PATH_OTHER, "a");
-    expect_repo("/v2/a/b/blobs/uploads/", PATH_OTHER, "a/b");
-    expect_repo("/v2/a/blobs/uploads/0123-uuid", PATH_OTHER, "a");
-    /* names may hold the keywords: the rightmost split wins, as in the router */
-    expect_repo("/v2/blobs/manifests/x", PATH_MANIFEST, "blobs");
-    expect_repo("/v2/a/manifests/b/manifests/x", PATH_MANIFEST, "a/manifests/b");
-    expect_repo("/v2/", PATH_NONE, NULL);
-    expect_repo("/v2/_catalog", PATH_NONE, NULL);
-    expect_repo("/v2/a/manifests/", PATH_NONE, NULL);
-    expect_repo("/v2/a/tags/list/x", PATH_NONE, NULL);
-    expect_repo("/v2/a/referrers/sha256:abc", PATH_NONE, NULL);
-    expect_repo("/v2//manifests/x", PATH_NONE, NULL);
-    expect_repo("/metrics", PATH_NONE, NULL);
-    expect_repo("/v3/a/manifests/x", PATH_NONE, NULL);
-}
-
 static zn_config_t test_cfg(void)
 {
     zn_config_t cfg;
@@ -117,9 +85,20 @@ static char *render_all(zn_metrics_t *m, size_t max, zn_err_t *err)
     return zn_buf_detach(&o.buf, NULL);
 }
 
+/* Observes a request as the access logger does: with the match of the real API routes. */
 static void observe(zn_metrics_t *m, const char *method, const char *path, int status, double s)
 {
-    zn_metrics_observe(m, zn_slice(method, strlen(method)), zn_slice(path, strlen(path)), status, s);
+    zn_router_t *r = zn_router_new();
+    size_t n;
+    const zn_route_def_t *rows = zn_api_routes(&n);
+    zn_reqctx_t ctx;
+
+    assert_int_equal(zn_router_add(r, rows, n, NULL), ZN_OK);
+    memset(&ctx, 0, sizeof(ctx));
+    zn_slice_t mt = zn_slice(method, strlen(method)), p = zn_slice(path, strlen(path));
+    bool routed = zn_router_match(r, mt, p, &ctx) == ZN_ROUTE_FOUND;
+    zn_metrics_observe(m, mt, p, routed ? &ctx : NULL, status, s);
+    zn_router_free(r);
 }
 
 static void assert_line(const char *text, const char *line)
@@ -128,6 +107,37 @@ static void assert_line(const char *text, const char *line)
     snprintf(want, sizeof(want), "\n%s\n", line);
     if (strstr(text, want) == NULL)
         fail_msg("missing line %s in:\n%s", line, text);
+}
+
+/* Which requests carry a repository label: the router's repository of the blob, upload,
+ * manifest and tag routes (zot's /v2/<repo>/(blobs|tags|manifests)/), not referrers. */
+static void test_repo_label(void **state)
+{
+    zn_config_t cfg = test_cfg();
+    zn_metrics_t *m;
+    zn_err_t err;
+
+    assert_int_equal(zn_metrics_new(&cfg, &m), ZN_OK);
+
+    observe(m, "GET", "/v2/team/app/tags/list", 200, 0.01);
+    observe(m, "GET", "/v2/a/blobs/sha256:abc", 200, 0.01);
+    observe(m, "POST", "/v2/a/b/blobs/uploads/", 202, 0.01);
+    observe(m, "GET", "/v2/blobs/manifests/x", 200, 0.01); /* names may hold the keywords */
+    observe(m, "GET", "/v2/a/manifests/b/manifests/x", 200, 0.01);
+    observe(m, "GET", "/v2/ref/referrers/sha256:abc", 200, 0.01);
+    observe(m, "GET", "/v2/_catalog", 200, 0.01);
+    char *text = render_all(m, OUT_MAX, &err);
+    assert_int_equal(err, ZN_OK);
+    assert_line(text, "zot_http_repo_latency_seconds_count{repo=\"team/app\"} 1");
+    assert_line(text, "zot_http_repo_latency_seconds_count{repo=\"a\"} 1");
+    assert_line(text, "zot_http_repo_latency_seconds_count{repo=\"a/b\"} 1");
+    assert_line(text, "zot_http_repo_latency_seconds_count{repo=\"blobs\"} 1");
+    assert_line(text, "zot_http_repo_latency_seconds_count{repo=\"a/manifests/b\"} 1");
+    assert_line(text, "zot_repo_downloads_total{repo=\"a/manifests/b\"} 1");
+    assert_line(text, "zot_http_repo_latency_seconds_count{repo=\"N/A\"} 2");
+    assert_null(strstr(text, "repo=\"ref\""));
+    free(text);
+    zn_metrics_free(m);
 }
 
 static void test_render_counts(void **state)
@@ -240,14 +250,14 @@ static void test_disabled(void **state)
     zn_metrics_t *m = (zn_metrics_t *)1;
     assert_int_equal(zn_metrics_new(&cfg, &m), ZN_OK); /* off, not failed */
     assert_null(m);
-    zn_metrics_observe(NULL, ZN_SLICE_LIT("GET"), ZN_SLICE_LIT("/v2/"), 200, 0); /* no-op */
+    zn_metrics_observe(NULL, ZN_SLICE_LIT("GET"), ZN_SLICE_LIT("/v2/"), NULL, 200, 0); /* no-op */
     zn_metrics_free(NULL);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_label_escaping), cmocka_unit_test(test_double_text), cmocka_unit_test(test_repo_of_path),
+        cmocka_unit_test(test_label_escaping), cmocka_unit_test(test_double_text), cmocka_unit_test(test_repo_label),
         cmocka_unit_test(test_render_counts),  cmocka_unit_test(test_shards_sum),  cmocka_unit_test(test_collectors_in_turn),
         cmocka_unit_test(test_proc_stats),     cmocka_unit_test(test_disabled),
     };

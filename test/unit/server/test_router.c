@@ -36,17 +36,27 @@ typedef struct {
 
 static void check(zn_router_t *r, const case_t *c)
 {
-    const zn_route_def_t *def = NULL;
-    void *app = NULL;
-    zn_slice_t params[ZN_ROUTE_PARAMS_MAX];
-    int np = -1;
-    zn_route_result_t res =
-        zn_router_match(r, zn_slice(c->method, strlen(c->method)), zn_slice(c->path, strlen(c->path)), &def, &app, params, &np);
+    zn_reqctx_t ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.nparams = -1;
+    zn_route_result_t res = zn_router_match(r, zn_slice(c->method, strlen(c->method)), zn_slice(c->path, strlen(c->path)), &ctx);
+    const zn_route_def_t *def = ctx.def;
+    void *app = ctx.app;
+    const zn_slice_t *params = ctx.params;
+    int np = ctx.nparams;
     if (res != c->res)
         fail_msg("%s %s: result %d, want %d", c->method, c->path, res, c->res);
     if (res != ZN_ROUTE_FOUND)
         return;
     assert_string_equal(def->name, c->route);
+    assert_string_equal(ctx.route, c->route);
+    /* the repository travels with the match: the row's repo param, or nothing */
+    if (def->repo_param >= 0) {
+        assert_ptr_equal(ctx.repo.p, params[def->repo_param].p);
+        assert_int_equal(ctx.repo.n, params[def->repo_param].n);
+    } else {
+        assert_null(ctx.repo.p);
+    }
     assert_ptr_equal(app, (void *)r);
     assert_int_equal(np, c->nparams);
     for (int i = 0; i < np; i++) {
