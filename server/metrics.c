@@ -30,7 +30,6 @@
 
 #include "api/api.h"
 #include "server/server_int.h"
-#include "storage/storage.h"
 
 #define METHODS_N 10
 #define CODES_N 600
@@ -239,7 +238,7 @@ void zn_metrics_observe(zn_metrics_t *m, zn_slice_t method, zn_slice_t path, int
         return;
     int mi = method_index(method), b = 0;
     repo_path_t kind = repo_of_path(path, &repo);
-    bool labeled = kind != PATH_NONE && status >= 200 && status < 400 && zn_storage_name_valid(repo);
+    bool labeled = kind != PATH_NONE && status >= 200 && status < 400 && zn_api_repo_name_valid(repo);
     bool ok = status >= 200 && status < 300;
     while (b < BUCKETS_N && seconds > bucket_le[b])
         b++;
@@ -457,7 +456,7 @@ static void render_storage(zn_metrics_t *m, out_t *o, const snapshot_t *snap)
             continue;
         repo_stat_t *c = table_get(&m->usage, e->name, strlen(e->name), SIZE_MAX);
         if (c->writes != e->s.writes) {
-            zn_err_t err = zn_storage_repo_usage(m->root, e->name, &c->bytes);
+            zn_err_t err = zn_api_repo_usage(m->root, e->name, &c->bytes);
             /* a deleted repository is simply no longer reported; retry an I/O error next time */
             c->writes = err == ZN_OK || err == ZN_ENOENT ? e->s.writes : 0;
             c->present = err == ZN_OK;
