@@ -16,25 +16,26 @@
 
 #include "storage/internal.h"
 
-#define DEDUPE_DIR "%s/.zinc/dedupe"
+#define DEDUPE_DIR ".zinc/dedupe"
 
-static zn_err_t entry_path(zn_storage_t *st, char *buf, const zn_digest_t *d)
+static zn_err_t entry_key(char *buf, const zn_digest_t *d)
 {
-    return st_path(buf, DEDUPE_DIR "/%s/%s", st->root, zn_digest_algo_name(d->algo), zn_digest_hex(d));
+    return st_path(buf, DEDUPE_DIR "/%s/%s", zn_digest_algo_name(d->algo), zn_digest_hex(d));
 }
 
 zn_err_t zn_storage_blob_locate(zn_storage_t *st, const zn_digest_t *d, char *repo, size_t len)
 {
-    char path[PATH_MAX], blob[PATH_MAX], *name = NULL;
+    char key[PATH_MAX], blob[PATH_MAX], *name = NULL;
+    const st_driver_ops_t *ops = st_ops(st);
     size_t n;
-    struct stat sb;
     zn_err_t err;
 
-    if ((err = entry_path(st, path, d)) != ZN_OK || (err = st_read_file(path, ZN_REPO_NAME_MAX, &name, &n, NULL)) != ZN_OK)
+    if ((err = entry_key(key, d)) != ZN_OK || (err = ops->get(st->drv, key, ZN_REPO_NAME_MAX, &name, &n, NULL)) != ZN_OK)
         return err == ZN_ETOOBIG ? ZN_ENOENT : err;
     err = ZN_ENOENT;
-    if (!zn_storage_name_valid(zn_slice(name, n)) || st_blob_path(st, blob, name, d) != ZN_OK || stat(blob, &sb) != 0) {
-        unlink(path); /* stale */
+    if (!zn_storage_name_valid(zn_slice(name, n)) || st_blob_key(blob, name, d) != ZN_OK ||
+        ops->stat(st->drv, blob, NULL, NULL) != ZN_OK) {
+        ops->del(st->drv, key); /* stale */
         goto done;
     }
     if (n >= len) {
@@ -50,14 +51,14 @@ done:
 
 void st_dedupe_record(zn_storage_t *st, const char *repo, const zn_digest_t *d)
 {
-    char path[PATH_MAX], dir[PATH_MAX], have[ZN_REPO_NAME_MAX + 1];
+    char key[PATH_MAX], dir[PATH_MAX], have[ZN_REPO_NAME_MAX + 1];
     zn_err_t err;
 
     if (zn_storage_blob_locate(st, d, have, sizeof(have)) == ZN_OK)
         return;
-    if ((err = st_path(dir, DEDUPE_DIR "/%s", st->root, zn_digest_algo_name(d->algo))) != ZN_OK ||
-        (err = st_mkdirs(st, dir)) != ZN_OK || (err = entry_path(st, path, d)) != ZN_OK ||
-        (err = st_write_atomic(st, dir, path, repo, strlen(repo), false)) != ZN_OK)
+    if ((err = st_path(dir, DEDUPE_DIR "/%s", zn_digest_algo_name(d->algo))) != ZN_OK ||
+        (err = st_ops(st)->mkdirs(st->drv, dir)) != ZN_OK || (err = entry_key(key, d)) != ZN_OK ||
+        (err = st_ops(st)->put(st->drv, key, repo, strlen(repo), false)) != ZN_OK)
         zn_log(ZN_LOG_WARN, "dedupe index: cannot record blob", ZN_LSTR("digest", d->str), ZN_LSTR("error", zn_err_str(err)));
 }
 
@@ -132,22 +133,29 @@ zn_err_t st_walk_repos(zn_storage_t *st, bool (*fn)(void *data, const char *repo
 
 /* ---- rebuilding --------------------------------------------------------------------------- */
 
+struct record {
+    zn_storage_t *st;
+    const char *repo;
+    zn_digest_algo_t algo;
+};
+
+static bool record_one(void *data, const st_entry_t *e)
+{
+    struct record *r = data;
+    char text[ZN_DIGEST_STR_MAX];
+    zn_digest_t d;
+    int n = snprintf(text, sizeof(text), "%s:%s", zn_digest_algo_name(r->algo), e->name);
+    if (!e->is_dir && n > 0 && (size_t)n < sizeof(text) && zn_digest_parse(zn_slice(text, (size_t)n), &d) == ZN_OK)
+        st_dedupe_record(r->st, r->repo, &d);
+    return !r->st->stopping;
+}
+
 static void record_repo_blobs(zn_storage_t *st, const char *repo, zn_digest_algo_t algo)
 {
-    char dir[PATH_MAX], text[ZN_DIGEST_STR_MAX];
-    zn_digest_t d;
-    if (st_path(dir, "%s/%s/blobs/%s", st->root, repo, zn_digest_algo_name(algo)) != ZN_OK)
-        return;
-    DIR *dh = opendir(dir);
-    if (dh == NULL)
-        return;
-    struct dirent *de;
-    while (!st->stopping && (de = readdir(dh)) != NULL) {
-        int n = snprintf(text, sizeof(text), "%s:%s", zn_digest_algo_name(algo), de->d_name);
-        if (n > 0 && (size_t)n < sizeof(text) && zn_digest_parse(zn_slice(text, (size_t)n), &d) == ZN_OK)
-            st_dedupe_record(st, repo, &d);
-    }
-    closedir(dh);
+    char dir[PATH_MAX];
+    struct record r = {st, repo, algo};
+    if (st_path(dir, "%s/blobs/%s", repo, zn_digest_algo_name(algo)) == ZN_OK)
+        st_ops(st)->list(st->drv, dir, record_one, &r);
 }
 
 static bool rebuild_repo(void *data, const char *repo)
@@ -161,29 +169,24 @@ static bool rebuild_repo(void *data, const char *repo)
 static void *rebuild_main(void *arg)
 {
     zn_storage_t *st = arg;
-    char path[PATH_MAX], dir[PATH_MAX];
     uint64_t start = zn_now_mono_ns();
 
     st_walk_repos(st, rebuild_repo, st);
     if (st->stopping)
         return NULL;
-    if (st_path(dir, DEDUPE_DIR, st->root) == ZN_OK && st_path(path, DEDUPE_DIR "/.complete", st->root) == ZN_OK)
-        st_write_atomic(st, dir, path, "", 0, false);
+    st_ops(st)->put(st->drv, DEDUPE_DIR "/.complete", "", 0, false);
     zn_log(ZN_LOG_INFO, "dedupe index rebuilt", ZN_LUINT("ms", (zn_now_mono_ns() - start) / 1000000));
     return NULL;
 }
 
 zn_err_t st_dedupe_init(zn_storage_t *st)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
     zn_err_t err;
     int rc;
 
-    if ((err = st_path(dir, DEDUPE_DIR, st->root)) != ZN_OK || (err = st_mkdirs(st, dir)) != ZN_OK)
+    if ((err = st_ops(st)->mkdirs(st->drv, DEDUPE_DIR)) != ZN_OK)
         return err;
-    if ((err = st_path(path, DEDUPE_DIR "/.complete", st->root)) != ZN_OK)
-        return err;
-    if (access(path, F_OK) == 0)
+    if (st_ops(st)->stat(st->drv, DEDUPE_DIR "/.complete", NULL, NULL) == ZN_OK)
         return ZN_OK;
     if ((rc = zn_thread_create(&st->rebuild_thread, "dedupe-index", rebuild_main, st)) != 0) {
         zn_log(ZN_LOG_WARN, "cannot start the dedupe index rebuild", ZN_LSTR("error", strerror(rc)));

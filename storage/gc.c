@@ -53,15 +53,15 @@ static void free_manifest(void *p)
  * tells a file that is not there from one that cannot be read or parsed. */
 static json_t *load(gc_repo_t *g, const char *digest, bool *missing)
 {
-    char path[PATH_MAX], *text = NULL;
+    char key[PATH_MAX], *text = NULL;
     zn_digest_t d;
     size_t len;
     void *v = st_map_get(&g->manifests, digest);
 
     if (v == NULL) {
         zn_err_t err = ZN_EINVAL;
-        if (zn_digest_parse(zn_slice(digest, strlen(digest)), &d) == ZN_OK && st_blob_path(g->st, path, g->name, &d) == ZN_OK)
-            err = st_read_file(path, ST_INDEX_MAX, &text, &len, NULL);
+        if (zn_digest_parse(zn_slice(digest, strlen(digest)), &d) == ZN_OK && st_blob_key(key, g->name, &d) == ZN_OK)
+            err = st_ops(g->st)->get(g->st->drv, key, ST_INDEX_MAX, &text, &len, NULL);
         json_t *root = err == ZN_OK ? json_loadb(text, len, 0, NULL) : NULL;
         free(text);
         if (json_is_object(root))
@@ -143,13 +143,13 @@ static void keep_reset(gc_repo_t *g)
 /* An untagged entry is a root while its manifest file is younger than gcDelay. */
 static bool is_young(gc_repo_t *g, const char *digest)
 {
-    char path[PATH_MAX];
+    char key[PATH_MAX];
     zn_digest_t d;
-    struct stat sb;
-    if (zn_digest_parse(zn_slice(digest, strlen(digest)), &d) != ZN_OK || st_blob_path(g->st, path, g->name, &d) != ZN_OK ||
-        stat(path, &sb) != 0)
+    uint64_t mtime;
+    if (zn_digest_parse(zn_slice(digest, strlen(digest)), &d) != ZN_OK || st_blob_key(key, g->name, &d) != ZN_OK ||
+        st_ops(g->st)->stat(g->st->drv, key, NULL, &mtime) != ZN_OK)
         return false;
-    return gc_mtime_ns(&sb) > g->cutoff_ns;
+    return mtime > g->cutoff_ns;
 }
 
 /* Keeps the referrers of kept manifests until nothing changes (signatures of SBOMs...). */
