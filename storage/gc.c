@@ -1,10 +1,10 @@
 /*
  * storage/gc.c - garbage collection of one repository and of the whole store (zot's
  * pkg/storage/gc: retention of untagged manifests, then unreachable blobs, stale uploads,
- * empty repositories), run by the server's maintenance thread, never on a worker.
+ * empty repositories), run by the store's "gc" thread (maint.c), never on a worker.
  *
- * Per repository, in two steps under the repository's lock and flock (the ones manifest PUT
- * and DELETE take, via st_index_edit):
+ * Per repository, in two steps under the repository's lock and the driver's repository lock
+ * (the ones manifest PUT and DELETE take, via st_index_edit):
  *  1. retention: the kept manifests are the tagged ones, the untagged ones younger than
  *     gcDelay, everything a kept index lists (recursively) and every referrer whose subject
  *     is kept; other untagged entries leave index.json, which is rewritten.

@@ -154,8 +154,12 @@ void st_repo_free(void *repo);
 /* A new reference to the repository's current index (re-read when the file changed on
  * disk). The caller json_decref()s it and must not modify it. */
 zn_err_t st_index_get(zn_storage_t *st, st_repo_t *repo, json_t **out);
-/* Read-modify-write under the repository's lock and flock: fn edits a private copy of the
- * current index; when it returns ZN_OK (and sets *changed) the copy replaces index.json. */
+/* Read-modify-write under the repository's mutex (and the driver's repository lock, if it
+ * has one): fn edits a private copy of the index as read with its version; when it returns
+ * ZN_OK and sets *changed, the copy replaces index.json only if the version is unchanged
+ * (driver put_if). On a conflict fn runs again on a fresh read, so it must be redoable
+ * (it is called with a fresh copy and *changed false each time); after a bounded number
+ * of conflicts in a row ZN_EBUSY. fn must not return ZN_EBUSY itself. */
 typedef zn_err_t (*st_index_edit_fn)(void *data, json_t *index, bool *changed);
 zn_err_t st_index_edit(zn_storage_t *st, st_repo_t *repo, st_index_edit_fn fn, void *data);
 /* Sorts names[0..n) (pointers borrowed), drops duplicates and fills out with copies of those

@@ -3,11 +3,12 @@
  *
  * Every repository is an OCI image layout under the root directory:
  *   <root>/<repo>/oci-layout, index.json, blobs/<algo>/<hex>, .uploads/<uuid>
- * Tags are index.json descriptors annotated org.opencontainers.image.ref.name. Files become
- * visible only by rename (temp file in <repo>/.uploads, fsync when storage.commit, rename);
- * blobs are verified against their digest first. index.json is rewritten under a
- * per-repository mutex plus an flock on the repository directory (another process on the
- * same root, zot included, sees whole files only). Identical blobs are hard-linked across
+ * Tags are index.json descriptors annotated org.opencontainers.image.ref.name. Objects become
+ * visible only whole (on disk: temp file in <repo>/.uploads, fsync when storage.commit,
+ * rename); blobs are verified against their digest first. index.json is rewritten under a
+ * per-repository mutex, as a compare-and-swap on its version (another process on the same
+ * root, zot included, sees whole files only, and a concurrent writer's change is never
+ * lost: the update is redone on top of it). Identical blobs are hard-linked across
  * repositories (storage.dedupe) using a digest -> repository index kept in <root>/.zinc/dedupe.
  *
  * Where the bytes live is a driver's business (storage/driver.h: the filesystem driver
