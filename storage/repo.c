@@ -7,12 +7,11 @@
  * against concurrent creators (this process or another): files are linked into place only
  * if absent, so an existing index.json is never clobbered.
  */
-#include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "storage/internal.h"
 
@@ -214,6 +213,22 @@ zn_err_t zn_storage_repo_exists(zn_storage_t *st, const char *repo)
     return st_repo_find(st, repo, &r);
 }
 
+/* The message of a failed open into the caller's errbuf; one that does not fit ends in
+ * "..." (it still names the key first), so a cut is never silent. */
+static void __attribute__((format(printf, 3, 4))) open_error(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+    if (errlen == 0)
+        return;
+    if (n < 0)
+        errbuf[0] = '\0';
+    else if ((size_t)n >= errlen && errlen > 4)
+        memcpy(errbuf + errlen - 4, "...", 4);
+}
+
 zn_err_t zn_storage_open(const zn_config_t *cfg, zn_storage_t **out, char *errbuf, size_t errlen)
 {
     const char *root = cfg->storage.root_directory;
@@ -223,7 +238,7 @@ zn_err_t zn_storage_open(const zn_config_t *cfg, zn_storage_t **out, char *errbu
     while (len > 1 && root[len - 1] == '/')
         len--;
     if (len == 0 || len >= PATH_MAX - 512) {
-        snprintf(errbuf, errlen, "storage.rootDirectory: %s", len == 0 ? "missing" : "too long");
+        open_error(errbuf, errlen, "storage.rootDirectory: %s", len == 0 ? "missing" : "too long");
         return ZN_EINVAL;
     }
     zn_storage_t *st = zn_calloc(1, sizeof(*st));
@@ -240,8 +255,7 @@ zn_err_t zn_storage_open(const zn_config_t *cfg, zn_storage_t **out, char *errbu
     st->drv = st_fs_driver_new(st);
     if ((err = st_mkdirs(st, st->root)) != ZN_OK || (err = st_tmp_dir_init(st)) != ZN_OK ||
         (err = st_dedupe_init(st)) != ZN_OK) {
-        /* errbuf is the caller's: cut short, the message still names the key first */
-        snprintf(errbuf, errlen, "storage.rootDirectory: %s: %s", st->root, zn_err_str(err));
+        open_error(errbuf, errlen, "storage.rootDirectory: %s: %s", st->root, zn_err_str(err));
         zn_storage_free(st);
         return err;
     }
