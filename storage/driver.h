@@ -86,6 +86,7 @@ typedef struct st_entry {
     const char *name; /* the last component, borrowed for the callback */
     bool is_dir;      /* a prefix with more keys below (S3: a CommonPrefix) */
     uint64_t size, mtime_ns;
+    unsigned links; /* keys naming the same bytes (fs: hard links); 1 without ST_DRV_LINK */
 } st_entry_t;
 /* Return false to stop the listing. */
 typedef bool (*st_list_fn)(void *data, const st_entry_t *e);

@@ -257,7 +257,7 @@ static zn_err_t fs_list(st_driver_t *d, const char *prefix, st_list_fn fn, void 
             continue; /* gone since readdir, or a name too long to be ours */
         if (!S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
             continue; /* symlinks and the like are not objects */
-        st_entry_t e = {de->d_name, S_ISDIR(sb.st_mode), (uint64_t)sb.st_size, mtime_ns(&sb)};
+        st_entry_t e = {de->d_name, S_ISDIR(sb.st_mode), (uint64_t)sb.st_size, mtime_ns(&sb), (unsigned)sb.st_nlink};
         if (!fn(data, &e))
             break;
     }

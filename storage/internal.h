@@ -211,10 +211,4 @@ zn_err_t st_manifest_check(zn_storage_t *st, const char *repo, const char *conte
                            st_manifest_check_t *out, char *detail, size_t detail_len);
 void st_minfo_free(void *info);
 
-/* ---- garbage collection (gc.c) --------------------------------------------------------------- */
-
-/* Sets the file's mtime to now: a blob that is (re)published, linked or mounted counts as new
- * for GC's gcDelay, even when the file (or the inode it shares) is old. Best effort. */
-void st_blob_touch(const char *path);
-
 #endif
