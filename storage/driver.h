@@ -150,7 +150,11 @@ typedef struct st_driver_ops {
      * is cut back to off, or, when even that failed, *torn is set (its size is unknown
      * until the next append_open). */
     zn_err_t (*append_write)(st_append_t *a, uint64_t off, const void *p, size_t n, bool *torn);
-    /* Reads back [off, off+len) of the session (re-hashing after a restart). */
+    /* Reads back [off, off+len) of the session (re-hashing after a restart). Known gap for
+     * S3: parts of an unfinished multipart upload cannot be read back; such a driver will
+     * return ZN_EUNSUPP and uploads.c must then keep the running hash state beside the
+     * session (distribution's _uploads/<id>/hashstates) - not built yet, the fs driver
+     * reads back. */
     zn_err_t (*append_read)(st_append_t *a, uint64_t off, void *buf, size_t len, size_t *got);
     /* Makes the session's bytes durable (storage.commit) and publishes them as `key`;
      * with exclusive an existing key wins (ZN_EEXIST, session untouched). */
