@@ -3,6 +3,7 @@
  * server registers. Authorization of the repository param happens in the server before a
  * handler runs (action column); handlers ask ctx->can for decisions that depend on state.
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "api/internal.h"
@@ -56,13 +57,59 @@ zn_err_t zn_api_new(const zn_config_t *cfg, zn_api_t **out, char *err, size_t er
         free(api);
         return e;
     }
+    if (zn_storage_may_block(api->st)) {
+        /* storage.h's threading rule: such a store's calls must leave the worker loops, and
+         * the handlers do not dispatch to a background pool yet (see api/blobs.c) */
+        zn_errf(err, errlen, "storage: this storage driver needs the background pool, not built yet");
+        zn_api_free(api);
+        return ZN_EUNSUPP;
+    }
     *out = api;
     return ZN_OK;
 }
 
-struct zn_storage *zn_api_storage(zn_api_t *api)
+void zn_api_start(zn_api_t *api)
 {
-    return api->st;
+    zn_storage_start(api->st);
+}
+
+void zn_api_stop(zn_api_t *api)
+{
+    zn_storage_stop(api->st);
+}
+
+const char *zn_api_tmp_dir(zn_api_t *api)
+{
+    return zn_storage_tmp_dir(api->st);
+}
+
+bool zn_api_repo_name_valid(zn_slice_t name)
+{
+    return zn_storage_name_valid(name);
+}
+
+zn_err_t zn_api_repo_usage(const char *root, const char *repo, uint64_t *bytes)
+{
+    return zn_storage_repo_usage(root, repo, bytes);
+}
+
+zn_err_t zn_api_scrub(const zn_config_t *cfg, zn_api_scrub_report_fn report, void *data, zn_api_scrub_stats_t *stats,
+                      char *err, size_t errlen)
+{
+    zn_storage_t *st = NULL;
+    zn_storage_scrub_stats_t s;
+    zn_err_t e;
+
+    if ((e = zn_storage_open(cfg, &st, err, errlen)) != ZN_OK)
+        return e;
+    if ((e = zn_storage_scrub(st, NULL, 0, report, data, &s)) != ZN_OK) {
+        if (snprintf(err, errlen, "cannot read %s", cfg->storage.root_directory) < 0 && errlen != 0)
+            err[0] = '\0';
+    } else {
+        *stats = (zn_api_scrub_stats_t){s.repos, s.manifests, s.blobs, s.bytes, s.problems};
+    }
+    zn_storage_free(st);
+    return e;
 }
 
 void zn_api_free(zn_api_t *api)

@@ -96,9 +96,30 @@ typedef struct zn_api zn_api_t;
  * (NULL is a no-op). */
 zn_err_t zn_api_new(const zn_config_t *cfg, zn_api_t **out, char *err, size_t errlen);
 void zn_api_free(zn_api_t *api);
-/* The API's store, for the server's maintenance thread (GC). Owned by api. */
-struct zn_storage;
-struct zn_storage *zn_api_storage(zn_api_t *api);
+/* Starts the store's background threads (GC every storage.gcInterval, scrub when
+ * extensions.scrub is on); zn_api_stop stops them (promptly: a pass ends between files),
+ * zn_api_free too. The server calls start once its workers run. */
+void zn_api_start(zn_api_t *api);
+void zn_api_stop(zn_api_t *api);
+/* The store's local temp directory (<root>/.zinc/tmp, made and cleaned by storage) for
+ * request-body buffers. Owned by the API, lives as long as it. */
+const char *zn_api_tmp_dir(zn_api_t *api);
+
+/* A repository name as the distribution spec allows it (storage's grammar). */
+bool zn_api_repo_name_valid(zn_slice_t name);
+/* Bytes stored for repository `repo` under storage root `root` (zot_repo_storage_bytes),
+ * without a store. ZN_ENOENT if no such repository, ZN_EINVAL for a bad name, ZN_EIO. */
+zn_err_t zn_api_repo_usage(const char *root, const char *repo, uint64_t *bytes);
+
+/* `zinc scrub`: opens the store of cfg, re-verifies all of it on the calling thread (never
+ * a worker) and calls report once per problem (strings borrowed for the call). On ZN_OK
+ * *stats holds the counts; else err holds a message. */
+typedef struct zn_api_scrub_stats {
+    uint64_t repos, manifests, blobs, bytes, problems;
+} zn_api_scrub_stats_t;
+typedef void (*zn_api_scrub_report_fn)(void *data, const char *repo, const char *object, const char *problem);
+zn_err_t zn_api_scrub(const zn_config_t *cfg, zn_api_scrub_report_fn report, void *data, zn_api_scrub_stats_t *stats,
+                      char *err, size_t errlen);
 
 /* The OCI router rows (static; *n set to their count). Register them with app = the
  * zn_api_t. They cover blobs, uploads, manifests, tags, catalog and referrers; /v2/ itself

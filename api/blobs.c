@@ -1,12 +1,13 @@
 /*
  * api/blobs.c - GET/HEAD /v2/<name>/blobs/<digest> and DELETE.
  *
- * A GET streams the blob from its file with an h2o generator: each `proceed` sends one
- * bounded pread chunk (the shape of h2o's lib/handler/file.c), so memory stays constant
- * whatever the blob size. Range requests get 206 with Content-Range; a malformed,
- * multi-part or unsatisfiable range gets 416 with `Content-Range: bytes *\/size` (Go's
- * http.ServeContent, which docker/distribution uses, does the same). HEAD sends the
- * headers with the full Content-Length and no body.
+ * A GET streams the blob from storage's blob object with an h2o generator: each `proceed`
+ * reads one bounded chunk into the request's buffer and sends it (the shape of h2o's
+ * lib/handler/file.c: one pread per call on the filesystem driver, nothing copied or
+ * allocated per chunk), so memory stays constant whatever the blob size. Range requests get
+ * 206 with Content-Range; a malformed, multi-part or unsatisfiable range gets 416 with
+ * `Content-Range: bytes *\/size` (Go's http.ServeContent, which docker/distribution uses,
+ * does the same). HEAD sends the headers with the full Content-Length and no body.
  *
  * A whole-blob GET hashes the bytes as it streams them and holds back the last chunk until
  * the digest is known: when the file no longer matches its digest (bit rot, a hand edit)
@@ -17,10 +18,15 @@
  * false turns it off and leaves bit rot to the scrub). A Range GET
  * cannot be checked that way (the rest of the file is not read); it is served unverified,
  * and the periodic scrub (extensions.scrub) is what catches such a blob.
+ *
+ * Threading: the reads run inline on the worker, which storage allows while
+ * zn_storage_may_block() is false (the filesystem driver; storage.h's threading rule).
+ * A network driver sets it: then each chunk's zn_storage_blob_read goes to the background
+ * pool and on_proceed's tail (hash, send) runs when the pool posts back - the generator
+ * already keeps all its state between chunks for that. Until that pool is wired in, a
+ * store that may block is refused at open rather than served blocking (api.c).
  */
-#include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "api/internal.h"
 
@@ -28,7 +34,7 @@
 
 struct blob_gen {
     h2o_generator_t super;
-    int fd;
+    zn_storage_blob_t *blob;
     uint64_t off, end; /* next byte to send, one past the last */
     char *buf;
     zn_hash_t *hash; /* whole-blob GETs only */
@@ -39,15 +45,13 @@ struct blob_gen {
 
 static void close_gen(struct blob_gen *g)
 {
-    if (g->fd != -1) {
-        close(g->fd);
-        g->fd = -1;
-    }
+    zn_storage_blob_close(g->blob);
+    g->blob = NULL;
     zn_hash_free(g->hash);
     g->hash = NULL;
 }
 
-/* Pool dispose: the file is closed whatever way the request ends. */
+/* Pool dispose: the blob is closed whatever way the request ends. */
 static void on_dispose(void *p)
 {
     close_gen(p);
@@ -57,23 +61,19 @@ static void on_proceed(h2o_generator_t *_self, h2o_req_t *req)
 {
     struct blob_gen *g = (void *)_self;
     uint64_t left = g->end - g->off;
-    size_t want = left < READ_CHUNK ? (size_t)left : READ_CHUNK;
-    ssize_t r;
+    size_t want = left < READ_CHUNK ? (size_t)left : READ_CHUNK, r = 0;
 
-    zn_syscall_begin();
-    while ((r = pread(g->fd, g->buf, want, (off_t)g->off)) == -1 && errno == EINTR)
-        ;
-    zn_syscall_end();
-    if (r <= 0) {
+    zn_err_t err = zn_storage_blob_read(g->blob, g->off, g->buf, want, &r);
+    if (err != ZN_OK || r == 0) {
         /* the blob shrank or the disk failed: the status is sent, only the stream can stop */
-        zn_log(ZN_LOG_ERROR, "blob read failed", ZN_LSTR("error", r == 0 ? "short file" : strerror(errno)));
+        zn_log(ZN_LOG_ERROR, "blob read failed", ZN_LSTR("error", err != ZN_OK ? zn_err_str(err) : "short file"));
         close_gen(g);
         h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
         return;
     }
     g->off += (uint64_t)r;
     if (g->hash != NULL) {
-        zn_hash_update(g->hash, g->buf, (size_t)r);
+        zn_hash_update(g->hash, g->buf, r);
         if (g->off == g->end) {
             zn_digest_t got;
             zn_hash_final(g->hash, &got);
@@ -87,7 +87,7 @@ static void on_proceed(h2o_generator_t *_self, h2o_req_t *req)
             }
         }
     }
-    h2o_iovec_t vec = h2o_iovec_init(g->buf, (size_t)r);
+    h2o_iovec_t vec = h2o_iovec_init(g->buf, r);
     h2o_send_state_t state = g->off == g->end ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS;
     if (state == H2O_SEND_STATE_FINAL)
         close_gen(g);
@@ -105,14 +105,22 @@ static int send_range_error(h2o_req_t *req, uint64_t size)
     return zn_api_send_error(req, ZN_OCI_RANGE_INVALID, NULL);
 }
 
-static int stream_blob(h2o_req_t *req, zn_api_t *api, const char *repo, const zn_digest_t *d, int fd, uint64_t size)
+static int stream_blob(h2o_req_t *req, zn_api_t *api, const char *repo, const zn_digest_t *d, zn_storage_blob_t *blob)
 {
+    uint64_t size = zn_storage_blob_size(blob);
     zn_slice_t range = zn_api_header(req, H2O_TOKEN_RANGE);
     zn_api_range_t r = {0, size - 1};
     struct blob_gen *g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), on_dispose);
     memset(g, 0, sizeof(*g));
-    g->fd = fd; /* closed by on_dispose when the pool goes, if not before */
+    g->blob = blob; /* closed by on_dispose when the pool goes, if not before */
 
+    const char *url = zn_storage_blob_redirect_url(blob);
+    if (url != NULL) {
+        /* a driver that serves the bytes itself (zot's redirectBlobURL): HEAD too, as zot */
+        zn_api_header_add_str(req, "docker-content-digest", d->str);
+        h2o_send_redirect(req, 307, "Temporary Redirect", url, strlen(url));
+        return 0; /* g (and blob) go with the pool */
+    }
     req->res.status = 200;
     if (range.p != NULL) {
         zn_err_t err = zn_api_range_parse(range, size, &r);
@@ -152,17 +160,16 @@ int zn_api_blob_get(h2o_req_t *req, zn_reqctx_t *ctx)
     zn_api_t *api = ctx->app;
     const char *repo = zn_api_repo_param(req, ctx, 0);
     zn_digest_t d;
-    uint64_t size;
-    int fd;
+    zn_storage_blob_t *blob;
 
     if (repo == NULL || !zn_api_digest_param(req, ctx, 1, &d))
         return 0;
-    zn_err_t err = zn_storage_blob_open(api->st, repo, &d, &fd, &size);
+    zn_err_t err = zn_storage_blob_open(api->st, repo, &d, &blob);
     if (err == ZN_ENOENT)
         return zn_api_send_unknown(req, api, repo, ZN_OCI_BLOB_UNKNOWN);
     if (err != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UNKNOWN, NULL);
-    return stream_blob(req, api, repo, &d, fd, size);
+    return stream_blob(req, api, repo, &d, blob);
 }
 
 int zn_api_blob_delete(h2o_req_t *req, zn_reqctx_t *ctx)

@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "pprof/pprof.h"
 #include "server/server.h"
-#include "storage/storage.h"
 
 static const char usage[] = "usage: zinc <command> [args]\n"
                             "\n"
@@ -77,8 +77,7 @@ static void print_problem(void *data, const char *repo, const char *object, cons
 static int cmd_scrub(int argc, char **argv)
 {
     zn_config_t cfg;
-    zn_storage_t *st = NULL;
-    zn_storage_scrub_stats_t s;
+    zn_api_scrub_stats_t s;
     char err[512];
     int ret = 2;
 
@@ -89,12 +88,8 @@ static int cmd_scrub(int argc, char **argv)
     if (load(argc == 1 ? argv[0] : NULL, &cfg, false) != 0)
         return 2;
     zn_log_set_level(ZN_LOG_WARN);
-    if (zn_storage_open(&cfg, &st, err, sizeof(err)) != ZN_OK) {
+    if (zn_api_scrub(&cfg, print_problem, NULL, &s, err, sizeof(err)) != ZN_OK) {
         fprintf(stderr, "zinc scrub: %s\n", err);
-        goto done;
-    }
-    if (zn_storage_scrub(st, NULL, 0, print_problem, NULL, &s) != ZN_OK) {
-        fprintf(stderr, "zinc scrub: cannot read %s\n", cfg.storage.root_directory);
         goto done;
     }
     fprintf(stderr, "scrub: %llu repositories, %llu manifests, %llu blobs (%llu bytes), %llu problems\n",
@@ -102,7 +97,6 @@ static int cmd_scrub(int argc, char **argv)
             (unsigned long long)s.bytes, (unsigned long long)s.problems);
     ret = s.problems != 0 ? 1 : 0;
 done:
-    zn_storage_free(st);
     zn_config_release(&cfg);
     return ret;
 }

@@ -31,7 +31,6 @@
 
 #include "api/api.h"
 #include "server/server_int.h"
-#include "storage/storage.h"
 
 #define METHODS_N 10
 #define CODES_N 600
@@ -194,7 +193,7 @@ void zn_metrics_observe(zn_metrics_t *m, zn_slice_t method, zn_slice_t path, con
         return;
     int mi = method_index(method), b = 0;
     zn_slice_t repo = repo_labeled_route(ctx) ? ctx->repo : zn_slice(NULL, 0);
-    bool labeled = repo.p != NULL && status >= 200 && status < 400 && zn_storage_name_valid(repo);
+    bool labeled = repo.p != NULL && status >= 200 && status < 400 && zn_api_repo_name_valid(repo);
     bool ok = status >= 200 && status < 300;
     while (b < BUCKETS_N && seconds > bucket_le[b])
         b++;
@@ -414,7 +413,7 @@ static void render_storage(zn_metrics_t *m, out_t *o, const snapshot_t *snap)
             continue;
         repo_stat_t *c = table_get(&m->usage, e->name, e->len, SIZE_MAX);
         if (c->writes != e->s.writes) {
-            zn_err_t err = zn_storage_repo_usage(m->root, e->name, &c->bytes);
+            zn_err_t err = zn_api_repo_usage(m->root, e->name, &c->bytes);
             /* a deleted repository is simply no longer reported; retry an I/O error next time */
             c->writes = err == ZN_OK || err == ZN_ENOENT ? e->s.writes : 0;
             c->present = err == ZN_OK;

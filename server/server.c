@@ -62,26 +62,11 @@ static int open_listener(const zn_config_t *cfg, char *err, size_t errlen)
 }
 
 /* Large request bodies are kept by h2o in a file-backed buffer once they pass the
- * threshold; put those files on the storage filesystem and allow bodies up to the
- * configured blob size. */
+ * threshold; put those files in the store's temp directory (on the storage filesystem,
+ * made and cleaned by storage) and allow bodies up to the configured blob size. */
 static bool setup_body_buffers(zn_server_t *srv, char *err, size_t errlen)
 {
-    const char *root = srv->cfg->storage.root_directory;
-    char dir[PATH_MAX];
-    int n = snprintf(dir, sizeof(dir), "%s/.zinc", root);
-    if (n < 0 || (size_t)n >= sizeof(dir) - 32) {
-        snprintf(err, errlen, "storage.rootDirectory: path too long");
-        return false;
-    }
-    if ((mkdir(root, 0700) != 0 && errno != EEXIST) || (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
-        snprintf(err, errlen, "storage.rootDirectory: cannot create %s: %s", dir, strerror(errno));
-        return false;
-    }
-    snprintf(dir + n, sizeof(dir) - (size_t)n, "/tmp");
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "storage.rootDirectory: cannot create %s: %s", dir, strerror(errno));
-        return false;
-    }
+    const char *dir = zn_api_tmp_dir(srv->api);
     h2o_buffer_mmap_settings_t *mm = &h2o_socket_buffer_mmap_settings;
     mm->threshold = 4 * 1024 * 1024;
     if ((size_t)snprintf(mm->fn_template, sizeof(mm->fn_template), "%s/body.XXXXXX", dir) >= sizeof(mm->fn_template)) {
@@ -134,6 +119,11 @@ zn_err_t zn_server_new(const zn_config_t *cfg, zn_server_t **out, char *err, siz
     h2o_config_init(&srv->debug_conf);
     srv->router = zn_router_new();
     srv->debug_router = zn_router_new();
+    zn_api_t *api = NULL; /* srv->api is untyped (server_int.h does not include api/) */
+    if ((e = zn_api_new(cfg, &api, err, errlen)) != ZN_OK)
+        goto fail;
+    srv->api = api;
+    e = ZN_EIO;
     if (!setup_body_buffers(srv, err, errlen))
         goto fail;
     if (cfg->log.audit != NULL &&
@@ -148,11 +138,6 @@ zn_err_t zn_server_new(const zn_config_t *cfg, zn_server_t **out, char *err, siz
     zn_http_setup(srv);
     if (cfg->zinc.debug_address != NULL)
         zn_http_setup_debug(srv);
-    zn_api_t *api = NULL; /* srv->api is untyped (server_int.h does not include api/) */
-    if ((e = zn_api_new(cfg, &api, err, errlen)) != ZN_OK)
-        goto fail;
-    srv->api = api;
-    e = ZN_EIO;
     size_t nroutes;
     const zn_route_def_t *routes = zn_api_routes(&nroutes);
     zn_router_add(srv->router, routes, nroutes, srv->api);
@@ -351,17 +336,13 @@ int zn_server_run(zn_server_t *srv)
         }
     }
     atomic_store(&srv->ready, 1);
-    srv->maint = zn_maint_start(srv->cfg, zn_api_storage(srv->api));
-    srv->scrub = zn_maint_start_scrub(srv->cfg, zn_api_storage(srv->api));
+    zn_api_start(srv->api); /* storage's gc / scrub threads; zn_api_free stops them */
     zn_log(ZN_LOG_INFO, "listening", ZN_LSTR("address", srv->cfg->http.address), ZN_LINT("port", srv->cfg->http.port),
            ZN_LINT("workers", srv->nworkers), ZN_LBOOL("tls", srv->ssl_ctx != NULL));
     while (sigwait(&set, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
         ;
     zn_log(ZN_LOG_INFO, "shutting down", ZN_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
-    zn_maint_stop(srv->maint); /* prompt: a GC pass stops between files */
-    srv->maint = NULL;
-    zn_maint_stop(srv->scrub);
-    srv->scrub = NULL;
+    zn_api_stop(srv->api); /* prompt: a GC or scrub pass stops between files */
     for (int i = 0; i < srv->nworkers; i++) {
         while (!atomic_load(&srv->workers[i].started))
             usleep(1000); /* main thread only: a worker still starting up */

@@ -56,8 +56,6 @@ struct zn_server {
     zn_worker_t *workers;
     _Atomic int ready; /* storage is usable: readyz/startupz say ok */
     struct zn_metrics *metrics; /* NULL unless extensions.metrics is enabled */
-    struct zn_maint *maint;     /* the gc thread, NULL when GC is off */
-    struct zn_maint *scrub;     /* the scrub thread, NULL unless extensions.scrub */
 };
 
 /* guard.c: readTimeout / writeTimeout for one worker's connections (rules atop guard.c).
@@ -69,16 +67,6 @@ typedef struct zn_guard zn_guard_t;
 zn_err_t zn_guard_new(h2o_context_t *ctx, const zn_config_t *cfg, zn_guard_t **out);
 void zn_guard_track(zn_guard_t *g, h2o_socket_t *sock);
 size_t zn_guard_count(zn_guard_t *g);
-
-/* maintenance.c: starts the "gc" thread when storage.gc is on and gcInterval > 0 (else,
- * or if the thread cannot start, NULL). st must outlive it. zn_maint_stop wakes it, waits
- * for it (a pass in progress stops between files) and frees it; NULL is a no-op. */
-typedef struct zn_maint zn_maint_t;
-struct zn_storage;
-zn_maint_t *zn_maint_start(const zn_config_t *cfg, struct zn_storage *st);
-void zn_maint_stop(zn_maint_t *m);
-/* The "scrub" thread when extensions.scrub is on (else NULL); stopped with zn_maint_stop. */
-zn_maint_t *zn_maint_start_scrub(const zn_config_t *cfg, struct zn_storage *st);
 
 /* http.c: registers the catch-all h2o handler and the access logger on the global config,
  * and the built-in routes (base, health) in the router. */

@@ -4,8 +4,11 @@
  * chunked hashing and verified copies. Large files are only ever touched in bounded chunks.
  *
  * fsync and rename are the slow calls: they go through st_sync_fd / st_sync_parent /
- * st_rename so that syscall instrumentation has one place to hook.
+ * st_rename so that syscall instrumentation has one place to hook. The filesystem driver
+ * (fs_driver.c) is built on these; storage code outside the two files reaches the disk
+ * through the driver interface (driver.h), except for the parts listed in storage.h.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -70,7 +73,7 @@ void st_random_hex(char *out, size_t n)
 
 #define ST_DIR_YOUNG_NS 10000000000ull /* a directory created this recently may not be synced yet */
 
-/* fsyncs the directory holding path (buf is a scratch copy of it). */
+/* fsyncs the directory holding path. Used with storage.commit only (callers check). */
 static zn_err_t sync_dir_of(const char *path)
 {
     char buf[PATH_MAX];
@@ -78,10 +81,12 @@ static zn_err_t sync_dir_of(const char *path)
         return ZN_EINVAL;
     zn_syscall_begin();
     int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int e = errno;
     int r = fd != -1 ? fsync(fd) : -1;
     zn_syscall_end();
-    if (fd != -1)
-        close(fd);
+    if (fd == -1)
+        return st_errno(e);
+    close(fd);
     return r == 0 ? ZN_OK : ZN_EIO;
 }
 
@@ -151,19 +156,7 @@ zn_err_t st_sync_fd(zn_storage_t *st, int fd)
 
 zn_err_t st_sync_parent(zn_storage_t *st, const char *path)
 {
-    if (!st->cfg->storage.commit)
-        return ZN_OK;
-    char buf[PATH_MAX];
-    if (st_path(buf, "%s", path) != ZN_OK)
-        return ZN_EINVAL;
-    zn_syscall_begin();
-    int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int r = fd != -1 ? fsync(fd) : -1;
-    zn_syscall_end();
-    if (fd == -1)
-        return st_errno(errno);
-    close(fd);
-    return r == 0 ? ZN_OK : ZN_EIO;
+    return st->cfg->storage.commit ? sync_dir_of(path) : ZN_OK;
 }
 
 zn_err_t st_rename(const char *from, const char *to)
@@ -359,4 +352,35 @@ done:
         unlink(tmp);
     zn_hash_free(h);
     return err;
+}
+
+#define ST_TMP_STALE_NS (3600ull * 1000000000ull)
+
+/* <root>/.zinc/tmp: local scratch space for whoever buffers request bodies (h2o's file-
+ * backed buffers). Files idle for an hour are left-overs of a crash (h2o unlinks its
+ * buffers right after creating them; another zinc process on the same root may be using
+ * younger ones) and are removed. */
+zn_err_t st_tmp_dir_init(zn_storage_t *st)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    struct dirent *de;
+    struct stat sb;
+    uint64_t now = zn_now_wall_ns();
+    zn_err_t err;
+
+    if ((err = st_path(dir, "%s/.zinc/tmp", st->root)) != ZN_OK || (err = st_mkdirs(st, dir)) != ZN_OK)
+        return err;
+    DIR *dh = opendir(dir);
+    if (dh == NULL)
+        return st_errno(errno);
+    while ((de = readdir(dh)) != NULL) {
+        if (st_path(path, "%s/%s", dir, de->d_name) != ZN_OK || lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        uint64_t mt = (uint64_t)sb.st_mtim.tv_sec * 1000000000ull + (uint64_t)sb.st_mtim.tv_nsec;
+        if (mt + ST_TMP_STALE_NS < now)
+            unlink(path);
+    }
+    closedir(dh);
+    st->tmp_dir = zn_strdup(dir);
+    return ZN_OK;
 }

@@ -1,37 +1,31 @@
 /*
  * storage/gc.c - garbage collection of one repository and of the whole store (zot's
  * pkg/storage/gc: retention of untagged manifests, then unreachable blobs, stale uploads,
- * empty repositories), run by the server's maintenance thread, never on a worker.
+ * empty repositories), run by the store's "gc" thread (maint.c), never on a worker.
  *
- * Per repository, in two steps under the repository's lock and flock (the ones manifest PUT
- * and DELETE take, via st_index_edit):
+ * Per repository, in two steps under the repository's lock and the driver's repository lock
+ * (the ones manifest PUT and DELETE take, via st_index_edit):
  *  1. retention: the kept manifests are the tagged ones, the untagged ones younger than
  *     gcDelay, everything a kept index lists (recursively) and every referrer whose subject
  *     is kept; other untagged entries leave index.json, which is rewritten.
  *  2. sweep (index re-read, nothing written): every blob the manifests now in index.json
- *     reach is marked; blob files neither marked nor younger than gcDelay are unlinked. If a
- *     manifest cannot be read, its references are unknown and nothing is unlinked.
+ *     reach is marked; blobs neither marked nor younger than gcDelay are deleted (listed
+ *     and deleted through the driver). If a manifest cannot be read, its references are
+ *     unknown and nothing is deleted.
  * Between the two, .uploads files idle for gcDelay that no request holds are removed
- * (gc_files.c). The age of a file is its mtime; storage sets a blob's mtime to now whenever
- * it is pushed again, mounted or linked, so a blob waiting for its manifest survives.
+ * (gc_files.c). The age of an object is its mtime; storage sets a blob's mtime to now
+ * (driver touch) whenever it is pushed again, mounted or linked, so a blob waiting for its
+ * manifest survives.
  * A manifest PUT checks its blobs before taking the lock; each sweep that unlinks bumps the
  * repository's gc_epoch, and a PUT that sees the epoch moved checks again under the lock.
  */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "storage/gc.h"
 
 static int manifest_missing, manifest_bad; /* never written: their addresses mark gc_repo_t.manifests values */
-
-void st_blob_touch(const char *path)
-{
-    utimensat(AT_FDCWD, path, NULL, 0);
-}
 
 bool gc_stopping(const gc_repo_t *g)
 {
@@ -53,15 +47,15 @@ static void free_manifest(void *p)
  * tells a file that is not there from one that cannot be read or parsed. */
 static json_t *load(gc_repo_t *g, const char *digest, bool *missing)
 {
-    char path[PATH_MAX], *text = NULL;
+    char key[PATH_MAX], *text = NULL;
     zn_digest_t d;
     size_t len;
     void *v = st_map_get(&g->manifests, digest);
 
     if (v == NULL) {
         zn_err_t err = ZN_EINVAL;
-        if (zn_digest_parse(zn_slice(digest, strlen(digest)), &d) == ZN_OK && st_blob_path(g->st, path, g->name, &d) == ZN_OK)
-            err = st_read_file(path, ST_INDEX_MAX, &text, &len, NULL);
+        if (zn_digest_parse(zn_slice(digest, strlen(digest)), &d) == ZN_OK && st_blob_key(key, g->name, &d) == ZN_OK)
+            err = st_ops(g->st)->get(g->st->drv, key, ST_INDEX_MAX, &text, &len, NULL);
         json_t *root = err == ZN_OK ? json_loadb(text, len, 0, NULL) : NULL;
         free(text);
         if (json_is_object(root))
@@ -143,13 +137,13 @@ static void keep_reset(gc_repo_t *g)
 /* An untagged entry is a root while its manifest file is younger than gcDelay. */
 static bool is_young(gc_repo_t *g, const char *digest)
 {
-    char path[PATH_MAX];
+    char key[PATH_MAX];
     zn_digest_t d;
-    struct stat sb;
-    if (zn_digest_parse(zn_slice(digest, strlen(digest)), &d) != ZN_OK || st_blob_path(g->st, path, g->name, &d) != ZN_OK ||
-        stat(path, &sb) != 0)
+    uint64_t mtime;
+    if (zn_digest_parse(zn_slice(digest, strlen(digest)), &d) != ZN_OK || st_blob_key(key, g->name, &d) != ZN_OK ||
+        st_ops(g->st)->stat(g->st->drv, key, NULL, &mtime) != ZN_OK)
         return false;
-    return gc_mtime_ns(&sb) > g->cutoff_ns;
+    return mtime > g->cutoff_ns;
 }
 
 /* Keeps the referrers of kept manifests until nothing changes (signatures of SBOMs...). */
@@ -207,41 +201,40 @@ static zn_err_t retention_edit(void *data, json_t *idx, bool *changed)
     return ZN_OK;
 }
 
-/* Unlinks the unmarked, old files of blobs/<algo>. */
+struct sweep {
+    gc_repo_t *g;
+    zn_digest_algo_t algo;
+};
+
+/* One entry of blobs/<algo>/: removed when it is a blob nothing reaches and old. */
+static bool sweep_one(void *data, const st_entry_t *e)
+{
+    struct sweep *sw = data;
+    gc_repo_t *g = sw->g;
+    char text[ZN_DIGEST_STR_MAX], key[PATH_MAX];
+    zn_digest_t d;
+
+    if (gc_stopping(g))
+        return false;
+    int n = snprintf(text, sizeof(text), "%s:%s", zn_digest_algo_name(sw->algo), e->name);
+    if (e->is_dir || n <= 0 || (size_t)n >= sizeof(text) || zn_digest_parse(zn_slice(text, (size_t)n), &d) != ZN_OK ||
+        st_map_get(&g->keep, d.str) != NULL || e->mtime_ns > g->cutoff_ns || st_blob_key(key, g->name, &d) != ZN_OK)
+        return true; /* not a blob name (zinc never writes others there), reachable, or young */
+    if (st_ops(g->st)->del(g->st->drv, key) != ZN_OK)
+        return true;
+    g->stats.blobs++;
+    g->stats.bytes += e->size;
+    gc_dedupe_forget(g, &d, e->links > 1);
+    return true;
+}
+
+/* Removes the unmarked, old blobs of blobs/<algo>. */
 static void sweep_algo(gc_repo_t *g, zn_digest_algo_t algo)
 {
-    char dir[PATH_MAX], path[PATH_MAX], text[ZN_DIGEST_STR_MAX];
-    const char *an = zn_digest_algo_name(algo);
-    zn_digest_t d;
-    struct stat sb;
-    struct dirent *de;
-    bool removed = false;
-
-    if (st_path(dir, "%s/%s/blobs/%s", g->st->root, g->name, an) != ZN_OK)
-        return;
-    DIR *dh = opendir(dir);
-    if (dh == NULL)
-        return;
-    while (!gc_stopping(g) && (de = readdir(dh)) != NULL) {
-        int n = snprintf(text, sizeof(text), "%s:%s", an, de->d_name);
-        if (n <= 0 || (size_t)n >= sizeof(text) || zn_digest_parse(zn_slice(text, (size_t)n), &d) != ZN_OK ||
-            st_map_get(&g->keep, d.str) != NULL || st_blob_path(g->st, path, g->name, &d) != ZN_OK)
-            continue; /* not a blob name (zinc never writes others there), or reachable */
-        if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || gc_mtime_ns(&sb) > g->cutoff_ns)
-            continue;
-        zn_syscall_begin();
-        int rc = unlink(path);
-        zn_syscall_end();
-        if (rc != 0)
-            continue;
-        removed = true;
-        g->stats.blobs++;
-        g->stats.bytes += (uint64_t)sb.st_size;
-        gc_dedupe_forget(g, &d, sb.st_nlink > 1);
-    }
-    closedir(dh);
-    if (removed)
-        st_sync_parent(g->st, path);
+    char dir[PATH_MAX];
+    struct sweep sw = {g, algo};
+    if (st_path(dir, "%s/blobs/%s", g->name, zn_digest_algo_name(algo)) == ZN_OK)
+        st_ops(g->st)->list(g->st->drv, dir, sweep_one, &sw);
 }
 
 static zn_err_t sweep_edit(void *data, json_t *idx, bool *changed)

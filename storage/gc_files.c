@@ -3,6 +3,9 @@
  * sessions and temp files in .uploads, empty repositories, and the dedupe index entries of
  * removed blobs; plus the entry points that run GC on one repository or on all of them.
  *
+ * Uploads are listed and deleted through the driver; removing an empty repository is still
+ * filesystem work (rmdir), done here directly.
+ *
  * An upload session is removed only after taking it the way a request does (the `busy`
  * flag of uploads.c), so a request in progress keeps it and a request arriving later finds
  * it gone (404, as after zot's GC). Removed repositories leave the store's table but their
@@ -19,13 +22,13 @@
 
 /* ---- .uploads ---------------------------------------------------------------------------- */
 
-/* Unlinks an idle .uploads file; a session (<uuid>, or a <uuid>.<x> sidecar) only while
+/* Deletes an idle .uploads object; a session (<uuid>, or a <uuid>.<x> sidecar) only while
  * no request holds it, checking its age again once held. */
-static bool remove_upload(gc_repo_t *g, const char *path, const char *name)
+static bool remove_upload(gc_repo_t *g, const char *key, const char *name)
 {
     char uuid[ZN_UUID_LEN + 1];
     struct st_session *s = NULL;
-    struct stat sb;
+    uint64_t size, mtime;
     bool done = false, is_session = strlen(name) >= ZN_UUID_LEN && (name[ZN_UUID_LEN] == '\0' || name[ZN_UUID_LEN] == '.');
 
     if (is_session) {
@@ -35,9 +38,10 @@ static bool remove_upload(gc_repo_t *g, const char *path, const char *name)
     }
     if (is_session && st_session_claim(g->st, g->name, uuid, &s) != ZN_OK)
         return false; /* in use */
-    if (lstat(path, &sb) == 0 && !S_ISDIR(sb.st_mode) && gc_mtime_ns(&sb) <= g->cutoff_ns && unlink(path) == 0) {
+    if (st_ops(g->st)->stat(g->st->drv, key, &size, &mtime) == ZN_OK && mtime <= g->cutoff_ns &&
+        st_ops(g->st)->del(g->st->drv, key) == ZN_OK) {
         g->stats.uploads++;
-        g->stats.bytes += (uint64_t)sb.st_size;
+        g->stats.bytes += size;
         done = true;
     }
     if (s != NULL)
@@ -45,28 +49,22 @@ static bool remove_upload(gc_repo_t *g, const char *path, const char *name)
     return done;
 }
 
+static bool sweep_upload(void *data, const st_entry_t *e)
+{
+    gc_repo_t *g = data;
+    char key[PATH_MAX];
+    if (gc_stopping(g))
+        return false;
+    if (!e->is_dir && e->mtime_ns <= g->cutoff_ns && st_path(key, "%s/.uploads/%s", g->name, e->name) == ZN_OK)
+        remove_upload(g, key, e->name);
+    return true;
+}
+
 void gc_sweep_uploads(gc_repo_t *g)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
-    struct dirent *de;
-    struct stat sb;
-    bool removed = false;
-
-    if (st_path(dir, "%s/%s/.uploads", g->st->root, g->name) != ZN_OK)
-        return;
-    DIR *dh = opendir(dir);
-    if (dh == NULL)
-        return;
-    while (!gc_stopping(g) && (de = readdir(dh)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 || st_path(path, "%s/%s", dir, de->d_name) != ZN_OK)
-            continue;
-        if (lstat(path, &sb) != 0 || S_ISDIR(sb.st_mode) || gc_mtime_ns(&sb) > g->cutoff_ns)
-            continue;
-        removed |= remove_upload(g, path, de->d_name);
-    }
-    closedir(dh);
-    if (removed)
-        st_sync_parent(g->st, path);
+    char dir[PATH_MAX];
+    if (st_repo_key(dir, g->name, ".uploads") == ZN_OK)
+        st_ops(g->st)->list(g->st->drv, dir, sweep_upload, g);
 }
 
 /* ---- empty repositories ------------------------------------------------------------------ */

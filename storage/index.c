@@ -1,20 +1,19 @@
 /*
- * storage/index.c - index.json: the cached copy readers share and the locked
- * read-modify-write that changes it.
+ * storage/index.c - index.json: the cached copy readers share and the compare-and-swap
+ * update that changes it.
  *
- * Readers get a reference to an immutable parsed index; it is re-read when index.json's
- * inode, size or mtime differ from the cached stamp (another process, zot included, may
- * have rewritten it). Writers hold the repository's mutex and an exclusive flock on the
- * repository directory, re-read the file from disk (never trusting the cache across
- * processes), edit a private copy, write it to a temp file in .uploads and rename it over
- * index.json, then publish the copy as the new cached index.
+ * Readers get a reference to an immutable parsed index; it is re-read when the driver's
+ * version of index.json differs from the cached one (another process, zot included, may
+ * have rewritten it). A writer reads the index with its version, edits a private copy and
+ * writes it back only if the version is unchanged (driver put_if: rename under a lock on
+ * the replaced file on disk, If-Match on S3); on a conflict it starts over from a fresh
+ * read, a bounded number of times. Within this process the repository's mutex serialises
+ * writers so conflicts come only from other processes; the fs driver also takes an flock
+ * on the repository directory across the update (lock_repo), which keeps two zinc
+ * processes on one root from interleaving GC with a push, as before the driver seam.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include "storage/internal.h"
 
@@ -28,30 +27,20 @@ const char *st_desc_digest(json_t *desc)
     return json_string_value(json_object_get(desc, "digest"));
 }
 
-static bool stamp_matches(const st_repo_t *repo, const struct stat *sb)
-{
-    return repo->idx != NULL && repo->idx_ino == sb->st_ino && repo->idx_size == sb->st_size &&
-           repo->idx_mtime.tv_sec == sb->st_mtim.tv_sec && repo->idx_mtime.tv_nsec == sb->st_mtim.tv_nsec;
-}
+#define INDEX_CAS_TRIES 16 /* conflicts in a row before giving up (ZN_EBUSY) */
 
-static void set_stamp(st_repo_t *repo, const struct stat *sb)
+/* Reads and parses index.json with its version; "manifests": null (zot's fresh index)
+ * becomes []. */
+static zn_err_t load_index(zn_storage_t *st, const char *repo, json_t **out, st_version_t *ver)
 {
-    repo->idx_ino = sb->st_ino;
-    repo->idx_size = sb->st_size;
-    repo->idx_mtime = sb->st_mtim;
-}
-
-/* Reads and parses index.json; "manifests": null (zot's fresh index) becomes []. */
-static zn_err_t load_index(zn_storage_t *st, const char *repo, json_t **out, struct stat *sb)
-{
-    char path[PATH_MAX], *text = NULL;
+    char key[PATH_MAX], *text = NULL;
     size_t len;
     json_error_t jerr;
     zn_err_t err;
 
-    if ((err = st_path(path, "%s/%s/index.json", st->root, repo)) != ZN_OK)
+    if ((err = st_repo_key(key, repo, "index.json")) != ZN_OK)
         return err;
-    if ((err = st_read_file(path, ST_INDEX_MAX, &text, &len, sb)) != ZN_OK)
+    if ((err = st_ops(st)->get(st->drv, key, ST_INDEX_MAX, &text, &len, ver)) != ZN_OK)
         return err;
     json_t *idx = json_loadb(text, len, 0, &jerr);
     free(text);
@@ -69,50 +58,47 @@ static zn_err_t load_index(zn_storage_t *st, const char *repo, json_t **out, str
 
 zn_err_t st_index_get(zn_storage_t *st, st_repo_t *repo, json_t **out)
 {
-    char path[PATH_MAX];
-    struct stat sb;
+    char key[PATH_MAX];
+    st_version_t ver;
     zn_err_t err;
 
-    if ((err = st_path(path, "%s/%s/index.json", st->root, repo->name)) != ZN_OK)
+    if ((err = st_repo_key(key, repo->name, "index.json")) != ZN_OK)
         return err;
-    if (stat(path, &sb) != 0)
-        return st_errno(errno);
+    if ((err = st_ops(st)->version(st->drv, key, &ver)) != ZN_OK)
+        return err;
     zn_mutex_lock(&repo->lock);
-    if (!stamp_matches(repo, &sb)) {
+    if (repo->idx == NULL || !st_version_eq(&repo->idx_ver, &ver)) {
         json_t *idx;
-        if ((err = load_index(st, repo->name, &idx, &sb)) != ZN_OK) {
+        if ((err = load_index(st, repo->name, &idx, &ver)) != ZN_OK) {
             zn_mutex_unlock(&repo->lock);
             return err;
         }
         json_decref(repo->idx);
         repo->idx = idx;
-        set_stamp(repo, &sb);
+        repo->idx_ver = ver;
     }
     *out = json_incref(repo->idx);
     zn_mutex_unlock(&repo->lock);
     return ZN_OK;
 }
 
-static zn_err_t write_index(zn_storage_t *st, st_repo_t *repo, json_t *idx)
+/* Writes idx if index.json still has version *ver; publishes it as the cached index. */
+static zn_err_t write_index(zn_storage_t *st, st_repo_t *repo, json_t *idx, const st_version_t *ver)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
-    struct stat sb;
+    char key[PATH_MAX];
+    st_version_t now;
     zn_err_t err;
 
     char *text = json_dumps(idx, JSON_COMPACT);
     if (text == NULL)
         return ZN_ENOMEM;
-    if ((err = st_path(dir, "%s/%s/.uploads", st->root, repo->name)) != ZN_OK ||
-        (err = st_path(path, "%s/%s/index.json", st->root, repo->name)) != ZN_OK)
+    if ((err = st_repo_key(key, repo->name, "index.json")) != ZN_OK)
         goto done;
-    if ((err = st_write_atomic(st, dir, path, text, strlen(text), false)) != ZN_OK)
+    if ((err = st_ops(st)->put_if(st->drv, key, text, strlen(text), ver, &now)) != ZN_OK)
         goto done;
     json_decref(repo->idx);
     repo->idx = json_incref(idx);
-    if (stat(path, &sb) == 0)
-        set_stamp(repo, &sb);
-    else
-        memset(&repo->idx_mtime, 0, sizeof(repo->idx_mtime)); /* forces a reload */
+    repo->idx_ver = now; /* len 0 when unknown: never equal to a real version, forces a reload */
 done:
     free(text);
     return err;
@@ -120,35 +106,27 @@ done:
 
 zn_err_t st_index_edit(zn_storage_t *st, st_repo_t *repo, st_index_edit_fn fn, void *data)
 {
-    char dir[PATH_MAX];
-    json_t *idx = NULL;
-    struct stat sb;
-    bool changed = false;
-    int dfd = -1;
+    void *lock = NULL;
     zn_err_t err;
 
-    if ((err = st_path(dir, "%s/%s", st->root, repo->name)) != ZN_OK)
-        return err;
     zn_mutex_lock(&repo->lock);
-    if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-        err = st_errno(errno);
+    if (st_ops(st)->lock_repo != NULL && (err = st_ops(st)->lock_repo(st->drv, repo->name, &lock)) != ZN_OK)
         goto done;
+    err = ST_ECONFLICT;
+    for (int i = 0; i < INDEX_CAS_TRIES && err == ST_ECONFLICT; i++) {
+        json_t *idx = NULL;
+        st_version_t ver;
+        bool changed = false;
+        /* never trust the cache here: another process may have written since */
+        if ((err = load_index(st, repo->name, &idx, &ver)) == ZN_OK && (err = fn(data, idx, &changed)) == ZN_OK && changed)
+            err = write_index(st, repo, idx, &ver);
+        json_decref(idx);
     }
-    while (flock(dfd, LOCK_EX) != 0) {
-        if (errno != EINTR) {
-            err = ZN_EIO;
-            goto done;
-        }
-    }
-    if ((err = load_index(st, repo->name, &idx, &sb)) != ZN_OK)
-        goto done;
-    if ((err = fn(data, idx, &changed)) != ZN_OK || !changed)
-        goto done;
-    err = write_index(st, repo, idx);
+    if (err == ST_ECONFLICT)
+        zn_log(ZN_LOG_WARN, "index.json kept changing under an update, gave up", ZN_LSTR("repo", repo->name));
+    if (lock != NULL)
+        st_ops(st)->unlock_repo(st->drv, lock);
 done:
-    json_decref(idx);
-    if (dfd != -1)
-        close(dfd); /* drops the flock */
     zn_mutex_unlock(&repo->lock);
     return err;
 }

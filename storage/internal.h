@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "storage/driver.h"
 #include "storage/storage.h"
 
 #define ST_REF_NAME "org.opencontainers.image.ref.name"
@@ -61,15 +62,15 @@ typedef struct st_repo {
     st_mcache_entry_t mcache[ST_MCACHE_SLOTS];
     uint64_t mcache_clock;
     json_t *idx;     /* parsed index.json, never mutated once published (readers incref it) */
-    struct timespec idx_mtime;
-    ino_t idx_ino;
-    off_t idx_size;
+    st_version_t idx_ver; /* the driver's version of index.json that idx was parsed from */
     _Atomic uint64_t gc_epoch; /* bumped under `lock` whenever GC removed blobs (gc.c) */
 } st_repo_t;
 
 struct zn_storage {
     const zn_config_t *cfg;
     char *root;
+    st_driver_t *drv; /* where the bytes live (driver.h) */
+    char *tmp_dir;    /* <root>/.zinc/tmp, created and emptied at open (zn_storage_tmp_dir) */
 
     zn_mutex_t repos_lock; /* guards repos */
     st_map_t repos;        /* name -> st_repo_t* */
@@ -86,7 +87,25 @@ struct zn_storage {
     pthread_t rebuild_thread;
     bool rebuild_started;
     _Atomic int stopping;
+    struct st_maint *gc, *scrub; /* background passes (maint.c), NULL when off */
 };
+
+/* The driver's operations (driver.h). */
+static inline const st_driver_ops_t *st_ops(const zn_storage_t *st)
+{
+    return st->drv->ops;
+}
+/* The key "<repo>/<rest>" (e.g. "index.json") into buf (PATH_MAX); ZN_EINVAL if too long. */
+zn_err_t st_repo_key(char *buf, const char *repo, const char *rest);
+/* "<repo>/blobs/<algo>/<hex>" */
+zn_err_t st_blob_key(char *buf, const char *repo, const zn_digest_t *d);
+
+/* ---- background passes (maint.c) ------------------------------------------------------------ */
+
+/* Starts the gc / scrub threads the config asks for (idempotent). */
+void st_maint_start(zn_storage_t *st);
+/* Wakes and joins them; a pass in progress stops between files. */
+void st_maint_stop(zn_storage_t *st);
 
 /* ---- paths and files (fs.c) ---------------------------------------------------------------- */
 
@@ -117,6 +136,8 @@ zn_err_t st_read_file(const char *path, size_t max, char **out, size_t *len, str
 zn_err_t st_hash_fd(int fd, uint64_t len, zn_hash_t *h);
 /* Copies src to a temp file in tmpdir, checks it against d, renames it to dst. */
 zn_err_t st_copy_verified(zn_storage_t *st, const char *src, const char *tmpdir, const char *dst, const zn_digest_t *d);
+/* Creates <root>/.zinc/tmp, removes crash left-overs in it, sets st->tmp_dir. */
+zn_err_t st_tmp_dir_init(zn_storage_t *st);
 /* Maps an errno to ZN_ENOENT / ZN_EEXIST / ZN_EIO... */
 zn_err_t st_errno(int e);
 
@@ -133,8 +154,12 @@ void st_repo_free(void *repo);
 /* A new reference to the repository's current index (re-read when the file changed on
  * disk). The caller json_decref()s it and must not modify it. */
 zn_err_t st_index_get(zn_storage_t *st, st_repo_t *repo, json_t **out);
-/* Read-modify-write under the repository's lock and flock: fn edits a private copy of the
- * current index; when it returns ZN_OK (and sets *changed) the copy replaces index.json. */
+/* Read-modify-write under the repository's mutex (and the driver's repository lock, if it
+ * has one): fn edits a private copy of the index as read with its version; when it returns
+ * ZN_OK and sets *changed, the copy replaces index.json only if the version is unchanged
+ * (driver put_if). On a conflict fn runs again on a fresh read, so it must be redoable
+ * (it is called with a fresh copy and *changed false each time); after a bounded number
+ * of conflicts in a row ZN_EBUSY. fn must not return ZN_EBUSY itself. */
 typedef zn_err_t (*st_index_edit_fn)(void *data, json_t *index, bool *changed);
 zn_err_t st_index_edit(zn_storage_t *st, st_repo_t *repo, st_index_edit_fn fn, void *data);
 /* Sorts names[0..n) (pointers borrowed), drops duplicates and fills out with copies of those
@@ -157,9 +182,10 @@ zn_err_t st_walk_repos(zn_storage_t *st, bool (*fn)(void *data, const char *repo
 
 /* ---- blobs (blobs.c) ------------------------------------------------------------------------ */
 
-/* Publishes the verified file at tmp as blob d of repo: an existing copy wins, else a dedupe
- * link, else tmp is renamed. tmp is gone afterwards on success. */
-zn_err_t st_blob_publish(zn_storage_t *st, const char *repo, const char *tmp, const zn_digest_t *d);
+/* Publishes the verified session as blob d of repo: an existing copy wins, else a dedupe
+ * link, else the session is committed. The session's object is gone afterwards on success
+ * (the handle is still the caller's to close). */
+zn_err_t st_blob_publish(zn_storage_t *st, const char *repo, st_append_t *session, const zn_digest_t *d);
 
 /* ---- upload sessions (uploads.c) ------------------------------------------------------------ */
 
@@ -184,11 +210,5 @@ typedef struct st_manifest_check {
 zn_err_t st_manifest_check(zn_storage_t *st, const char *repo, const char *content_type, const char *bytes, size_t len,
                            st_manifest_check_t *out, char *detail, size_t detail_len);
 void st_minfo_free(void *info);
-
-/* ---- garbage collection (gc.c) --------------------------------------------------------------- */
-
-/* Sets the file's mtime to now: a blob that is (re)published, linked or mounted counts as new
- * for GC's gcDelay, even when the file (or the inode it shares) is old. Best effort. */
-void st_blob_touch(const char *path);
 
 #endif

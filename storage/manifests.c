@@ -7,10 +7,9 @@
  * tag replaces its descriptor; deleting a manifest's last tag leaves it untagged; deleting
  * by digest removes every descriptor of it and its blob.
  */
-#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "storage/internal.h"
 
@@ -95,11 +94,11 @@ static void mcache_put(st_repo_t *r, const zn_digest_t *d, const char *bytes, si
 zn_err_t zn_storage_manifest_get(zn_storage_t *st, const char *repo, const char *ref, bool want_bytes,
                                  zn_storage_manifest_t *out)
 {
-    char path[PATH_MAX];
+    char key[PATH_MAX];
     st_repo_t *r;
     json_t *idx = NULL;
-    struct stat sb;
-    size_t len;
+    size_t len = 0;
+    uint64_t size = 0;
     zn_err_t err;
 
     memset(out, 0, sizeof(*out));
@@ -111,14 +110,19 @@ zn_err_t zn_storage_manifest_get(zn_storage_t *st, const char *repo, const char 
         err = ZN_ENOENT;
         goto done;
     }
-    snprintf(out->media_type, sizeof(out->media_type), "%s", mt != NULL ? mt : "application/vnd.oci.image.manifest.v1+json");
+    mt = mt != NULL ? mt : "application/vnd.oci.image.manifest.v1+json";
+    if (strlen(mt) >= sizeof(out->media_type)) {
+        err = ZN_EIO; /* index.json names a media type no client sent us: not ours */
+        goto done;
+    }
+    memcpy(out->media_type, mt, strlen(mt) + 1);
     if (mcache_get(r, &out->digest, want_bytes ? &out->bytes : NULL, &len)) {
         out->size = len;
         goto done;
     }
-    if ((err = st_blob_path(st, path, repo, &out->digest)) != ZN_OK)
+    if ((err = st_blob_key(key, repo, &out->digest)) != ZN_OK)
         goto done;
-    if (want_bytes && (err = st_read_file(path, ST_INDEX_MAX, &out->bytes, &len, &sb)) == ZN_OK) {
+    if (want_bytes && (err = st_ops(st)->get(st->drv, key, ST_INDEX_MAX, &out->bytes, &len, NULL)) == ZN_OK) {
         zn_digest_t got;
         zn_digest_of(out->digest.algo, out->bytes, len, &got); /* small: a corrupt manifest is never served */
         if (!zn_digest_eq(&got, &out->digest)) {
@@ -130,10 +134,11 @@ zn_err_t zn_storage_manifest_get(zn_storage_t *st, const char *repo, const char 
             goto done;
         }
         mcache_put(r, &out->digest, out->bytes, len);
+        size = len;
+    } else if (!want_bytes) {
+        err = st_ops(st)->stat(st->drv, key, &size, NULL);
     }
-    else if (!want_bytes)
-        err = stat(path, &sb) == 0 ? ZN_OK : st_errno(errno);
-    out->size = (uint64_t)sb.st_size;
+    out->size = size;
 done:
     json_decref(idx);
     return err;
@@ -232,20 +237,20 @@ static zn_err_t put_edit(void *data, json_t *idx, bool *changed)
 
 static zn_err_t store_bytes(zn_storage_t *st, const char *repo, const zn_digest_t *d, const char *bytes, size_t len)
 {
-    char dir[PATH_MAX], tmpdir[PATH_MAX], path[PATH_MAX];
-    struct stat sb;
+    char dir[PATH_MAX], key[PATH_MAX];
+    const st_driver_ops_t *ops = st_ops(st);
     zn_err_t err;
 
-    if ((err = st_blob_path(st, path, repo, d)) != ZN_OK)
+    if ((err = st_blob_key(key, repo, d)) != ZN_OK)
         return err;
-    if (stat(path, &sb) == 0) {
-        st_blob_touch(path); /* pushed again: young for GC's gcDelay */
+    if (ops->stat(st->drv, key, NULL, NULL) == ZN_OK) {
+        ops->touch(st->drv, key); /* pushed again: young for GC's gcDelay */
         return ZN_OK;
     }
-    if ((err = st_path(dir, "%s/%s/blobs/%s", st->root, repo, zn_digest_algo_name(d->algo))) != ZN_OK ||
-        (err = st_mkdirs(st, dir)) != ZN_OK || (err = st_path(tmpdir, "%s/%s/.uploads", st->root, repo)) != ZN_OK)
+    if ((err = st_path(dir, "%s/blobs/%s", repo, zn_digest_algo_name(d->algo))) != ZN_OK ||
+        (err = ops->mkdirs(st->drv, dir)) != ZN_OK)
         return err;
-    err = st_write_atomic(st, tmpdir, path, bytes, len, true);
+    err = ops->put(st->drv, key, bytes, len, true);
     if (err == ZN_OK)
         st_dedupe_record(st, repo, d);
     return err == ZN_EEXIST ? ZN_OK : err;
@@ -338,7 +343,7 @@ static zn_err_t delete_tag_edit(void *data, json_t *idx, bool *changed)
 
 zn_err_t zn_storage_manifest_delete(zn_storage_t *st, const char *repo, const char *ref)
 {
-    char path[PATH_MAX];
+    char key[PATH_MAX];
     st_repo_t *r;
     zn_digest_t d;
     zn_err_t err;
@@ -351,11 +356,10 @@ zn_err_t zn_storage_manifest_delete(zn_storage_t *st, const char *repo, const ch
         return err;
     if ((err = st_index_edit(st, r, delete_digest_edit, (void *)ref)) != ZN_OK)
         return err;
-    if ((err = st_blob_path(st, path, repo, &d)) != ZN_OK)
+    if ((err = st_blob_key(key, repo, &d)) != ZN_OK)
         return err;
-    if (unlink(path) != 0 && errno != ENOENT)
-        return ZN_EIO;
-    return st_sync_parent(st, path);
+    err = st_ops(st)->del(st->drv, key);
+    return err == ZN_ENOENT ? ZN_OK : err;
 }
 
 /* ---- tags ------------------------------------------------------------------------------- */

@@ -33,9 +33,9 @@ void st_minfo_free(void *p)
 
 static json_t *load_manifest(zn_storage_t *st, const char *repo, const zn_digest_t *d)
 {
-    char path[PATH_MAX], *text = NULL;
+    char key[PATH_MAX], *text = NULL;
     size_t len;
-    if (st_blob_path(st, path, repo, d) != ZN_OK || st_read_file(path, ST_INDEX_MAX, &text, &len, NULL) != ZN_OK)
+    if (st_blob_key(key, repo, d) != ZN_OK || st_ops(st)->get(st->drv, key, ST_INDEX_MAX, &text, &len, NULL) != ZN_OK)
         return NULL;
     json_t *root = json_loadb(text, len, 0, NULL);
     free(text);

@@ -7,17 +7,26 @@
  * against concurrent creators (this process or another): files are linked into place only
  * if absent, so an existing index.json is never clobbered.
  */
-#include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "storage/internal.h"
 
 static const char layout_json[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
 static const char empty_index_json[] = "{\"schemaVersion\":2,\"manifests\":[]}";
+
+zn_err_t st_repo_key(char *buf, const char *repo, const char *rest)
+{
+    return st_path(buf, "%s/%s", repo, rest);
+}
+
+zn_err_t st_blob_key(char *buf, const char *repo, const zn_digest_t *d)
+{
+    return st_path(buf, "%s/blobs/%s/%s", repo, zn_digest_algo_name(d->algo), zn_digest_hex(d));
+}
 
 void st_repo_free(void *p)
 {
@@ -34,8 +43,7 @@ void st_repo_free(void *p)
 
 zn_err_t st_repo_find(zn_storage_t *st, const char *name, st_repo_t **out)
 {
-    char path[PATH_MAX];
-    struct stat sb;
+    char key[PATH_MAX];
     st_repo_t *repo;
 
     if (!zn_storage_name_valid(zn_slice(name, strlen(name))))
@@ -47,9 +55,9 @@ zn_err_t st_repo_find(zn_storage_t *st, const char *name, st_repo_t **out)
         *out = repo;
         return ZN_OK;
     }
-    if (st_path(path, "%s/%s/oci-layout", st->root, name) != ZN_OK)
+    if (st_repo_key(key, name, "oci-layout") != ZN_OK)
         return ZN_EINVAL;
-    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+    if (st_ops(st)->stat(st->drv, key, NULL, NULL) != ZN_OK)
         return ZN_ENOENT;
 
     repo = zn_calloc(1, sizeof(*repo));
@@ -84,100 +92,104 @@ static bool is_layout_name(const char *p, size_t n)
            (n == 10 && memcmp(p, "oci-layout", 10) == 0);
 }
 
-static bool is_regular(const char *path)
+static bool is_object(zn_storage_t *st, const char *key)
 {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+    return st_ops(st)->stat(st->drv, key, NULL, NULL) == ZN_OK;
 }
 
 /* A prefix of name is a repository and the next component is one of its layout entries. */
 static bool inside_a_repository(zn_storage_t *st, const char *name)
 {
-    char path[PATH_MAX];
+    char key[PATH_MAX];
     for (const char *slash = strchr(name, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
         const char *next = slash + 1, *end = strchr(next, '/');
         size_t n = end != NULL ? (size_t)(end - next) : strlen(next);
         if (!is_layout_name(next, n))
             continue;
-        if (st_path(path, "%s/%.*s/oci-layout", st->root, (int)(slash - name), name) != ZN_OK || is_regular(path))
+        if (st_path(key, "%.*s/oci-layout", (int)(slash - name), name) != ZN_OK || is_object(st, key))
             return true;
     }
     return false;
 }
 
-/* Every entry of dir is a regular blob file named by `hexlen` lower-case hex digits. */
-static bool only_blob_files(const char *dir, size_t hexlen)
+static bool stop_at_first(void *data, const st_entry_t *e)
 {
-    char path[PATH_MAX];
-    struct dirent *de;
-    bool ok = true;
-    DIR *dh = opendir(dir);
-    if (dh == NULL)
-        return errno == ENOENT;
-    while (ok && (de = readdir(dh)) != NULL) {
-        const char *n = de->d_name;
-        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
-            continue;
-        ok = strlen(n) == hexlen && strspn(n, "0123456789abcdef") == hexlen && st_path(path, "%s/%s", dir, n) == ZN_OK &&
-             is_regular(path);
+    return false;
+}
+
+struct only_blobs {
+    size_t hexlen; /* 64 or 128; 0 while listing blobs/ itself */
+    zn_storage_t *st;
+    const char *name;
+    bool ok;
+};
+
+/* An entry of blobs/<algo>/: a blob object named by hexlen lower-case hex digits. */
+static bool blob_entry_ok(void *data, const st_entry_t *e)
+{
+    struct only_blobs *o = data;
+    size_t n = strlen(e->name);
+    o->ok = !e->is_dir && n == o->hexlen && strspn(e->name, "0123456789abcdef") == n;
+    return o->ok;
+}
+
+/* An entry of blobs/: sha256/ or sha512/ holding only blobs. */
+static bool algo_entry_ok(void *data, const st_entry_t *e)
+{
+    struct only_blobs *o = data, sub = {0, o->st, o->name, true};
+    char key[PATH_MAX];
+    sub.hexlen = strcmp(e->name, "sha256") == 0 ? 64 : strcmp(e->name, "sha512") == 0 ? 128 : 0;
+    if (sub.hexlen == 0 || !e->is_dir || st_path(key, "%s/blobs/%s", o->name, e->name) != ZN_OK) {
+        o->ok = false;
+        return false;
     }
-    closedir(dh);
-    return ok;
+    zn_err_t err = st_ops(o->st)->list(o->st->drv, key, blob_entry_ok, &sub);
+    o->ok = sub.ok && (err == ZN_OK || err == ZN_ENOENT);
+    return o->ok;
 }
 
 /* Some repository lives below one of name's own layout entries. name is not a repository
  * (yet), so what is there is at most a creation cut short: small, and cheap to look at. */
 static bool holds_a_repository(zn_storage_t *st, const char *name)
 {
-    char path[PATH_MAX];
-    struct stat sb;
-    struct dirent *de;
-    bool ok = true;
+    char key[PATH_MAX];
+    struct only_blobs o = {0, st, name, true};
 
     for (int i = 0; i < 2; i++) {
-        if (st_path(path, "%s/%s/%s", st->root, name, i == 0 ? "index.json" : "oci-layout") != ZN_OK)
-            return true;
-        if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        /* a prefix (directory) there instead of an object: something is nested below it */
+        if (st_path(key, "%s/%s", name, i == 0 ? "index.json" : "oci-layout") != ZN_OK ||
+            st_ops(st)->list(st->drv, key, stop_at_first, NULL) != ZN_ENOENT)
             return true;
     }
-    if (st_path(path, "%s/%s/blobs", st->root, name) != ZN_OK)
+    if (st_path(key, "%s/blobs", name) != ZN_OK)
         return true;
-    DIR *dh = opendir(path);
-    if (dh == NULL)
-        return errno != ENOENT;
-    while (ok && (de = readdir(dh)) != NULL) {
-        char sub[PATH_MAX];
-        const char *n = de->d_name;
-        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
-            continue;
-        size_t hexlen = strcmp(n, "sha256") == 0 ? 64 : strcmp(n, "sha512") == 0 ? 128 : 0;
-        ok = hexlen != 0 && st_path(sub, "%s/%s", path, n) == ZN_OK && lstat(sub, &sb) == 0 && S_ISDIR(sb.st_mode) &&
-             only_blob_files(sub, hexlen);
-    }
-    closedir(dh);
-    return !ok;
+    zn_err_t err = st_ops(st)->list(st->drv, key, algo_entry_ok, &o);
+    if (err == ZN_ENOENT)
+        return false;
+    return err != ZN_OK || !o.ok;
 }
 
 static zn_err_t create_locked(zn_storage_t *st, const char *name)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
+    char key[PATH_MAX];
+    const st_driver_ops_t *ops = st_ops(st);
     zn_err_t err;
 
     if (inside_a_repository(st, name) || holds_a_repository(st, name))
         return ZN_EEXIST;
-    if ((err = st_path(dir, "%s/%s/.uploads", st->root, name)) != ZN_OK || (err = st_mkdirs(st, dir)) != ZN_OK)
+    if ((err = st_repo_key(key, name, ".uploads")) != ZN_OK || (err = ops->mkdirs(st->drv, key)) != ZN_OK)
         return err;
-    if ((err = st_path(path, "%s/%s/blobs/sha256", st->root, name)) != ZN_OK || (err = st_mkdirs(st, path)) != ZN_OK)
+    if ((err = st_repo_key(key, name, "blobs/sha256")) != ZN_OK || (err = ops->mkdirs(st->drv, key)) != ZN_OK)
         return err;
     /* index.json first: a directory with oci-layout is a repository and must have an index */
-    if ((err = st_path(path, "%s/%s/index.json", st->root, name)) != ZN_OK)
+    if ((err = st_repo_key(key, name, "index.json")) != ZN_OK)
         return err;
-    err = st_write_atomic(st, dir, path, empty_index_json, sizeof(empty_index_json) - 1, true);
+    err = ops->put(st->drv, key, empty_index_json, sizeof(empty_index_json) - 1, true);
     if (err != ZN_OK && err != ZN_EEXIST)
         return err;
-    if ((err = st_path(path, "%s/%s/oci-layout", st->root, name)) != ZN_OK)
+    if ((err = st_repo_key(key, name, "oci-layout")) != ZN_OK)
         return err;
-    err = st_write_atomic(st, dir, path, layout_json, sizeof(layout_json) - 1, true);
+    err = ops->put(st->drv, key, layout_json, sizeof(layout_json) - 1, true);
     return err == ZN_EEXIST ? ZN_OK : err;
 }
 
@@ -201,6 +213,22 @@ zn_err_t zn_storage_repo_exists(zn_storage_t *st, const char *repo)
     return st_repo_find(st, repo, &r);
 }
 
+/* The message of a failed open into the caller's errbuf; one that does not fit ends in
+ * "..." (it still names the key first), so a cut is never silent. */
+static void __attribute__((format(printf, 3, 4))) open_error(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+    if (errlen == 0)
+        return;
+    if (n < 0)
+        errbuf[0] = '\0';
+    else if ((size_t)n >= errlen && errlen > 4)
+        memcpy(errbuf + errlen - 4, "...", 4);
+}
+
 zn_err_t zn_storage_open(const zn_config_t *cfg, zn_storage_t **out, char *errbuf, size_t errlen)
 {
     const char *root = cfg->storage.root_directory;
@@ -210,7 +238,7 @@ zn_err_t zn_storage_open(const zn_config_t *cfg, zn_storage_t **out, char *errbu
     while (len > 1 && root[len - 1] == '/')
         len--;
     if (len == 0 || len >= PATH_MAX - 512) {
-        snprintf(errbuf, errlen, "storage.rootDirectory: %s", len == 0 ? "missing" : "too long");
+        open_error(errbuf, errlen, "storage.rootDirectory: %s", len == 0 ? "missing" : "too long");
         return ZN_EINVAL;
     }
     zn_storage_t *st = zn_calloc(1, sizeof(*st));
@@ -224,8 +252,10 @@ zn_err_t zn_storage_open(const zn_config_t *cfg, zn_storage_t **out, char *errbu
     st_map_init(&st->retired);
     st_map_init(&st->uploads);
     st_map_init(&st->infos);
-    if ((err = st_mkdirs(st, st->root)) != ZN_OK || (err = st_dedupe_init(st)) != ZN_OK) {
-        snprintf(errbuf, errlen, "storage.rootDirectory: %s: %s", st->root, zn_err_str(err));
+    st->drv = st_fs_driver_new(st);
+    if ((err = st_mkdirs(st, st->root)) != ZN_OK || (err = st_tmp_dir_init(st)) != ZN_OK ||
+        (err = st_dedupe_init(st)) != ZN_OK) {
+        open_error(errbuf, errlen, "storage.rootDirectory: %s: %s", st->root, zn_err_str(err));
         zn_storage_free(st);
         return err;
     }
@@ -237,6 +267,7 @@ void zn_storage_free(zn_storage_t *st)
 {
     if (st == NULL)
         return;
+    st_maint_stop(st);
     st->stopping = 1;
     if (st->rebuild_started)
         pthread_join(st->rebuild_thread, NULL);
@@ -248,6 +279,29 @@ void zn_storage_free(zn_storage_t *st)
     zn_mutex_destroy(&st->uploads_lock);
     zn_mutex_destroy(&st->info_lock);
     zn_mutex_destroy(&st->create_lock);
+    if (st->drv != NULL)
+        st->drv->ops->free(st->drv);
+    free(st->tmp_dir);
     free(st->root);
     free(st);
+}
+
+const char *zn_storage_tmp_dir(const zn_storage_t *st)
+{
+    return st->tmp_dir;
+}
+
+bool zn_storage_may_block(const zn_storage_t *st)
+{
+    return (st_ops(st)->flags & ST_DRV_MAY_BLOCK) != 0;
+}
+
+void zn_storage_start(zn_storage_t *st)
+{
+    st_maint_start(st);
+}
+
+void zn_storage_stop(zn_storage_t *st)
+{
+    st_maint_stop(st);
 }

@@ -7,18 +7,16 @@
  * (a dot-directory zot ignores, nothing deletes it), so later GETs answer BLOB_UNKNOWN
  * instead of streaming bad bytes, and the operator keeps the file to look at.
  *
- * A pass only reads (one bounded buffer, pread in ST_COPY_CHUNK pieces); it runs on the
- * calling thread, which is the CLI's main thread or the "scrub" maintenance thread, never
- * a worker. `max_bps` (0 = unlimited) paces it so a periodic pass over a big store does
- * not compete with clients; *stop is read between chunks.
+ * A pass only reads through the driver (one bounded buffer, ST_COPY_CHUNK pieces); it runs
+ * on the calling thread, which is the CLI's main thread or the store's "scrub" thread
+ * (maint.c), never a worker. Quarantine is a rename on the filesystem (fs-only for now).
+ * `max_bps` (0 = unlimited) paces it so a periodic pass over a big store does not compete
+ * with clients; *stop is read between chunks.
  */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "storage/internal.h"
 
@@ -60,24 +58,20 @@ static void pace(scrub_t *s)
 }
 
 /* ZN_OK and *got set, or ZN_EIO on a read error; ZN_EBUSY when stopped halfway. */
-static zn_err_t hash_file(scrub_t *s, int fd, zn_digest_algo_t algo, zn_digest_t *got)
+static zn_err_t hash_object(scrub_t *s, st_object_t *o, zn_digest_algo_t algo, zn_digest_t *got)
 {
     zn_hash_t *h = zn_hash_new(algo);
     zn_err_t err = ZN_OK;
-    off_t off = 0;
+    uint64_t off = 0;
     while (1) {
+        size_t r = 0;
         if (stopping(s)) {
             err = ZN_EBUSY;
             break;
         }
-        ssize_t r = pread(fd, s->buf, ST_COPY_CHUNK, off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            err = r == 0 ? ZN_OK : ZN_EIO;
+        if ((err = st_ops(s->st)->object_read(o, off, s->buf, ST_COPY_CHUNK, &r)) != ZN_OK || r == 0)
             break;
-        }
-        zn_hash_update(h, s->buf, (size_t)r);
+        zn_hash_update(h, s->buf, r);
         off += r;
         s->stats.bytes += (uint64_t)r;
         pace(s);
@@ -104,51 +98,58 @@ zn_err_t zn_storage_blob_quarantine(zn_storage_t *st, const char *repo, const zn
     return st_sync_parent(st, src);
 }
 
+struct scrub_dir {
+    scrub_t *s;
+    const char *repo, *dir;
+    zn_digest_algo_t algo;
+};
+
+/* One entry of blobs/<algo>/: named by a digest, and hashing to it. */
+static bool scrub_blob(void *data, const st_entry_t *e)
+{
+    struct scrub_dir *sd = data;
+    scrub_t *s = sd->s;
+    char text[ZN_DIGEST_STR_MAX + 256], key[PATH_MAX];
+    zn_digest_t want, got;
+    st_object_t *o;
+
+    int n = snprintf(text, sizeof(text), "%s:%s", zn_digest_algo_name(sd->algo), e->name);
+    if (e->is_dir || n < 0 || (size_t)n >= sizeof(text) || zn_digest_parse(zn_slice(text, (size_t)n), &want) != ZN_OK) {
+        problem(s, sd->repo, e->name, "stray file in the blob directory (not named by a digest)");
+        return !stopping(s);
+    }
+    if (st_path(key, "%s/%s", sd->dir, e->name) != ZN_OK)
+        return true;
+    zn_err_t err = st_ops(s->st)->open(s->st->drv, key, &o);
+    if (err == ZN_ENOENT)
+        return true; /* deleted (GC, a client) since the listing */
+    if (err != ZN_OK) {
+        problem(s, sd->repo, want.str, "blob unreadable");
+        return true;
+    }
+    err = hash_object(s, o, sd->algo, &got);
+    st_ops(s->st)->object_close(o);
+    if (err == ZN_EBUSY)
+        return false;
+    s->stats.blobs++;
+    if (err != ZN_OK) {
+        problem(s, sd->repo, want.str, "blob unreadable");
+    } else if (!zn_digest_eq(&want, &got)) {
+        problem(s, sd->repo, want.str, "corrupt blob (content does not match its digest), quarantined");
+        zn_storage_blob_quarantine(s->st, sd->repo, &want);
+    }
+    return !stopping(s);
+}
+
 static void scrub_blobs(scrub_t *s, const char *repo, zn_digest_algo_t algo)
 {
-    char dir[PATH_MAX], text[ZN_DIGEST_STR_MAX + 256];
-    const char *an = zn_digest_algo_name(algo);
-    if (st_path(dir, "%s/%s/blobs/%s", s->st->root, repo, an) != ZN_OK)
+    char dir[PATH_MAX];
+    struct scrub_dir sd = {s, repo, dir, algo};
+    if (st_path(dir, "%s/blobs/%s", repo, zn_digest_algo_name(algo)) != ZN_OK)
         return;
-    DIR *dh = opendir(dir);
-    if (dh == NULL) {
-        if (errno != ENOENT)
-            problem(s, repo, dir, "blob directory unreadable");
-        return;
-    }
-    struct dirent *de;
-    while (!stopping(s) && (de = readdir(dh)) != NULL) {
-        zn_digest_t want, got;
-        struct stat sb;
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        int n = snprintf(text, sizeof(text), "%s:%s", an, de->d_name);
-        if (n < 0 || (size_t)n >= sizeof(text) || zn_digest_parse(zn_slice(text, (size_t)n), &want) != ZN_OK) {
-            problem(s, repo, de->d_name, "stray file in the blob directory (not named by a digest)");
-            continue;
-        }
-        int fd = openat(dirfd(dh), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd == -1 && errno == ENOENT)
-            continue; /* deleted (GC, a client) since readdir */
-        if (fd == -1 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-            problem(s, repo, want.str, "blob unreadable");
-            if (fd != -1)
-                close(fd);
-            continue;
-        }
-        zn_err_t err = hash_file(s, fd, algo, &got);
-        close(fd);
-        if (err == ZN_EBUSY)
-            break;
-        s->stats.blobs++;
-        if (err != ZN_OK) {
-            problem(s, repo, want.str, "blob unreadable");
-        } else if (!zn_digest_eq(&want, &got)) {
-            problem(s, repo, want.str, "corrupt blob (content does not match its digest), quarantined");
-            zn_storage_blob_quarantine(s->st, repo, &want);
-        }
-    }
-    closedir(dh);
+    zn_err_t err = st_ops(s->st)->list(s->st->drv, dir, scrub_blob, &sd);
+    if (err != ZN_OK && err != ZN_ENOENT)
+        problem(s, repo, dir, "blob directory unreadable");
 }
 
 /* The blob named by descriptor-ish object `o` ("digest" member) must exist in repo. */
@@ -156,28 +157,29 @@ static void check_ref(scrub_t *s, const char *repo, const char *manifest, json_t
 {
     const char *ds = json_string_value(json_object_get(o, "digest"));
     zn_digest_t d;
-    char path[PATH_MAX], msg[ZN_DIGEST_STR_MAX + 96];
-    struct stat sb;
+    char key[PATH_MAX], msg[ZN_DIGEST_STR_MAX + 96];
+    /* what and manifest are ours and short (a word, a digest): msg holds them; the fixed
+     * texts are there so that even a cut message never goes unreported */
     if (ds == NULL || zn_digest_parse(zn_slice(ds, strlen(ds)), &d) != ZN_OK) {
-        snprintf(msg, sizeof(msg), "manifest has an invalid %s digest", what);
-        problem(s, repo, manifest, msg);
+        int n = snprintf(msg, sizeof(msg), "manifest has an invalid %s digest", what);
+        problem(s, repo, manifest, n >= 0 && (size_t)n < sizeof(msg) ? msg : "manifest has an invalid digest");
         return;
     }
-    if (st_blob_path(s->st, path, repo, &d) != ZN_OK || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        snprintf(msg, sizeof(msg), "missing %s blob, referenced by manifest %s", what, manifest);
-        problem(s, repo, d.str, msg);
+    if (st_blob_key(key, repo, &d) != ZN_OK || st_ops(s->st)->stat(s->st->drv, key, NULL, NULL) != ZN_OK) {
+        int n = snprintf(msg, sizeof(msg), "missing %s blob, referenced by manifest %s", what, manifest);
+        problem(s, repo, d.str, n >= 0 && (size_t)n < sizeof(msg) ? msg : "missing blob, referenced by a manifest");
     }
 }
 
 static void scrub_manifest(scrub_t *s, const char *repo, const zn_digest_t *d)
 {
-    char path[PATH_MAX], *bytes = NULL;
+    char key[PATH_MAX], *bytes = NULL;
     size_t len;
     zn_digest_t got;
     json_t *m = NULL;
-    if (st_blob_path(s->st, path, repo, d) != ZN_OK)
+    if (st_blob_key(key, repo, d) != ZN_OK)
         return;
-    zn_err_t err = st_read_file(path, ST_INDEX_MAX, &bytes, &len, NULL);
+    zn_err_t err = st_ops(s->st)->get(s->st->drv, key, ST_INDEX_MAX, &bytes, &len, NULL);
     if (err != ZN_OK) {
         problem(s, repo, d->str, err == ZN_ENOENT ? "missing manifest (listed in index.json)" : "manifest unreadable");
         return;
@@ -207,12 +209,12 @@ done:
 
 static void scrub_index(scrub_t *s, const char *repo)
 {
-    char path[PATH_MAX], *bytes = NULL;
+    char key[PATH_MAX], *bytes = NULL;
     size_t len, i;
     json_t *idx = NULL, *list, *e;
-    if (st_path(path, "%s/%s/index.json", s->st->root, repo) != ZN_OK)
+    if (st_repo_key(key, repo, "index.json") != ZN_OK)
         return;
-    zn_err_t err = st_read_file(path, ST_INDEX_MAX, &bytes, &len, NULL);
+    zn_err_t err = st_ops(s->st)->get(s->st->drv, key, ST_INDEX_MAX, &bytes, &len, NULL);
     if (err == ZN_ENOENT)
         goto done; /* a repository nothing was pushed to yet */
     if (err != ZN_OK) {

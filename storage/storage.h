@@ -3,14 +3,29 @@
  *
  * Every repository is an OCI image layout under the root directory:
  *   <root>/<repo>/oci-layout, index.json, blobs/<algo>/<hex>, .uploads/<uuid>
- * Tags are index.json descriptors annotated org.opencontainers.image.ref.name. Files become
- * visible only by rename (temp file in <repo>/.uploads, fsync when storage.commit, rename);
- * blobs are verified against their digest first. index.json is rewritten under a
- * per-repository mutex plus an flock on the repository directory (another process on the
- * same root, zot included, sees whole files only). Identical blobs are hard-linked across
+ * Tags are index.json descriptors annotated org.opencontainers.image.ref.name. Objects become
+ * visible only whole (on disk: temp file in <repo>/.uploads, fsync when storage.commit,
+ * rename); blobs are verified against their digest first. index.json is rewritten under a
+ * per-repository mutex, as a compare-and-swap on its version (another process on the same
+ * root, zot included, sees whole files only, and a concurrent writer's change is never
+ * lost: the update is redone on top of it). Identical blobs are hard-linked across
  * repositories (storage.dedupe) using a digest -> repository index kept in <root>/.zinc/dedupe.
  *
- * All functions are thread-safe. Names, tags and digests passed in must have been validated
+ * Where the bytes live is a driver's business (storage/driver.h: the filesystem driver
+ * today, S3 next): callers never see a path or a file descriptor. Blobs are read through
+ * zn_storage_blob_t objects (read at an offset, size, close, optional redirect URL),
+ * uploads are append-only sessions, and index.json changes are compare-and-swap updates
+ * retried on conflict inside storage.
+ *
+ * Threading rule. All functions are thread-safe. When zn_storage_may_block() is false (the
+ * filesystem driver) they complete inline and may be called on an event-loop thread, as
+ * design.md allows for local disks (page cache; fsync only with storage.commit). When it is
+ * true (a network driver) every call is a round trip: a caller on an event loop must not
+ * make it there, but hand it to a background pool (common/pool) and resume the request
+ * when the pool posts back; the functions stay synchronous so that one rule covers them
+ * all. GC and scrub run on the store's own threads (zn_storage_start).
+ *
+ * Names, tags and digests passed in must have been validated
  * with the zn_storage_*_valid / zn_digest_parse functions below; storage re-checks names
  * before touching the filesystem, so a bad name is ZN_EINVAL, never a path outside the root.
  * Whatever creates a repository (upload start, mount, manifest PUT) fails with ZN_EEXIST
@@ -82,8 +97,23 @@ typedef struct zn_storage zn_storage_t;
  * rebuilding the dedupe index in the background when it is missing. cfg must outlive the
  * store. On ZN_OK the caller owns *out (zn_storage_free). Else err holds a message. */
 zn_err_t zn_storage_open(const zn_config_t *cfg, zn_storage_t **out, char *err, size_t errlen);
-/* Waits for the background rebuild, frees everything. NULL is a no-op. */
+/* Starts the store's background threads that the config asks for: "gc" every
+ * storage.gcInterval (storage.gc on), "scrub" at once and every extensions.scrub.interval
+ * (extensions.scrub on), both paced and interruptible. Idempotent. A store used by a
+ * command-line tool (zinc scrub) or a test simply does not call it. */
+void zn_storage_start(zn_storage_t *st);
+/* Stops them (a pass in progress ends between files) and waits; zn_storage_start may start
+ * them again. zn_storage_free does it too. */
+void zn_storage_stop(zn_storage_t *st);
+/* Stops the background threads (a pass in progress ends between files), waits for the
+ * dedupe rebuild, frees everything. NULL is a no-op. */
 void zn_storage_free(zn_storage_t *st);
+/* <root>/.zinc/tmp: a local directory on the storage filesystem, made and cleaned of crash
+ * left-overs by zn_storage_open, for request-body buffers (h2o's mmap'd buffers). Owned by
+ * the store. */
+const char *zn_storage_tmp_dir(const zn_storage_t *st);
+/* Whether storage calls are network round trips (see the threading rule above). */
+bool zn_storage_may_block(const zn_storage_t *st);
 
 /* ZN_OK if the repository exists (its directory holds oci-layout), ZN_ENOENT if not. */
 zn_err_t zn_storage_repo_exists(zn_storage_t *st, const char *repo);
@@ -115,8 +145,23 @@ zn_err_t zn_storage_repo_usage(const char *root, const char *repo, uint64_t *byt
 
 /* ZN_OK with *size set if the blob is in the repository; ZN_ENOENT if not (or no repo). */
 zn_err_t zn_storage_blob_stat(zn_storage_t *st, const char *repo, const zn_digest_t *d, uint64_t *size);
-/* Opens the blob for reading. On ZN_OK the caller owns *fd (close it) and *size is its size. */
-zn_err_t zn_storage_blob_open(zn_storage_t *st, const char *repo, const zn_digest_t *d, int *fd, uint64_t *size);
+/* A blob opened for reading. It reads the content it was opened with, even if the blob is
+ * deleted or replaced meanwhile. Not shared between threads at once. */
+typedef struct zn_storage_blob zn_storage_blob_t;
+/* Opens the blob. On ZN_OK the caller owns *out (zn_storage_blob_close). ZN_ENOENT if the
+ * repository lacks it, ZN_EINVAL for a bad name, ZN_EIO. */
+zn_err_t zn_storage_blob_open(zn_storage_t *st, const char *repo, const zn_digest_t *d, zn_storage_blob_t **out);
+/* Its size in bytes. */
+uint64_t zn_storage_blob_size(const zn_storage_blob_t *b);
+/* Reads up to len bytes at off into buf (the caller's; nothing is allocated or copied on
+ * the way). *got is what was read: less than len only at the end, 0 at or past it. ZN_EIO
+ * on a read error. */
+zn_err_t zn_storage_blob_read(zn_storage_blob_t *b, uint64_t off, void *buf, size_t len, size_t *got);
+/* A URL the client may be redirected to for the content (a driver that can give one and a
+ * config that wants it: zot's redirectBlobURL), else NULL. Lives as long as b. */
+const char *zn_storage_blob_redirect_url(zn_storage_blob_t *b);
+/* Releases b. NULL is a no-op. */
+void zn_storage_blob_close(zn_storage_blob_t *b);
 /* Removes the blob from the repository. ZN_ENOENT if absent. Whether a manifest still
  * references it is not checked: the distribution spec (and its conformance suite, which
  * deletes a config blob before its manifest) wants 202; a manifest left without its blob

@@ -1,20 +1,18 @@
 /*
  * storage/uploads.c - blob upload sessions.
  *
- * A session is the file <repo>/.uploads/<uuid> (zot's place for it) plus, in memory, the
- * running SHA-256 of its bytes. Appends write the file first and hash the bytes only once
- * they are all on disk, so the hash always covers exactly the file's content; a failed
- * write truncates back. After a restart (or an eviction from the in-memory table) the
- * session is found by its file and the hash is rebuilt by re-reading it, so the same
- * session URL keeps working. A session is used by one request at a time (`busy`).
+ * A session is the driver's append session <repo>/.uploads/<uuid> (zot's place for it)
+ * plus, in memory, the running SHA-256 of its bytes. Appends write first and hash the
+ * bytes only once they are all stored, so the hash always covers exactly the session's
+ * content; a failed write is cut back. After a restart (or an eviction from the in-memory
+ * table) the session is found by its object and the hash is rebuilt by re-reading it, so
+ * the same session URL keeps working. A session is used by one request at a time (`busy`).
  * Finishing verifies the digest and publishes the file as the blob (blobs.c).
  */
-#include <errno.h>
-#include <fcntl.h>
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "storage/internal.h"
 
@@ -31,9 +29,8 @@ typedef struct st_session {
 struct zn_upload {
     zn_storage_t *st;
     st_session_t *s;
-    int fd;
+    st_append_t *a;
     char repo[ZN_REPO_NAME_MAX + 1];
-    char path[PATH_MAX];
 };
 
 void st_session_free(void *p)
@@ -73,78 +70,103 @@ static void sessions_remove(zn_storage_t *st, st_session_t *s)
     st_session_free(s);
 }
 
+/* Hashes the session's first len bytes in bounded chunks. */
+static zn_err_t hash_session(zn_storage_t *st, st_append_t *a, uint64_t len, zn_hash_t *h)
+{
+    char *buf = zn_malloc(ST_COPY_CHUNK);
+    zn_err_t err = ZN_OK;
+    for (uint64_t off = 0; off < len && err == ZN_OK;) {
+        size_t want = len - off < ST_COPY_CHUNK ? (size_t)(len - off) : ST_COPY_CHUNK, got = 0;
+        if ((err = st_ops(st)->append_read(a, off, buf, want, &got)) == ZN_OK && got == 0)
+            err = ZN_EIO; /* shorter than it said */
+        zn_hash_update(h, buf, got);
+        off += got;
+    }
+    free(buf);
+    return err;
+}
+
 static void make_uuid(char *out)
 {
     char hex[33];
     st_random_hex(hex, 16);
     hex[12] = '4';                          /* version 4 */
     hex[16] = "89ab"[(hex[16] - '0') & 3];  /* variant 10xx */
-    snprintf(out, ZN_UUID_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+    int n = snprintf(out, ZN_UUID_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+    assert(n == ZN_UUID_LEN); /* 32 hex digits in, always 36 characters out */
+    (void)n;
 }
 
-static zn_upload_t *upload_new(zn_storage_t *st, st_session_t *s, const char *repo, const char *path, int fd)
+/* repo is valid (<= ZN_REPO_NAME_MAX bytes), so it fits. */
+static zn_upload_t *upload_new(zn_storage_t *st, st_session_t *s, const char *repo, st_append_t *a)
 {
     zn_upload_t *up = zn_malloc(sizeof(*up));
     up->st = st;
     up->s = s;
-    up->fd = fd;
-    snprintf(up->repo, sizeof(up->repo), "%s", repo);
-    snprintf(up->path, sizeof(up->path), "%s", path);
+    up->a = a;
+    memcpy(up->repo, repo, strlen(repo) + 1);
     return up;
 }
 
-/* Creates the session file; when GC removed the (empty, idle) repository since it was
+/* Creates the session object; when GC removed the (empty, idle) repository since it was
  * looked up, makes the repository again. */
-static int create_file(zn_storage_t *st, const char *repo, const char *path)
+static zn_err_t create_session(zn_storage_t *st, const char *repo, const char *key, st_append_t **a)
 {
     char dir[PATH_MAX];
     st_repo_t *r;
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd != -1 || errno != ENOENT)
-        return fd;
-    if (st_repo_create(st, repo, &r) != ZN_OK || st_path(dir, "%s/%s/.uploads", st->root, repo) != ZN_OK ||
-        st_mkdirs(st, dir) != ZN_OK) {
-        errno = ENOENT;
-        return -1;
-    }
-    return open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    zn_err_t err = st_ops(st)->append_create(st->drv, key, a);
+    if (err != ZN_ENOENT)
+        return err;
+    if ((err = st_repo_create(st, repo, &r)) != ZN_OK || (err = st_repo_key(dir, repo, ".uploads")) != ZN_OK ||
+        (err = st_ops(st)->mkdirs(st->drv, dir)) != ZN_OK)
+        return err;
+    return st_ops(st)->append_create(st->drv, key, a);
+}
+
+/* "<repo> <uuid>", the in-memory table's key. */
+static zn_err_t session_key(char *key, size_t size, const char *repo, const char *uuid)
+{
+    int n = snprintf(key, size, "%s %s", repo, uuid);
+    return n < 0 || (size_t)n >= size ? ZN_EINVAL : ZN_OK;
 }
 
 zn_err_t zn_storage_upload_start(zn_storage_t *st, const char *repo, char *uuid, zn_upload_t **out)
 {
-    char path[PATH_MAX];
+    char key[PATH_MAX];
     st_repo_t *r;
+    st_append_t *a;
     zn_err_t err;
-    int fd;
 
     if (out != NULL)
         *out = NULL;
     if ((err = st_repo_create(st, repo, &r)) != ZN_OK)
         return err;
     make_uuid(uuid);
-    if ((err = st_path(path, "%s/%s/.uploads/%s", st->root, repo, uuid)) != ZN_OK)
+    if ((err = st_path(key, "%s/.uploads/%s", repo, uuid)) != ZN_OK)
         return err;
     st_session_t *s = zn_calloc(1, sizeof(*s));
-    snprintf(s->key, sizeof(s->key), "%s %s", repo, uuid);
+    if ((err = session_key(s->key, sizeof(s->key), repo, uuid)) != ZN_OK) {
+        st_session_free(s);
+        return err;
+    }
     s->hash = zn_hash_new(ZN_DIGEST_SHA256);
     s->used_ns = zn_now_mono_ns();
-    s->busy = true; /* before the file exists: GC never takes a session being created */
+    s->busy = true; /* before the object exists: GC never takes a session being created */
     zn_mutex_lock(&st->uploads_lock);
     sessions_insert(st, s);
     zn_mutex_unlock(&st->uploads_lock);
-    if ((fd = create_file(st, repo, path)) == -1) {
-        err = st_errno(errno);
+    if ((err = create_session(st, repo, key, &a)) != ZN_OK) {
         sessions_remove(st, s);
         return err;
     }
     if (out == NULL) {
-        close(fd);
+        st_ops(st)->append_close(a);
         zn_mutex_lock(&st->uploads_lock);
         s->busy = false;
         zn_mutex_unlock(&st->uploads_lock);
         return ZN_OK;
     }
-    *out = upload_new(st, s, repo, path, fd);
+    *out = upload_new(st, s, repo, a);
     return ZN_OK;
 }
 
@@ -152,11 +174,14 @@ zn_err_t zn_storage_upload_start(zn_storage_t *st, const char *repo, char *uuid,
 static zn_err_t session_acquire(zn_storage_t *st, const char *key, st_session_t **out)
 {
     zn_err_t err = ZN_OK;
+    size_t n = strlen(key);
+    if (n >= sizeof(((st_session_t *)NULL)->key))
+        return ZN_EINVAL;
     zn_mutex_lock(&st->uploads_lock);
     st_session_t *s = st_map_get(&st->uploads, key);
     if (s == NULL) {
         s = zn_calloc(1, sizeof(*s));
-        snprintf(s->key, sizeof(s->key), "%s", key);
+        memcpy(s->key, key, n + 1);
         sessions_insert(st, s);
     } else if (s->busy) {
         err = ZN_EBUSY;
@@ -173,9 +198,8 @@ static zn_err_t session_acquire(zn_storage_t *st, const char *key, st_session_t 
 zn_err_t st_session_claim(zn_storage_t *st, const char *repo, const char *uuid, st_session_t **out)
 {
     char key[ZN_REPO_NAME_MAX + ZN_UUID_LEN + 2];
-    if (snprintf(key, sizeof(key), "%s %s", repo, uuid) >= (int)sizeof(key))
-        return ZN_EINVAL;
-    return session_acquire(st, key, out);
+    zn_err_t err = session_key(key, sizeof(key), repo, uuid);
+    return err != ZN_OK ? err : session_acquire(st, key, out);
 }
 
 void st_session_unclaim(zn_storage_t *st, st_session_t *s, bool forget)
@@ -189,56 +213,52 @@ void st_session_unclaim(zn_storage_t *st, st_session_t *s, bool forget)
     zn_mutex_unlock(&st->uploads_lock);
 }
 
-/* Rebuilds the hash from the file when it is unknown or the file changed size. */
-static zn_err_t session_sync(st_session_t *s, int fd)
+/* Rebuilds the hash from the stored bytes when it is unknown or the size changed. */
+static zn_err_t session_sync(zn_storage_t *st, st_session_t *s, st_append_t *a, uint64_t size)
 {
-    struct stat sb;
-    if (fstat(fd, &sb) != 0)
-        return ZN_EIO;
-    if (s->hash != NULL && s->size == (uint64_t)sb.st_size)
+    if (s->hash != NULL && s->size == size)
         return ZN_OK;
     zn_hash_free(s->hash);
     s->hash = zn_hash_new(ZN_DIGEST_SHA256);
     s->size = 0;
-    zn_err_t err = st_hash_fd(fd, (uint64_t)sb.st_size, s->hash);
+    zn_err_t err = hash_session(st, a, size, s->hash);
     if (err != ZN_OK) {
         zn_hash_free(s->hash);
         s->hash = NULL;
         return err;
     }
-    s->size = (uint64_t)sb.st_size;
+    s->size = size;
     return ZN_OK;
 }
 
 zn_err_t zn_storage_upload_open(zn_storage_t *st, const char *repo, const char *uuid, zn_upload_t **out)
 {
-    char key[ZN_REPO_NAME_MAX + ZN_UUID_LEN + 2], path[PATH_MAX];
+    char key[ZN_REPO_NAME_MAX + ZN_UUID_LEN + 2], okey[PATH_MAX];
     st_session_t *s;
+    st_append_t *a;
+    uint64_t size;
     zn_err_t err;
-    int fd;
 
     /* never leave the caller's pointer dangling: it often still holds the session it closed */
     *out = NULL;
     if (!zn_storage_name_valid(zn_slice(repo, strlen(repo))) || !zn_storage_uuid_valid(zn_slice(uuid, strlen(uuid))))
         return ZN_ENOENT;
-    snprintf(key, sizeof(key), "%s %s", repo, uuid);
-    if ((err = st_path(path, "%s/%s/.uploads/%s", st->root, repo, uuid)) != ZN_OK)
+    if ((err = session_key(key, sizeof(key), repo, uuid)) != ZN_OK || (err = st_path(okey, "%s/.uploads/%s", repo, uuid)) != ZN_OK)
         return err;
     if ((err = session_acquire(st, key, &s)) != ZN_OK)
         return err;
-    if ((fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-        err = st_errno(errno);
+    if ((err = st_ops(st)->append_open(st->drv, okey, &a, &size)) != ZN_OK) {
         sessions_remove(st, s);
         return err;
     }
-    if ((err = session_sync(s, fd)) != ZN_OK) {
-        close(fd);
+    if ((err = session_sync(st, s, a, size)) != ZN_OK) {
+        st_ops(st)->append_close(a);
         zn_mutex_lock(&st->uploads_lock);
         s->busy = false;
         zn_mutex_unlock(&st->uploads_lock);
         return err;
     }
-    *out = upload_new(st, s, repo, path, fd);
+    *out = upload_new(st, s, repo, a);
     return ZN_OK;
 }
 
@@ -250,25 +270,15 @@ uint64_t zn_storage_upload_size(const zn_upload_t *up)
 zn_err_t zn_storage_upload_write(zn_upload_t *up, const void *p, size_t n)
 {
     uint64_t max = up->st->cfg->storage.max_blob_size, off = up->s->size;
-    const char *cur = p;
-    size_t left = n;
 
     if (max != 0 && (n > max || off > max - n))
         return ZN_ETOOBIG;
-    while (left != 0) {
-        zn_syscall_begin();
-        ssize_t w = pwrite(up->fd, cur, left, (off_t)(off + (uint64_t)(cur - (const char *)p)));
-        zn_syscall_end();
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            zn_err_t err = w < 0 ? st_errno(errno) : ZN_EIO;
-            if (ftruncate(up->fd, (off_t)off) != 0)
-                up->s->size = UINT64_MAX; /* forces a re-hash on next open */
-            return err;
-        }
-        cur += w;
-        left -= (size_t)w;
+    bool torn = false;
+    zn_err_t err = st_ops(up->st)->append_write(up->a, off, p, n, &torn);
+    if (err != ZN_OK) {
+        if (torn)
+            up->s->size = UINT64_MAX; /* not cut back: forces a re-hash on next open */
+        return err;
     }
     zn_hash_update(up->s->hash, p, n);
     up->s->size = off + n;
@@ -278,7 +288,7 @@ zn_err_t zn_storage_upload_write(zn_upload_t *up, const void *p, size_t n)
 void zn_storage_upload_close(zn_upload_t *up)
 {
     zn_storage_t *st = up->st;
-    close(up->fd);
+    st_ops(st)->append_close(up->a);
     zn_mutex_lock(&st->uploads_lock);
     up->s->busy = false;
     up->s->used_ns = zn_now_mono_ns();
@@ -294,7 +304,7 @@ static zn_err_t content_digest(zn_upload_t *up, zn_digest_algo_t algo, zn_digest
         return ZN_OK;
     }
     zn_hash_t *h = zn_hash_new(algo);
-    zn_err_t err = st_hash_fd(up->fd, up->s->size, h);
+    zn_err_t err = hash_session(up->st, up->a, up->s->size, h);
     if (err == ZN_OK)
         zn_hash_final(h, out);
     zn_hash_free(h);
@@ -312,13 +322,11 @@ zn_err_t zn_storage_upload_finish(zn_upload_t *up, const zn_digest_t *d)
         err = ZN_EDIGEST;
         goto done;
     }
-    if ((err = st_sync_fd(up->st, up->fd)) != ZN_OK)
-        goto done;
-    err = st_blob_publish(up->st, up->repo, up->path, d);
+    err = st_blob_publish(up->st, up->repo, up->a, d);
 done:
-    close(up->fd);
     if (err != ZN_OK)
-        unlink(up->path);
+        st_ops(up->st)->append_remove(up->a);
+    st_ops(up->st)->append_close(up->a);
     sessions_remove(up->st, up->s);
     free(up);
     return err;
@@ -326,8 +334,8 @@ done:
 
 zn_err_t zn_storage_upload_cancel(zn_upload_t *up)
 {
-    zn_err_t err = unlink(up->path) == 0 ? ZN_OK : st_errno(errno);
-    close(up->fd);
+    zn_err_t err = st_ops(up->st)->append_remove(up->a);
+    st_ops(up->st)->append_close(up->a);
     sessions_remove(up->st, up->s);
     free(up);
     return err;

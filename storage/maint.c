@@ -1,23 +1,25 @@
 /*
- * server/maintenance.c - the "gc" thread: every storage.gcInterval it runs a GC pass over
- * the whole store (storage/gc*.c), so that the unlinks, renames and fsyncs of many files
+ * storage/maint.c - the store's own background threads, started by zn_storage_start and
+ * stopped by zn_storage_free. The "gc" thread: every storage.gcInterval it runs a GC pass
+ * over the whole store (gc*.c), so that the unlinks, renames and fsyncs of many files
  * happen here and never on a worker. The "scrub" thread (extensions.scrub) has the same
  * shape: at startup and then every scrub.interval (at least 2h) a scrub pass re-hashes the store, paced at
  * zinc.scrubRate bytes/s so that it stays cheap next to clients; problems are logged.
  *
- * Between passes it sleeps in zn_cond_timedwait on its own mutex; zn_maint_stop sets
+ * Between passes it sleeps in zn_cond_timedwait on its own mutex; st_maint_stop sets
  * `stop` and signals the condition, so shutdown wakes it at once, and a pass in progress
  * reads `stop` between files and returns early.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/server_int.h"
-#include "storage/storage.h"
+#include "storage/internal.h"
 
-struct zn_maint {
+typedef struct st_maint maint_t;
+
+struct st_maint {
     zn_storage_t *st;
-    void (*pass)(struct zn_maint *m);
+    void (*pass)(maint_t *m);
     uint64_t interval_ns, rate;
     bool at_start; /* first pass right away (scrub, as zot's scheduler does), else after an interval */
     pthread_t thread;
@@ -28,7 +30,7 @@ struct zn_maint {
 
 static void *maint_main(void *arg)
 {
-    zn_maint_t *m = arg;
+    maint_t *m = arg;
 
     zn_mutex_lock(&m->lock);
     bool first = true;
@@ -47,7 +49,7 @@ static void *maint_main(void *arg)
     return NULL;
 }
 
-static void gc_pass(zn_maint_t *m)
+static void gc_pass(maint_t *m)
 {
     zn_storage_gc(m->st, zn_now_wall_ns(), &m->stop, NULL); /* it logs its summary */
 }
@@ -58,7 +60,7 @@ static void scrub_report(void *data, const char *repo, const char *object, const
            ZN_LSTR("problem", problem));
 }
 
-static void scrub_pass(zn_maint_t *m)
+static void scrub_pass(maint_t *m)
 {
     zn_storage_scrub_stats_t s;
     uint64_t start = zn_now_mono_ns();
@@ -68,10 +70,10 @@ static void scrub_pass(zn_maint_t *m)
            ZN_LUINT("problems", s.problems), ZN_LUINT("ms", (zn_now_mono_ns() - start) / 1000000));
 }
 
-static zn_maint_t *start(zn_storage_t *st, const char *name, void (*pass)(zn_maint_t *), uint64_t interval_ns,
+static maint_t *start(zn_storage_t *st, const char *name, void (*pass)(maint_t *), uint64_t interval_ns,
                          uint64_t rate, bool at_start)
 {
-    zn_maint_t *m = zn_calloc(1, sizeof(*m));
+    maint_t *m = zn_calloc(1, sizeof(*m));
     m->st = st;
     m->rate = rate;
     m->at_start = at_start;
@@ -90,11 +92,12 @@ static zn_maint_t *start(zn_storage_t *st, const char *name, void (*pass)(zn_mai
     return m;
 }
 
-zn_maint_t *zn_maint_start_scrub(const zn_config_t *cfg, zn_storage_t *st)
+static maint_t *start_scrub(zn_storage_t *st)
 {
-    if (!cfg->extensions.scrub_enable || st == NULL)
+    const zn_config_t *cfg = st->cfg;
+    if (!cfg->extensions.scrub_enable)
         return NULL;
-    zn_maint_t *m = start(st, "scrub", scrub_pass, cfg->extensions.scrub_interval_ns, cfg->zinc.scrub_rate, true);
+    maint_t *m = start(st, "scrub", scrub_pass, cfg->extensions.scrub_interval_ns, cfg->zinc.scrub_rate, true);
     if (m != NULL) {
         zn_log(ZN_LOG_INFO, "scrub scheduled", ZN_LUINT("interval_ms", m->interval_ns / 1000000),
                ZN_LUINT("rate_bytes_per_s", m->rate));
@@ -102,11 +105,12 @@ zn_maint_t *zn_maint_start_scrub(const zn_config_t *cfg, zn_storage_t *st)
     return m;
 }
 
-zn_maint_t *zn_maint_start(const zn_config_t *cfg, zn_storage_t *st)
+static maint_t *start_gc(zn_storage_t *st)
 {
-    if (!cfg->storage.gc || cfg->storage.gc_interval_ns == 0 || st == NULL)
+    const zn_config_t *cfg = st->cfg;
+    if (!cfg->storage.gc || cfg->storage.gc_interval_ns == 0)
         return NULL;
-    zn_maint_t *m = start(st, "gc", gc_pass, cfg->storage.gc_interval_ns, 0, false);
+    maint_t *m = start(st, "gc", gc_pass, cfg->storage.gc_interval_ns, 0, false);
     if (m == NULL)
         return NULL;
     zn_log(ZN_LOG_INFO, "gc scheduled", ZN_LUINT("interval_ms", m->interval_ns / 1000000),
@@ -114,7 +118,7 @@ zn_maint_t *zn_maint_start(const zn_config_t *cfg, zn_storage_t *st)
     return m;
 }
 
-void zn_maint_stop(zn_maint_t *m)
+static void stop(maint_t *m)
 {
     if (m == NULL)
         return;
@@ -126,4 +130,20 @@ void zn_maint_stop(zn_maint_t *m)
     zn_cond_destroy(&m->wake);
     zn_mutex_destroy(&m->lock);
     free(m);
+}
+
+void st_maint_start(zn_storage_t *st)
+{
+    if (st->gc == NULL)
+        st->gc = start_gc(st);
+    if (st->scrub == NULL)
+        st->scrub = start_scrub(st);
+}
+
+void st_maint_stop(zn_storage_t *st)
+{
+    stop(st->gc); /* prompt: a GC pass stops between files */
+    st->gc = NULL;
+    stop(st->scrub);
+    st->scrub = NULL;
 }
