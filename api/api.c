@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "api/internal.h"
+#include "api/sync_int.h"
 
 /*
  * Routing rule. A repository name may contain every path word of this table ("blobs",
@@ -54,6 +55,10 @@ zn_api_t *zn_api_new(const zn_config_t *cfg, char *err, size_t errlen)
         free(api);
         return NULL;
     }
+    if (zn_sync_new(cfg, api->st, &api->sync, err, errlen) != ZN_OK) {
+        zn_api_free(api);
+        return NULL;
+    }
     return api;
 }
 
@@ -66,6 +71,19 @@ void zn_api_free(zn_api_t *api)
 {
     if (api == NULL)
         return;
+    zn_sync_free(api->sync); /* before the store it writes to */
     zn_storage_free(api->st);
     free(api);
+}
+
+bool zn_api_sync_stats(zn_api_t *api, zn_api_sync_stats_t *out)
+{
+    zn_sync_stats_t st;
+    if (api->sync == NULL)
+        return false;
+    zn_sync_stats(api->sync, &st);
+    *out = (zn_api_sync_stats_t){st.blob_hits,     st.blob_misses,     st.blob_fetched,     st.blob_failed,
+                                 st.manifest_hits, st.manifest_misses, st.manifest_fetched, st.manifest_failed,
+                                 st.manifest_revalidated};
+    return true;
 }

@@ -145,6 +145,8 @@ zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
         zn_http_setup_debug(srv);
     if ((srv->api = zn_api_new(cfg, err, errlen)) == NULL)
         goto fail;
+    if (srv->metrics != NULL)
+        zn_metrics_set_api(srv->metrics, srv->api); /* the mirror's counters */
     size_t nroutes;
     const zn_route_def_t *routes = zn_api_routes(&nroutes);
     zn_router_add(srv->router, routes, nroutes, srv->api);
