@@ -331,7 +331,8 @@ static bool qenc(const char *s, char *out, size_t len)
     size_t n = 0;
     for (; *s != '\0'; s++) {
         unsigned char c = (unsigned char)*s;
-        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c) != NULL;
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+                     c == '_' || c == '~';
         if (n + 4 >= len)
             return false;
         n += plain ? (size_t)snprintf(out + n, len - n, "%c", c) : (size_t)snprintf(out + n, len - n, "%%%02X", c);

@@ -18,7 +18,7 @@
 
 static bool is_token_char(char c)
 {
-    return isalnum((unsigned char)c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return c != '\0' && (isalnum((unsigned char)c) || strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 static const char *skip_ws(const char *p)
@@ -200,7 +200,7 @@ static const char *split_pattern(const char *p)
             s++;
         else if (*s == '/')
             cut = s;
-        else if (strchr("*?[{", *s) != NULL)
+        else if (*s == '*' || *s == '?' || *s == '[' || *s == '{')
             break;
     }
     return cut != NULL ? cut + 1 : p;
