@@ -4,6 +4,7 @@ Upstreams: zinc itself, and Debian's docker-registry (CNCF Distribution) with ht
 its token-less Basic auth, plus Distribution behind a relay the test controls byte by byte
 (streaming, cuts, counting upstream requests). Clients: requests, skopeo, docker.
 """
+import gzip
 import hashlib
 import json
 import os
@@ -127,3 +128,307 @@ def test_revalidate_moved_tag(zinc_factory):
     up.stop()
     r = m.get("/v2/r/manifests/t")  # upstream down: what is cached (b1 stays stored until b2's blobs come)
     assert r.status_code == 200 and r.headers["Docker-Content-Digest"] in (d1, d2)
+
+
+# ---- CNCF Distribution as the upstream (htpasswd), through a relay the test controls --------------
+
+
+USER, PASSWORD = "mirror", "s3cret-pass"
+
+
+class DistRegistry(Registry):
+    """Distribution has no single-POST upload: POST, then PUT the bytes with ?digest=."""
+
+    def push_blob(self, repo, data):
+        d = digest(data)
+        loc = self.start_upload(repo)
+        sep = "&" if "?" in loc else "?"
+        r = self.s.put(loc + sep + "digest=" + d, data=data, headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 201, r.text
+        return d
+
+
+class Distribution:
+    """Debian's docker-registry on a loopback port, htpasswd (bcrypt) auth, its own temp dir."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="zinc-dist-")
+        self.port = free_port()
+        htpasswd = os.path.join(self.dir, "htpasswd")
+        out = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], check=True, capture_output=True).stdout
+        with open(htpasswd, "wb") as f:
+            f.write(out)
+        cfg = os.path.join(self.dir, "config.yml")
+        with open(cfg, "w") as f:
+            f.write("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n"
+                    "http:\n  addr: 127.0.0.1:%d\nauth:\n  htpasswd:\n    realm: dist\n    path: %s\n"
+                    % (os.path.join(self.dir, "data"), self.port, htpasswd))
+        self.log = open(os.path.join(self.dir, "log"), "wb")
+        self.proc = subprocess.Popen(["/usr/bin/docker-registry", "serve", cfg], stdout=self.log, stderr=self.log)
+        self.url = "http://127.0.0.1:%d" % self.port
+        wait_for(lambda: self._up(), what="docker-registry to listen")
+
+    def _up(self):
+        try:
+            return requests.get(self.url + "/v2/", timeout=2).status_code == 401
+        except requests.ConnectionError:
+            return False
+
+    def registry(self):
+        r = DistRegistry(self.url)
+        r.s.auth = (USER, PASSWORD)
+        return r
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Relay:
+    """A loopback TCP relay between the mirror and an upstream. Counts the blob GETs it sees
+    and, while `hold` is set, stops passing the upstream's bytes on once a connection has
+    passed `hold_after` of them; cut() closes every connection."""
+
+    def __init__(self, upstream_port, hold_after=None):
+        self.upstream_port = upstream_port
+        self.hold_after = hold_after
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.requests = []  # request lines seen
+        self.passed = 0     # upstream bytes passed on, all connections
+        self.holding = 0    # connections currently held
+        self.socks = []
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.port = self.srv.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            if self.closed:
+                c.close()
+                return
+            u = socket.create_connection(("127.0.0.1", self.upstream_port))
+            with self.lock:
+                self.socks += [c, u]
+            threading.Thread(target=self._up, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._down, args=(u, c), daemon=True).start()
+
+    def _up(self, c, u):
+        buf = b""
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                buf = (buf + d)[-8192:]
+                authed = b"\r\nauthorization:" in d.lower()
+                for line in d.split(b"\r\n"):
+                    if line.startswith((b"GET ", b"HEAD ")):
+                        with self.lock:
+                            self.requests.append(line.decode() + (" [auth]" if authed else ""))
+                u.sendall(d)
+        except OSError:
+            pass
+        finally:
+            for s in (u,):
+                try:
+                    s.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+    def _down(self, u, c):
+        sent = 0
+        try:
+            while True:
+                d = u.recv(65536)
+                if not d:
+                    break
+                if self.hold_after is not None and not self.release.is_set() and sent + len(d) > self.hold_after:
+                    keep = max(0, self.hold_after - sent)
+                    c.sendall(d[:keep])
+                    with self.lock:
+                        self.passed += keep
+                        self.holding += 1
+                    self.release.wait()
+                    with self.lock:
+                        self.holding -= 1
+                    if self.closed:
+                        return
+                    d = d[keep:]
+                    sent += keep
+                c.sendall(d)
+                sent += len(d)
+                with self.lock:
+                    self.passed += len(d)
+        except OSError:
+            pass
+        finally:
+            try:
+                c.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def blob_gets(self, dig):
+        """GETs of the blob that carried credentials (the first, bare one only gets the 401)."""
+        with self.lock:
+            return sum(1 for r in self.requests if r.startswith("GET ") and ("/blobs/" + dig) in r and "[auth]" in r)
+
+    def cut(self):
+        self.closed = True
+        try:
+            self.srv.shutdown(socket.SHUT_RDWR)  # wakes the accept() (a bare close would not)
+        except OSError:
+            pass
+        self.srv.close()
+        with self.lock:
+            socks = list(self.socks)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self.release.set()
+
+    def open(self):
+        self.release.set()
+
+
+@pytest.fixture
+def dist():
+    d = Distribution()
+    yield d
+    d.close()
+
+
+def creds_file(workdir, relay_or_url):
+    host = relay_or_url.split("://", 1)[1]
+    p = os.path.join(workdir, "creds.json")
+    with open(p, "w") as f:
+        json.dump({host: {"username": USER, "password": PASSWORD}}, f)
+    return p
+
+
+def mirror_of(zinc_factory, url):
+    d = tempfile.mkdtemp(prefix="zinc-creds-")
+    cfg = mirror_config([url])
+    cfg["extensions"]["sync"]["credentialsFile"] = creds_file(d, url)
+    return zinc_factory(cfg)
+
+
+def big_blob(mib):
+    """mib MiB of incompressible bytes, as one bytes object, with its digest."""
+    block = os.urandom(1 << 20)
+    data = b"".join(i.to_bytes(8, "big") + block[8:] for i in range(mib))
+    return data, digest(data)
+
+
+def test_distribution_upstream_skopeo(zinc_factory, dist, tmp_path):
+    ureg = dist.registry()
+    body, mdig = ureg.push_image("team/app", "1.0", [gzip.compress(os.urandom(1 << 20)), gzip.compress(b"x" * 1000)])
+    assert Registry(dist.url).get("/v2/team/app/manifests/1.0").status_code == 401  # credentials needed
+    mirror = mirror_of(zinc_factory, dist.url)
+    out = tmp_path / "oci"
+    subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "docker://%s/team/app:1.0" % mirror.hostport,
+                    "dir:%s" % out], check=True, capture_output=True, timeout=120)
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://%s/team/app:1.0" % mirror.hostport],
+                         check=True, capture_output=True, timeout=120).stdout
+    assert raw == body  # the upstream's exact bytes (skopeo rewrites the manifest it writes into oci:)
+    for layer in json.loads(body)["layers"]:
+        p = out / layer["digest"].split(":")[1]
+        assert hashlib.sha256(p.read_bytes()).hexdigest() == layer["digest"].split(":")[1]
+    wait_for(lambda: Registry(mirror.url).get("/v2/team/app/tags/list").status_code == 200, what="tag stored")
+    # the second pull comes from the store alone
+    dist.proc.terminate()
+    dist.proc.wait(timeout=20)
+    out2 = tmp_path / "oci2"
+    subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "docker://%s/team/app:1.0" % mirror.hostport,
+                    "dir:%s" % out2], check=True, capture_output=True, timeout=120)
+
+
+def test_stream_cut_and_retry(zinc_factory, dist):
+    size_mib = 256
+    data, dig = big_blob(size_mib)
+    ureg = dist.registry()
+    ureg.push_blob("big/layer", data)
+    relay = Relay(dist.port, hold_after=8 << 20)
+    mirror = mirror_of(zinc_factory, relay.url)
+    hexd = dig.split(":")[1]
+
+    r = requests.get(mirror.url + "/v2/big/layer/blobs/" + dig, stream=True, timeout=DEADLINE)
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(data)
+    first = r.raw.read(1 << 20)
+    assert first == data[:1 << 20]
+    # the relay stops after 8 MiB of the upstream's bytes; while it holds the rest, the
+    # client still gets what came before
+    wait_for(lambda: relay.holding >= 1, what="the relay to hold")
+    more = r.raw.read(4 << 20)
+    assert more == data[1 << 20:5 << 20]
+    with relay.lock:
+        assert relay.holding >= 1 and relay.passed <= (8 << 20)
+    first += more
+    relay.cut()
+    with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
+                        Exception)):
+        got = len(first)
+        while True:
+            chunk = r.raw.read(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+        assert got == len(data), "short body"  # a short read raises here
+    r.close()
+    # nothing half-visible: no blob, and the session file is gone
+    assert hexd not in blob_files(mirror.root, "big/layer")
+    wait_for(lambda: upload_files(mirror.root, "big/layer") == [], what="session removed")
+    assert requests.head(mirror.url + "/v2/big/layer/blobs/" + dig, timeout=DEADLINE).status_code in (404, 502)
+
+    relay2 = Relay(dist.port)
+    mirror.stop()
+    mirror.config["extensions"]["sync"]["registries"][0]["urls"] = [relay2.url]
+    mirror.config["extensions"]["sync"]["credentialsFile"] = creds_file(mirror.workdir, relay2.url)
+    mirror.write_config()
+    mirror.start()
+    r = requests.get(mirror.url + "/v2/big/layer/blobs/" + dig, timeout=DEADLINE * 4)
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == hexd
+    wait_for(lambda: hexd in blob_files(mirror.root, "big/layer"), what="blob stored")
+    with open(os.path.join(mirror.root, "big/layer/blobs/sha256", hexd), "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == hexd
+
+
+def test_concurrent_pulls_share_one_fetch(zinc_factory, dist):
+    data, dig = big_blob(32)
+    dist.registry().push_blob("shared/layer", data)
+    relay = Relay(dist.port, hold_after=4 << 20)
+    mirror = mirror_of(zinc_factory, relay.url)
+    results = {}
+
+    def pull(i):
+        with requests.get(mirror.url + "/v2/shared/layer/blobs/" + dig, stream=True, timeout=DEADLINE * 4) as r:
+            results[i] = (r.status_code, hashlib.sha256(r.raw.read()).hexdigest())
+
+    first = requests.get(mirror.url + "/v2/shared/layer/blobs/" + dig, stream=True, timeout=DEADLINE)
+    assert first.raw.read(1 << 20) == data[:1 << 20]  # the fetch runs and is held by the relay
+    threads = [threading.Thread(target=pull, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: metric(mirror, "zinc_sync_requests_total", {"kind": "blob", "result": "miss"}) >= 1,
+             what="miss counted")
+    relay.open()
+    rest = first.raw.read()
+    assert hashlib.sha256(data[:1 << 20] + rest).hexdigest() == dig.split(":")[1]
+    for t in threads:
+        t.join(DEADLINE * 4)
+    assert all(v == (200, dig.split(":")[1]) for v in results.values()) and len(results) == 3
+    # late joiners either shared the running fetch or read the stored blob: one upstream GET
+    assert relay.blob_gets(dig) == 1, relay.requests
