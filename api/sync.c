@@ -29,6 +29,7 @@
  * one is fetched and stored, and an unreachable upstream serves the local copy.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdatomic.h>
@@ -142,6 +143,27 @@ static __thread struct wctx *tls_wctx;
 
 /* ---- shared helpers ------------------------------------------------------------------------ */
 
+/* snprintf that says whether everything fitted. */
+__attribute__((format(printf, 3, 4))) static bool fmt(char *buf, size_t len, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(buf, len, f, ap);
+    va_end(ap);
+    return n >= 0 && (size_t)n < len;
+}
+
+/* An error message; one cut short ends in "...". */
+__attribute__((format(printf, 3, 4))) static void set_err(char *buf, size_t len, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(buf, len, f, ap);
+    va_end(ap);
+    if ((n < 0 || (size_t)n >= len) && len >= 4)
+        memcpy(buf + len - 4, "...", 4);
+}
+
 /* httpc notify: on the httpc thread, with its lock held; only signal. */
 static void on_http_news(void *data)
 {
@@ -251,7 +273,8 @@ static void url_host(const char *url, char *out, size_t len)
 {
     const char *h = strstr(url, "://");
     h = h != NULL ? h + 3 : url;
-    snprintf(out, len, "%.*s", (int)strcspn(h, "/"), h);
+    if (!fmt(out, len, "%.*s", (int)strcspn(h, "/"), h))
+        out[0] = '\0'; /* no credentials for an over-long host */
 }
 
 static const zn_sync_cred_t *creds_for(zn_sync_t *s, const char *url)
@@ -335,7 +358,9 @@ static bool qenc(const char *s, char *out, size_t len)
                      c == '_' || c == '~';
         if (n + 4 >= len)
             return false;
-        n += plain ? (size_t)snprintf(out + n, len - n, "%c", c) : (size_t)snprintf(out + n, len - n, "%%%02X", c);
+        if (!(plain ? fmt(out + n, len - n, "%c", c) : fmt(out + n, len - n, "%%%02X", c)))
+            return false;
+        n += plain ? 1 : 3;
     }
     out[n] = '\0';
     return true;
@@ -360,20 +385,19 @@ static bool handle_401(zn_sync_t *s, struct obj *o)
     if (strcmp(ch.scheme, "Basic") == 0) {
         if (b64[0] == '\0')
             return false;
-        snprintf(o->auth, sizeof(o->auth), "Basic %s", b64);
+        if (!fmt(o->auth, sizeof(o->auth), "Basic %s", b64))
+            return false;
         o->step = S_START;
         return true;
     }
     if (strcmp(ch.scheme, "Bearer") != 0 || ch.realm[0] == '\0')
         return false;
     char want[ZN_SYNC_NAME_MAX + 32];
-    snprintf(want, sizeof(want), "repository:%s:pull", o->up);
-    if (!qenc(ch.service, svc, sizeof(svc)) || !qenc(want, scope, sizeof(scope)))
+    if (!fmt(want, sizeof(want), "repository:%s:pull", o->up) || !qenc(ch.service, svc, sizeof(svc)) || !qenc(want, scope, sizeof(scope)))
         return false;
     int n = snprintf(url, sizeof(url), "%s%sservice=%s&scope=%s", ch.realm, strchr(ch.realm, '?') ? "&" : "?", svc, scope);
     char basic_auth[1500];
-    snprintf(basic_auth, sizeof(basic_auth), "%s%s", b64[0] != '\0' ? "Basic " : "", b64);
-    if (n < 0 || n >= (int)sizeof(url) || start_http(s, o, "GET", url, basic_auth, false) != ZN_OK)
+    if (!fmt(basic_auth, sizeof(basic_auth), "%s%s", b64[0] != '\0' ? "Basic " : "", b64) || n < 0 || n >= (int)sizeof(url) || start_http(s, o, "GET", url, basic_auth, false) != ZN_OK)
         return false;
     zn_buf_release(&o->body);
     zn_buf_init(&o->body, TOKEN_MAX);
@@ -505,7 +529,8 @@ static void step_blob_body(zn_sync_t *s, struct obj *o)
 static void bare_type(const char *ct, char *out, size_t len)
 {
     size_t n = strcspn(ct, "; \t");
-    snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), ct);
+    if (n >= len || !fmt(out, len, "%.*s", (int)n, ct))
+        out[0] = '\0'; /* no usable type: storage reads mediaType from the manifest */
 }
 
 static void store_manifest(zn_sync_t *s, const char *repo, const char *tag, const zn_digest_t *d, const char *mt, const char *bytes,
@@ -530,10 +555,11 @@ static void store_manifest(zn_sync_t *s, const char *repo, const char *tag, cons
         memmove(&s->pending[0], &s->pending[1], (PENDING_MAX - 1) * sizeof(s->pending[0]));
         s->npending--;
     }
-    struct pending *p = &s->pending[s->npending++];
-    snprintf(p->repo, sizeof(p->repo), "%s", repo);
-    snprintf(p->tag, sizeof(p->tag), "%s", tag != NULL ? tag : "");
-    snprintf(p->media_type, sizeof(p->media_type), "%s", mt);
+    struct pending *p = &s->pending[s->npending];
+    if (!fmt(p->repo, sizeof(p->repo), "%s", repo) || !fmt(p->tag, sizeof(p->tag), "%s", tag != NULL ? tag : "") ||
+        !fmt(p->media_type, sizeof(p->media_type), "%s", mt != NULL ? mt : ""))
+        return; /* validated names always fit */
+    s->npending++;
     p->digest = *d;
     p->bytes = zn_malloc(len + 1);
     memcpy(p->bytes, bytes, len);
@@ -774,8 +800,12 @@ static struct obj *obj_get(zn_sync_t *s, int kind, const char *repo, const char 
         o = zn_calloc(1, sizeof(*o));
         o->kind = kind;
         o->fd = -1;
-        snprintf(o->repo, sizeof(o->repo), "%s", repo);
-        snprintf(o->ref, sizeof(o->ref), "%s", ref);
+        /* repo and ref were validated by the router: they fit (checked all the same) */
+        if (!fmt(o->repo, sizeof(o->repo), "%s", repo) || !fmt(o->ref, sizeof(o->ref), "%s", ref)) {
+            zn_mutex_unlock(&s->lock);
+            free(o);
+            return NULL;
+        }
         o->by_digest = by_digest;
         if (d != NULL)
             o->digest = *d;
@@ -1043,7 +1073,10 @@ int zn_sync_blob_miss(zn_sync_t *s, h2o_req_t *req, const char *repo, const zn_d
     if (!covered(s, repo, NULL) || (wc = worker_ctx(s, req)) == NULL)
         return -1;
     struct waiter *w = waiter_new(s, req, wc);
-    w->o = obj_get(s, K_BLOB, repo, d->str, true, d, NULL, wc->idx);
+    if ((w->o = obj_get(s, K_BLOB, repo, d->str, true, d, NULL, wc->idx)) == NULL) {
+        waiter_end(w);
+        return -1;
+    }
     blob_step(w);
     return 0;
 }
@@ -1080,7 +1113,7 @@ static bool due_locked(zn_sync_t *s, const char *repo, const char *tag)
         }
     }
     s->checked = zn_realloc(s->checked, (s->nchecked + 1) * sizeof(*s->checked));
-    snprintf(s->checked[s->nchecked].key, sizeof(key), "%s", key);
+    memcpy(s->checked[s->nchecked].key, key, sizeof(key));
     s->checked[s->nchecked++].at_ns = now;
     return true;
 }
@@ -1110,7 +1143,10 @@ int zn_sync_manifest(zn_sync_t *s, h2o_req_t *req, const char *repo, const char 
         w->local = *local;
         w->local.bytes = local->bytes != NULL ? h2o_strdup(&req->pool, local->bytes, (size_t)local->size).base : NULL;
     }
-    w->o = obj_get(s, K_MANIFEST, repo, ref, by_digest, have_d ? &d : NULL, local, wc->idx);
+    if ((w->o = obj_get(s, K_MANIFEST, repo, ref, by_digest, have_d ? &d : NULL, local, wc->idx)) == NULL) {
+        waiter_end(w);
+        return -1;
+    }
     manifest_step(w);
     return 0;
 }
@@ -1132,7 +1168,7 @@ static zn_err_t load_creds(zn_sync_t *s, const char *path, char *err, size_t err
     zn_err_t e = ZN_OK;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd == -1) {
-        snprintf(err, errlen, "extensions.sync.credentialsFile: %s: %s", path, strerror(errno));
+        set_err(err, errlen, "extensions.sync.credentialsFile: %s: %s", path, strerror(errno));
         return ZN_EIO;
     }
     zn_buf_init(&b, 1u << 20);
@@ -1140,7 +1176,7 @@ static zn_err_t load_creds(zn_sync_t *s, const char *path, char *err, size_t err
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 || zn_buf_append(&b, chunk, (size_t)n) != ZN_OK) {
-            snprintf(err, errlen, "extensions.sync.credentialsFile: %s: %s", path, n < 0 ? strerror(errno) : "larger than 1 MiB");
+            set_err(err, errlen, "extensions.sync.credentialsFile: %s: %s", path, n < 0 ? strerror(errno) : "larger than 1 MiB");
             e = ZN_EIO;
             break;
         }
@@ -1177,16 +1213,16 @@ zn_err_t zn_sync_new(const zn_config_t *cfg, zn_storage_t *st, zn_sync_t **out, 
         char msg[256];
         const zn_config_sync_registry_t *r = &sc->registries[i];
         if ((e = zn_httpc_tls_new(r->tls_verify, r->cert_dir, &s->tls[i], msg, sizeof(msg))) != ZN_OK) {
-            snprintf(err, errlen, "extensions.sync.registries[%zu].certDir: %s", i, msg);
+            set_err(err, errlen, "extensions.sync.registries[%zu].certDir: %s", i, msg);
             goto fail;
         }
     }
     if ((e = zn_httpc_new("sync-http", &s->http)) != ZN_OK) {
-        snprintf(err, errlen, "extensions.sync: cannot start the HTTP client");
+        set_err(err, errlen, "extensions.sync: cannot start the HTTP client");
         goto fail;
     }
     if (zn_thread_create(&s->thread, "sync-ondemand", ctl_main, s) != 0) {
-        snprintf(err, errlen, "extensions.sync: cannot start its thread");
+        set_err(err, errlen, "extensions.sync: cannot start its thread");
         e = ZN_EIO;
         goto fail;
     }

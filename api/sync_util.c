@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <regex.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,9 +62,9 @@ zn_err_t zn_sync_challenge_parse(const char *hdr, zn_sync_challenge_t *out)
         return ZN_EINVAL;
     memcpy(out->scheme, s, (size_t)(p - s));
     if (strcasecmp(out->scheme, "bearer") == 0)
-        snprintf(out->scheme, sizeof(out->scheme), "Bearer");
+        memcpy(out->scheme, "Bearer", 7);
     else if (strcasecmp(out->scheme, "basic") == 0)
-        snprintf(out->scheme, sizeof(out->scheme), "Basic");
+        memcpy(out->scheme, "Basic", 6);
     for (;;) {
         p = skip_ws(p);
         while (*p == ',')
@@ -105,6 +106,17 @@ zn_err_t zn_sync_challenge_parse(const char *hdr, zn_sync_challenge_t *out)
     }
 }
 
+/* An error message; one cut short ends in "...". */
+__attribute__((format(printf, 3, 4))) static void set_err(char *buf, size_t len, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(buf, len, f, ap);
+    va_end(ap);
+    if ((n < 0 || (size_t)n >= len) && len >= 4)
+        memcpy(buf + len - 4, "...", 4);
+}
+
 /* ---- credentials file ------------------------------------------------------------------- */
 
 void zn_sync_creds_release(zn_sync_creds_t *c)
@@ -139,11 +151,11 @@ zn_err_t zn_sync_creds_parse(const char *name, const char *text, size_t len, zn_
 
     memset(out, 0, sizeof(*out));
     if (root == NULL) {
-        snprintf(err, errlen, "%s: line %d: invalid JSON: %s", name, je.line, je.text);
+        set_err(err, errlen, "%s: line %d: invalid JSON: %s", name, je.line, je.text);
         return ZN_EINVAL;
     }
     if (!json_is_object(root)) {
-        snprintf(err, errlen, "%s: expected an object {\"host:port\": {\"username\", \"password\"}}", name);
+        set_err(err, errlen, "%s: expected an object {\"host:port\": {\"username\", \"password\"}}", name);
         json_decref(root);
         return ZN_EINVAL;
     }
@@ -152,7 +164,7 @@ zn_err_t zn_sync_creds_parse(const char *name, const char *text, size_t len, zn_
     {
         json_t *u = json_is_object(e) ? get_ci(e, "username") : NULL, *p = json_is_object(e) ? get_ci(e, "password") : NULL;
         if (!json_is_object(e) || (u != NULL && !json_is_string(u)) || (p != NULL && !json_is_string(p))) {
-            snprintf(err, errlen, "%s: %s: expected {\"username\": string, \"password\": string}", name, host);
+            set_err(err, errlen, "%s: %s: expected {\"username\": string, \"password\": string}", name, host);
             json_decref(root);
             zn_sync_creds_release(out);
             return ZN_EINVAL;

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,7 +223,7 @@ zn_err_t zn_httpc_start(zn_httpc_t *c, const zn_httpc_opts_t *opts, zn_httpc_req
         r->o.connect_timeout_ms = 10000;
     if (r->o.idle_timeout_ms == 0)
         r->o.idle_timeout_ms = 60000;
-    snprintf(r->method, sizeof(r->method), "%s", m); /* length checked above */
+    memcpy(r->method, m, strlen(m) + 1); /* length checked above */
     r->url = zn_strdup(opts->url);
     r->buf = zn_malloc(r->o.buffer_max);
     zn_buf_init(&r->head, HEADERS_MAX);
@@ -266,7 +267,8 @@ static void finish(zn_httpc_req_t *r, zn_err_t err, const char *msg)
     r->done = true;
     r->err = err;
     if (err != ZN_OK)
-        snprintf(r->errmsg, sizeof(r->errmsg), "%s", msg);
+        if (snprintf(r->errmsg, sizeof(r->errmsg), "%s", msg) >= (int)sizeof(r->errmsg))
+            memcpy(r->errmsg + sizeof(r->errmsg) - 4, "...", 4);
     notify(r);
     req_unref_locked(r, &freed);
     zn_mutex_unlock(&r->c->lock);
@@ -622,6 +624,17 @@ done:
 
 /* ---- TLS ------------------------------------------------------------------------------ */
 
+/* An error message; one cut short ends in "...". */
+__attribute__((format(printf, 3, 4))) static void set_err(char *buf, size_t len, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(buf, len, f, ap);
+    va_end(ap);
+    if ((n < 0 || (size_t)n >= len) && len >= 4)
+        memcpy(buf + len - 4, "...", 4);
+}
+
 static zn_err_t append_file(zn_buf_t *b, const char *path)
 {
     char chunk[16384];
@@ -663,18 +676,20 @@ zn_err_t zn_httpc_tls_new(bool verify, const char *cert_dir, zn_httpc_tls_t **ou
     *out = NULL;
     zn_buf_init(&ca, CA_FILE_MAX);
     if (cert_dir != NULL && (d = opendir(cert_dir)) == NULL) {
-        snprintf(err, errlen, "%s: %s", cert_dir, strerror(errno));
+        set_err(err, errlen, "%s: %s", cert_dir, strerror(errno));
         e = ZN_EIO;
         goto done;
     }
-    if (d != NULL && access(SYSTEM_CA, R_OK) == 0)
-        append_file(&ca, SYSTEM_CA); /* certDir adds to the system CAs, as in zot */
+    if (d != NULL && access(SYSTEM_CA, R_OK) == 0 && (e = append_file(&ca, SYSTEM_CA)) != ZN_OK) {
+        set_err(err, errlen, "%s: cannot read", SYSTEM_CA); /* certDir adds to the system CAs, as in zot */
+        goto done;
+    }
     for (struct dirent *de; d != NULL && (de = readdir(d)) != NULL;) {
         if (snprintf(path, sizeof(path), "%s/%s", cert_dir, de->d_name) >= (int)sizeof(path))
             continue;
         if (ends_with(de->d_name, ".crt")) {
             if ((e = append_file(&ca, path)) != ZN_OK) {
-                snprintf(err, errlen, "%s: cannot read", path);
+                set_err(err, errlen, "%s: cannot read", path);
                 goto done;
             }
             any_ca = true;
@@ -682,7 +697,7 @@ zn_err_t zn_httpc_tls_new(bool verify, const char *cert_dir, zn_httpc_tls_t **ou
             char key[4096];
             int n = snprintf(key, sizeof(key), "%.*s.key", (int)(strlen(path) - 5), path);
             if (n < 0 || n >= (int)sizeof(key) || access(key, R_OK) != 0) {
-                snprintf(err, errlen, "%s: no matching .key file", path);
+                set_err(err, errlen, "%s: no matching .key file", path);
                 e = ZN_EINVAL;
                 goto done;
             }
