@@ -99,6 +99,16 @@ struct pending {
     size_t len;
 };
 
+/* A credential that worked for (registry, URL, upstream repository): the next fetch sends it
+ * at once instead of meeting the 401 first. Control thread only. */
+struct authc {
+    size_t reg, url;
+    char up[ZN_SYNC_NAME_MAX + 1];
+    char auth[AUTH_MAX];
+    uint64_t expires_ns; /* monotonic */
+};
+#define AUTHC_MAX 64
+
 struct checked {
     char key[ZN_REPO_NAME_MAX + ZN_TAG_MAX + 2];
     uint64_t at_ns;
@@ -125,6 +135,8 @@ struct zn_sync {
     zn_sync_stats_t stats;
     /* control thread only */
     char *chunk; /* CHUNK bytes */
+    struct authc authc[AUTHC_MAX];
+    size_t nauthc;
     struct pending pending[PENDING_MAX];
     size_t npending;
 };
@@ -321,6 +333,34 @@ static void fail_fetch(zn_sync_t *s, struct obj *o)
     set_state(s, o, O_FAILED, o->any_error ? 502 : 404);
 }
 
+static struct authc *authc_find(zn_sync_t *s, const struct obj *o)
+{
+    for (size_t i = 0; i < s->nauthc; i++) {
+        struct authc *a = &s->authc[i];
+        if (a->reg == o->reg && a->url == o->url && strcmp(a->up, o->up) == 0)
+            return a;
+    }
+    return NULL;
+}
+
+/* Remembers o->auth for ttl_s seconds (the oldest entry makes room). */
+static void authc_put(zn_sync_t *s, const struct obj *o, uint64_t ttl_s)
+{
+    struct authc *a = authc_find(s, o);
+    if (a == NULL) {
+        if (s->nauthc == AUTHC_MAX)
+            memmove(&s->authc[0], &s->authc[1], (AUTHC_MAX - 1) * sizeof(s->authc[0]));
+        else
+            s->nauthc++;
+        a = &s->authc[s->nauthc - 1];
+    }
+    a->reg = o->reg;
+    a->url = o->url;
+    memcpy(a->up, o->up, sizeof(a->up));
+    memcpy(a->auth, o->auth, sizeof(a->auth));
+    a->expires_ns = zn_now_mono_ns() + ttl_s * 1000000000ull;
+}
+
 static void step_start(zn_sync_t *s, struct obj *o)
 {
     char url[4096];
@@ -328,6 +368,9 @@ static void step_start(zn_sync_t *s, struct obj *o)
         fail_fetch(s, o);
         return;
     }
+    struct authc *a;
+    if (o->auth[0] == '\0' && !o->tried_auth && (a = authc_find(s, o)) != NULL && a->expires_ns > zn_now_mono_ns())
+        memcpy(o->auth, a->auth, sizeof(o->auth)); /* a 401 still gets a fresh token: tried_auth is unset */
     const char *base = s->sc->registries[o->reg].urls[o->url];
     bool head = o->kind == K_MANIFEST && o->head_first;
     int n = snprintf(url, sizeof(url), "%s/v2/%s/%s/%s", base, o->up, o->kind == K_BLOB ? "blobs" : "manifests", o->ref);
@@ -387,6 +430,7 @@ static bool handle_401(zn_sync_t *s, struct obj *o)
             return false;
         if (!fmt(o->auth, sizeof(o->auth), "Basic %s", b64))
             return false;
+        authc_put(s, o, 300);
         o->step = S_START;
         return true;
     }
@@ -443,6 +487,9 @@ static void step_token(zn_sync_t *s, struct obj *o)
         next_upstream(o);
         return;
     }
+    /* tokens say how long they live (expires_in, default 60 s); reuse them a bit less long */
+    json_int_t ttl = json_integer_value(json_object_get(j, "expires_in"));
+    authc_put(s, o, ttl > 10 && ttl < 86400 ? (uint64_t)ttl - 5 : 55);
     json_decref(j);
     o->step = S_START; /* tried_auth stays set: a second 401 moves on */
 }

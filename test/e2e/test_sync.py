@@ -432,3 +432,84 @@ def test_concurrent_pulls_share_one_fetch(zinc_factory, dist):
     assert all(v == (200, dig.split(":")[1]) for v in results.values()) and len(results) == 3
     # late joiners either shared the running fetch or read the stored blob: one upstream GET
     assert relay.blob_gets(dig) == 1, relay.requests
+
+
+class TokenFront:
+    """A Bearer-token front for Distribution, the way Docker Hub answers: 401 with
+    `WWW-Authenticate: Bearer realm=<token URL>,service=,scope=` until a request carries the
+    token its realm issued for that repository; the realm wants Basic credentials. Behind it
+    the real Distribution serves the content (with its own htpasswd credentials)."""
+
+    def __init__(self, dist):
+        import http.server
+
+        front = self
+        self.token_requests = []
+        self.dist = dist
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _send(self, code, body=b"", headers=()):
+                self.send_response(code)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_GET(self):
+                import base64
+                import urllib.parse
+                u = urllib.parse.urlparse(self.path)
+                if u.path == "/token":
+                    q = urllib.parse.parse_qs(u.query)
+                    front.token_requests.append((q, self.headers.get("Authorization")))
+                    want = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
+                    if self.headers.get("Authorization") != want:
+                        return self._send(401)
+                    scope = q.get("scope", [""])[0]
+                    return self._send(200, json.dumps({"token": "tok:" + scope, "expires_in": 300}).encode(),
+                                      [("Content-Type", "application/json")])
+                repo = u.path[len("/v2/"):].rsplit("/", 2)[0]
+                scope = "repository:%s:pull" % repo
+                if self.headers.get("Authorization") != "Bearer tok:" + scope:
+                    chal = 'Bearer realm="http://127.0.0.1:%d/token",service="front",scope="%s"' % (front.port, scope)
+                    return self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', [("WWW-Authenticate", chal)])
+                hdrs = {k: v for k, v in self.headers.items() if k.lower() == "accept"}
+                r = requests.request(self.command, dist.url + self.path, headers=hdrs, auth=(USER, PASSWORD), timeout=60)
+                keep = [(k, v) for k, v in r.headers.items() if k.lower() in ("content-type", "docker-content-digest")]
+                self._send(r.status_code, r.content, keep)
+
+            do_HEAD = do_GET
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.srv.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_bearer_token_flow(zinc_factory, dist):
+    body, _ = dist.registry().push_image("org/tool", "v2", [b"layer-one", b"layer-two"])
+    front = TokenFront(dist)
+    try:
+        mirror = mirror_of(zinc_factory, front.url)
+        m = Registry(mirror.url)
+        assert m.get("/v2/org/tool/manifests/v2", headers={"Accept": OCI_MANIFEST}).content == body
+        for layer in (b"layer-one", b"layer-two"):
+            assert m.get("/v2/org/tool/blobs/" + digest(layer)).content == layer
+        q, authz = front.token_requests[0]
+        assert q["service"] == ["front"] and q["scope"] == ["repository:org/tool:pull"]
+        assert authz.startswith("Basic ")
+        # the token is reused for the next fetches of the repository
+        assert len(front.token_requests) == 1
+    finally:
+        front.close()
