@@ -276,7 +276,9 @@ static void finish(zn_httpc_req_t *r, zn_err_t err, const char *msg)
         req_free(r);
 }
 
-static void on_done(zn_httpc_t *c, CURL *e, CURLcode rc)
+/* Returns true when r waits for a retry (the thread's reference keeps it alive); else r
+ * is finished and may be freed already. */
+static bool on_done(zn_httpc_t *c, CURL *e, CURLcode rc)
 {
     zn_httpc_req_t *r;
     curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
@@ -293,10 +295,11 @@ static void on_done(zn_httpc_t *c, CURL *e, CURLcode rc)
         r->in_multi = false;
         r->attempts++;
         r->retry_at = zn_now_mono_ns() + r->o.retry_delay_ms * 1000000u;
-        return;
+        return true;
     }
     const char *msg = r->curl_err[0] != '\0' ? r->curl_err : curl_easy_strerror(rc);
     finish(r, rc == CURLE_OK ? ZN_OK : ZN_EIO, msg);
+    return false;
 }
 
 /* Thread: (re)adds r, or fails it. */
@@ -374,8 +377,7 @@ static void *client_main(void *arg)
             CURLcode rc = m->data.result;
             zn_httpc_req_t *r;
             curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
-            on_done(c, e, rc);
-            if (r->retry_at != 0 && r->easy == NULL) {
+            if (on_done(c, e, rc)) {
                 if (retry.n == retry.cap) {
                     retry.cap = retry.cap ? retry.cap * 2 : 8;
                     retry.v = zn_realloc(retry.v, retry.cap * sizeof(*retry.v));
