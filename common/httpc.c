@@ -295,6 +295,8 @@ static bool on_done(zn_httpc_t *c, CURL *e, CURLcode rc)
         r->in_multi = false;
         r->attempts++;
         r->retry_at = zn_now_mono_ns() + r->o.retry_delay_ms * 1000000u;
+        zn_log(ZN_LOG_INFO, "httpc: request failed before any answer, retrying", ZN_LSTR("url", r->url),
+               ZN_LUINT("attempt", r->attempts), ZN_LSTR("error", r->curl_err[0] != '\0' ? r->curl_err : curl_easy_strerror(rc)));
         return true;
     }
     const char *msg = r->curl_err[0] != '\0' ? r->curl_err : curl_easy_strerror(rc);

@@ -513,3 +513,24 @@ def test_bearer_token_flow(zinc_factory, dist):
         assert len(front.token_requests) == 1
     finally:
         front.close()
+
+
+def test_retries_until_upstream_listens(zinc_factory):
+    up = zinc_factory()
+    body, _ = Registry(up.url).push_image("late/app", "v1", [b"late layer"])
+    up.stop()  # its store keeps the image; its port refuses connections for now
+    mirror = zinc_factory(mirror_config([up.url], maxRetries=600, retryDelay="100ms"))
+    got = {}
+
+    def pull():
+        got["r"] = requests.get(mirror.url + "/v2/late/app/manifests/v1", headers={"Accept": OCI_MANIFEST},
+                                timeout=DEADLINE * 2)
+
+    t = threading.Thread(target=pull)
+    t.start()
+    # the mirror has met the refused port at least once and is retrying
+    wait_for(lambda: any(l.get("message") == "httpc: request failed before any answer, retrying" for l in mirror.log_lines()),
+             what="a retry")
+    up.start()  # same port: a later retry gets through
+    t.join(DEADLINE * 2)
+    assert got["r"].status_code == 200 and got["r"].content == body
