@@ -10,7 +10,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         gcc libc6-dev make cmake pkg-config protobuf-c-compiler \
-        libh2o-evloop-dev libssl-dev libjansson-dev libargon2-dev libcrypt-dev zlib1g-dev \
+        libh2o-evloop-dev libcurl4-openssl-dev libssl-dev libjansson-dev libargon2-dev libcrypt-dev zlib1g-dev \
         libprotobuf-c-dev libunwind-dev libdw-dev libelf-dev \
     && rm -rf /var/lib/apt/lists/*
 # One COPY of the sources .dockerignore lets through (tests, docs and benchmarks do not
@@ -27,7 +27,7 @@ FROM debian:bookworm-slim
 # argon2, libcrypt, zlib, protobuf-c, libunwind, elfutils (libdw/libelf).
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libh2o-evloop0.13 libssl3 libjansson4 libargon2-1 libcrypt1 zlib1g libprotobuf-c1 libunwind8 \
+        libh2o-evloop0.13 libcurl4 libssl3 libjansson4 libargon2-1 libcrypt1 zlib1g libprotobuf-c1 libunwind8 \
         libdw1 libelf1 \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old \
         /var/log/apt /var/log/dpkg.log /var/log/alternatives.log \

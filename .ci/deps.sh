@@ -5,7 +5,7 @@
 #   .ci/deps.sh bench   test + load generators and the reference registry (make bench)
 set -eu
 
-BUILD="gcc make cmake pkg-config libc6-dev libh2o-evloop-dev libssl-dev libjansson-dev libargon2-dev
+BUILD="gcc make cmake pkg-config libc6-dev libh2o-evloop-dev libcurl4-openssl-dev libssl-dev libjansson-dev libargon2-dev
 libcrypt-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler libunwind-dev libdw-dev libelf-dev curl ca-certificates"
 TEST="libcmocka-dev python3 python3-pytest python3-requests golang-go graphviz skopeo openssl
 docker.io mmdebstrap uidmap apache2-utils wrk nginx-light docker-registry podman clang libclang-rt-14-dev"

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "api/internal.h"
+#include "api/sync_int.h"
 
 /*
  * Routing rule. A repository name may contain every path word of this table ("blobs",
@@ -64,6 +65,10 @@ zn_err_t zn_api_new(const zn_config_t *cfg, zn_api_t **out, char *err, size_t er
         zn_api_free(api);
         return ZN_EUNSUPP;
     }
+    if ((e = zn_sync_new(cfg, api->st, &api->sync, err, errlen)) != ZN_OK) {
+        zn_api_free(api);
+        return e;
+    }
     *out = api;
     return ZN_OK;
 }
@@ -116,6 +121,19 @@ void zn_api_free(zn_api_t *api)
 {
     if (api == NULL)
         return;
+    zn_sync_free(api->sync); /* before the store it writes to */
     zn_storage_free(api->st);
     free(api);
+}
+
+bool zn_api_sync_stats(zn_api_t *api, zn_api_sync_stats_t *out)
+{
+    zn_sync_stats_t st;
+    if (api->sync == NULL)
+        return false;
+    zn_sync_stats(api->sync, &st);
+    *out = (zn_api_sync_stats_t){st.blob_hits,     st.blob_misses,     st.blob_fetched,     st.blob_failed,
+                                 st.manifest_hits, st.manifest_misses, st.manifest_fetched, st.manifest_failed,
+                                 st.manifest_revalidated};
+    return true;
 }

@@ -121,6 +121,16 @@ typedef void (*zn_api_scrub_report_fn)(void *data, const char *repo, const char 
 zn_err_t zn_api_scrub(const zn_config_t *cfg, zn_api_scrub_report_fn report, void *data, zn_api_scrub_stats_t *stats,
                       char *err, size_t errlen);
 
+/* Counters of the pull-through mirror (extensions.sync onDemand) for /metrics: requests in
+ * mirrored repositories served from the store (hits), that had to go upstream (misses;
+ * concurrent requests for one object count once), and how those fetches ended. */
+typedef struct zn_api_sync_stats {
+    uint64_t blob_hits, blob_misses, blob_fetched, blob_failed;
+    uint64_t manifest_hits, manifest_misses, manifest_fetched, manifest_failed, manifest_revalidated;
+} zn_api_sync_stats_t;
+/* False (out untouched) when no mirror is configured. Thread-safe. */
+bool zn_api_sync_stats(zn_api_t *api, zn_api_sync_stats_t *out);
+
 /* The OCI router rows (static; *n set to their count). Register them with app = the
  * zn_api_t. They cover blobs, uploads, manifests, tags, catalog and referrers; /v2/ itself
  * and the 404 fallback are the server's. */

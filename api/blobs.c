@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "api/sync_int.h"
 
 #define READ_CHUNK (256u << 10)
 
@@ -165,6 +166,11 @@ int zn_api_blob_get(h2o_req_t *req, zn_reqctx_t *ctx)
     if (repo == NULL || !zn_api_digest_param(req, ctx, 1, &d))
         return 0;
     zn_err_t err = zn_storage_blob_open(api->st, repo, &d, &blob);
+    /* the mirror's miss hook: fetches and streams the blob when an upstream covers repo */
+    if (api->sync != NULL && err == ZN_ENOENT && zn_sync_blob_miss(api->sync, req, repo, &d) == 0)
+        return 0;
+    if (api->sync != NULL && err == ZN_OK)
+        zn_sync_blob_hit(api->sync, repo);
     if (err == ZN_ENOENT)
         return zn_api_send_unknown(req, api, repo, ZN_OCI_BLOB_UNKNOWN);
     if (err != ZN_OK)

@@ -13,9 +13,12 @@
 #include "api/api.h"
 #include "storage/storage.h"
 
+struct zn_sync;
+
 struct zn_api {
     const zn_config_t *cfg;
     zn_storage_t *st;
+    struct zn_sync *sync; /* the pull-through mirror (api/sync.c), NULL when not configured */
 };
 
 /* ---- parse.c: pure parsers (unit-tested) ----------------------------------------------- */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "api/sync_int.h"
 
 /* The reference param; on a malformed one sends the error for `method` and returns false. */
 static bool ref_param(h2o_req_t *req, zn_reqctx_t *ctx, bool is_read, zn_api_ref_t *ref)
@@ -38,6 +39,13 @@ int zn_api_manifest_get(h2o_req_t *req, zn_reqctx_t *ctx)
     if (repo == NULL || !ref_param(req, ctx, true, &ref))
         return 0;
     zn_err_t err = zn_storage_manifest_get(api->st, repo, ref.text, !head, &m);
+    /* the mirror's hook: fetch a missing manifest, or revalidate a tag that is due */
+    if (api->sync != NULL && (err == ZN_OK || err == ZN_ENOENT) &&
+        zn_sync_manifest(api->sync, req, repo, ref.text, ref.is_digest, err == ZN_OK ? &m : NULL) == 0) {
+        if (err == ZN_OK)
+            zn_storage_manifest_release(&m);
+        return 0;
+    }
     if (err == ZN_ENOENT)
         return zn_api_send_unknown(req, api, repo, ZN_OCI_MANIFEST_UNKNOWN);
     if (err != ZN_OK)

@@ -320,3 +320,13 @@ bool zn_glob_match(const zn_glob_t *g, const char *name)
         free(segs);
     return hit;
 }
+
+bool zn_auth_glob_matches(const char *pattern, const char *name)
+{
+    zn_auth_glob_t g;
+    if (zn_auth_glob_compile(pattern, &g) != ZN_OK)
+        return false;
+    bool m = zn_auth_glob_match(&g, name);
+    zn_auth_glob_release(&g);
+    return m;
+}

@@ -205,7 +205,7 @@ static const cfg_field_t extensions_fields[] = {
     {.name = "scrub", .kind = CFG_OBJ, .sub = scrub_fields, .seen = SEEN_SCRUB},
     {.name = "metrics", .kind = CFG_OBJ, .sub = metrics_fields, .seen = SEEN_METRICS},
     WARN("search"),
-    WARN("sync"),
+    {.name = "sync", .kind = CFG_PTROBJ, .off = CFG(extensions.sync), .sub = cfg_sync_fields, .elem_size = sizeof(zn_config_sync_t)},
     WARN("lint"),
     WARN("ui"),
     WARN("mgmt"),
@@ -466,6 +466,8 @@ static zn_err_t check_all(cfg_walk_t *w, zn_config_t *cfg)
     if ((err = check_profiling(w, cfg)) != ZN_OK)
         return err;
     if ((err = check_storage(w, cfg)) != ZN_OK || (err = check_tls(w, cfg)) != ZN_OK || (err = check_metrics(w, cfg)) != ZN_OK)
+        return err;
+    if ((err = cfg_sync_check(w, cfg)) != ZN_OK)
         return err;
     return check_access(w, cfg);
 }

@@ -49,6 +49,42 @@ typedef struct zn_config_access {
     zn_config_policy_t metrics; /* metrics: users + anonymousPolicy actions in .actions */
 } zn_config_access_t;
 
+/* extensions.sync (config/sync.c). Strings NULL when unset. */
+typedef struct zn_config_sync_content {
+    char *prefix;          /* doublestar glob of upstream repositories, leading '/' dropped */
+    char *destination;     /* local namespace, NULL = same names */
+    bool strip_prefix;
+    char *tags_regex;      /* tags.regex (POSIX ERE, unanchored like Go's MatchString) */
+    char *tags_exclude_regex; /* tags.excludeRegex */
+    bool tags_semver;      /* tags.semver: only tags that parse as semantic versions */
+} zn_config_sync_content_t;
+
+typedef struct zn_config_sync_registry {
+    char **urls; /* "http(s)://host[:port]", at least one */
+    size_t nurls;
+    bool on_demand;
+    uint64_t poll_interval_ns; /* 0 = no periodic sync */
+    bool tls_verify;           /* default true */
+    bool has_tls_verify;
+    char *cert_dir;            /* CA certs (*.crt) and client cert/key (*.cert, *.key) as zot reads them */
+    unsigned max_retries;      /* default 0 */
+    bool has_max_retries;
+    uint64_t retry_delay_ns;
+    bool has_retry_delay;
+    bool only_signed;
+    uint64_t manifest_check_interval_ns; /* zot's manifestCheckInterval: re-check a tag upstream after it */
+    zn_config_sync_content_t *content;
+    size_t ncontent;
+} zn_config_sync_registry_t;
+
+typedef struct zn_config_sync {
+    bool enable; /* extensions.sync present and enable not false */
+    bool has_enable;
+    char *credentials_file;
+    zn_config_sync_registry_t *registries;
+    size_t nregistries;
+} zn_config_sync_t;
+
 typedef struct zn_config {
     char *path; /* the file read, or NULL for built-in defaults */
     char *dist_spec_version;
@@ -93,6 +129,7 @@ typedef struct zn_config {
         char *metrics_path; /* "/metrics" */
         bool scrub_enable;          /* extensions.scrub present (enable defaults to true) */
         uint64_t scrub_interval_ns; /* extensions.scrub.interval, default 24h, at least 2h as in zot */
+        zn_config_sync_t *sync;     /* extensions.sync, NULL when absent */
     } extensions;
 
     struct {

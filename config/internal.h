@@ -101,4 +101,9 @@ void cfg_release(const cfg_field_t *fields, void *base);
 zn_err_t cfg_fail(cfg_walk_t *w, const cfg_keypath_t *kp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void cfg_warn(cfg_walk_t *w, const cfg_keypath_t *kp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* extensions.sync (config/sync.c): its schema (a CFG_PTROBJ of zn_config_sync_t) and the
+ * checks zot makes on it after the walk. */
+extern const cfg_field_t cfg_sync_fields[];
+zn_err_t cfg_sync_check(cfg_walk_t *w, zn_config_t *cfg);
+
 #endif

@@ -87,6 +87,7 @@ struct zn_metrics {
     repo_table_t usage;
     _Atomic int repos_full_warned;
     uint64_t id;
+    zn_api_t *api; /* set before workers start */
 };
 
 /* A thread's shard, for the zn_metrics_t numbered `owner` (numbers are never reused, so a
@@ -455,6 +456,32 @@ static void render_process(out_t *o)
         out_single(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.", p.max_fds);
 }
 
+/* zinc's pull-through mirror (extensions.sync onDemand): requests in mirrored repositories
+ * served from the store (hit) or sent upstream (miss), and how the upstream fetches ended. */
+static void render_sync(zn_metrics_t *m, out_t *o)
+{
+    zn_api_sync_stats_t st;
+    if (m->api == NULL || !zn_api_sync_stats(m->api, &st))
+        return;
+    out_header(o, "zinc_sync_requests_total", "counter", "Requests in mirrored repositories, by kind and hit/miss");
+    out_printf(o, "zinc_sync_requests_total{kind=\"blob\",result=\"hit\"} %llu\n", (unsigned long long)st.blob_hits);
+    out_printf(o, "zinc_sync_requests_total{kind=\"blob\",result=\"miss\"} %llu\n", (unsigned long long)st.blob_misses);
+    out_printf(o, "zinc_sync_requests_total{kind=\"manifest\",result=\"hit\"} %llu\n", (unsigned long long)st.manifest_hits);
+    out_printf(o, "zinc_sync_requests_total{kind=\"manifest\",result=\"miss\"} %llu\n", (unsigned long long)st.manifest_misses);
+    out_header(o, "zinc_sync_fetches_total", "counter", "Upstream fetches of the mirror, by kind and outcome");
+    out_printf(o, "zinc_sync_fetches_total{kind=\"blob\",result=\"ok\"} %llu\n", (unsigned long long)st.blob_fetched);
+    out_printf(o, "zinc_sync_fetches_total{kind=\"blob\",result=\"failed\"} %llu\n", (unsigned long long)st.blob_failed);
+    out_printf(o, "zinc_sync_fetches_total{kind=\"manifest\",result=\"ok\"} %llu\n", (unsigned long long)st.manifest_fetched);
+    out_printf(o, "zinc_sync_fetches_total{kind=\"manifest\",result=\"failed\"} %llu\n", (unsigned long long)st.manifest_failed);
+    out_printf(o, "zinc_sync_fetches_total{kind=\"manifest\",result=\"unchanged\"} %llu\n",
+               (unsigned long long)st.manifest_revalidated);
+}
+
+void zn_metrics_set_api(zn_metrics_t *m, zn_api_t *api)
+{
+    m->api = api;
+}
+
 /* ---- scrape ------------------------------------------------------------------------------------------ */
 
 /* Renders every family into o (check o->err). */
@@ -467,6 +494,7 @@ static void render(zn_metrics_t *m, out_t *o)
     render_method_latency(o, snap);
     render_storage(m, o, snap);
     render_info(o);
+    render_sync(m, o);
     render_process(o);
     snapshot_release(snap);
     free(snap);

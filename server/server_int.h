@@ -81,6 +81,9 @@ typedef struct zn_metrics zn_metrics_t;
  * extensions.metrics is disabled (it cannot fail otherwise: OOM is fatal). Free with
  * zn_metrics_free (NULL is a no-op) after the workers have stopped. */
 zn_err_t zn_metrics_new(const zn_config_t *cfg, zn_metrics_t **out);
+/* The API whose mirror counters (zinc_sync_*) a scrape renders; borrowed, outlives m. */
+struct zn_api;
+void zn_metrics_set_api(zn_metrics_t *m, struct zn_api *api);
 void zn_metrics_free(zn_metrics_t *m);
 /* The GET <prometheus.path> router row (owned by m; register it with app = m). */
 const zn_route_def_t *zn_metrics_route(zn_metrics_t *m);

@@ -340,3 +340,9 @@ zn_err_t zn_storage_upload_cancel(zn_upload_t *up)
     free(up);
     return err;
 }
+
+zn_err_t zn_storage_upload_path(const zn_upload_t *up, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s", up->path);
+    return n < 0 || (size_t)n >= len ? ZN_ETOOBIG : ZN_OK;
+}

@@ -1,0 +1,536 @@
+"""extensions.sync onDemand: zinc as a pull-through mirror of another registry.
+
+Upstreams: zinc itself, and Debian's docker-registry (CNCF Distribution) with htpasswd and
+its token-less Basic auth, plus Distribution behind a relay the test controls byte by byte
+(streaming, cuts, counting upstream requests). Clients: requests, skopeo, docker.
+"""
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import free_port
+from oci_util import OCI_MANIFEST, Registry, digest
+
+DEADLINE = 60
+
+
+def wait_for(cond, timeout=DEADLINE, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def mirror_config(urls, **reg):
+    r = {"urls": urls, "onDemand": True}
+    r.update(reg)
+    return {"extensions": {"sync": {"enable": True, "registries": [r]}, "metrics": {"enable": True}}}
+
+
+def blob_files(root, repo):
+    d = os.path.join(root, repo, "blobs", "sha256")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def upload_files(root, repo):
+    d = os.path.join(root, repo, ".uploads")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def metric(server, name, labels):
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all('%s="%s"' % kv in line for kv in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+# ---- zinc as the upstream ------------------------------------------------------------------------
+
+
+def test_pull_through_zinc(zinc_factory):
+    up = zinc_factory()
+    ureg = Registry(up.url)
+    layers = [os.urandom(3 << 20), b"small layer"]
+    body, mdig = ureg.push_image("lib/app", "v1", layers)
+    mirror = zinc_factory(mirror_config([up.url]))
+    m = Registry(mirror.url)
+
+    r = m.get("/v2/lib/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 200, r.text
+    assert r.content == body and r.headers["Docker-Content-Digest"] == mdig
+    for layer in layers:
+        r = m.get("/v2/lib/app/blobs/" + digest(layer))
+        assert r.status_code == 200 and r.content == layer
+    cfg = json.loads(body)["config"]["digest"]
+    assert m.get("/v2/lib/app/blobs/" + cfg).status_code == 200
+    # everything landed in the mirror's store: the manifest once its blobs were there
+    wait_for(lambda: m.get("/v2/lib/app/tags/list").status_code == 200, what="tag stored")
+    assert m.get("/v2/lib/app/tags/list").json()["tags"] == ["v1"]
+    assert digest(layers[0]).split(":")[1] in blob_files(mirror.root, "lib/app")
+    up.stop()
+    # upstream gone: the cached image is still served
+    assert m.get("/v2/lib/app/manifests/v1", headers={"Accept": OCI_MANIFEST}).content == body
+    assert m.get("/v2/lib/app/blobs/" + digest(layers[0])).content == layers[0]
+    # unknown things: a clean OCI error, nothing stored
+    r = m.get("/v2/lib/app/blobs/sha256:" + "0" * 64)
+    assert r.status_code in (404, 502) and r.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+    assert metric(mirror, "zinc_sync_requests_total", {"kind": "blob", "result": "hit"}) >= 1
+    assert metric(mirror, "zinc_sync_requests_total", {"kind": "blob", "result": "miss"}) >= 3
+    assert metric(mirror, "zinc_sync_fetches_total", {"kind": "blob", "result": "ok"}) >= 3
+    assert upload_files(mirror.root, "lib/app") == []
+
+
+def test_content_mapping_and_tag_filter(zinc_factory):
+    up = zinc_factory()
+    ureg = Registry(up.url)
+    body, _ = ureg.push_image("upstream/team/app", "1.2.3", [b"a"])
+    ureg.push_image("upstream/team/app", "latest", [b"b"])
+    mirror = zinc_factory(mirror_config([up.url], content=[
+        {"prefix": "/upstream/team/**", "destination": "/local", "stripPrefix": True, "tags": {"semver": True}}]))
+    m = Registry(mirror.url)
+    r = m.get("/v2/local/app/manifests/1.2.3", headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 200 and r.content == body
+    # filtered out by tags.semver: not fetched
+    assert m.get("/v2/local/app/manifests/latest").status_code == 404
+    # not covered by any content rule: no upstream at all
+    r = m.get("/v2/upstream/team/app/manifests/1.2.3")
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+
+
+def test_revalidate_moved_tag(zinc_factory):
+    up = zinc_factory()
+    ureg = Registry(up.url)
+    b1, d1 = ureg.push_image("r", "t", [b"one"])
+    mirror = zinc_factory(mirror_config([up.url], manifestCheckInterval="1ns"))
+    m = Registry(mirror.url)
+    assert m.get("/v2/r/manifests/t").content == b1
+    assert m.get("/v2/r/blobs/" + digest(b"one")).status_code == 200
+    cfg = json.loads(b1)["config"]["digest"]
+    assert m.get("/v2/r/blobs/" + cfg).status_code == 200
+    wait_for(lambda: m.get("/v2/r/tags/list").status_code == 200, what="tag stored")
+    b2, d2 = ureg.push_image("r", "t", [b"two"])
+    r = m.get("/v2/r/manifests/t")
+    assert r.content == b2 and r.headers["Docker-Content-Digest"] == d2
+    up.stop()
+    r = m.get("/v2/r/manifests/t")  # upstream down: what is cached (b1 stays stored until b2's blobs come)
+    assert r.status_code == 200 and r.headers["Docker-Content-Digest"] in (d1, d2)
+
+
+# ---- CNCF Distribution as the upstream (htpasswd), through a relay the test controls --------------
+
+
+USER, PASSWORD = "mirror", "s3cret-pass"
+
+
+class DistRegistry(Registry):
+    """Distribution has no single-POST upload: POST, then PUT the bytes with ?digest=."""
+
+    def push_blob(self, repo, data):
+        d = digest(data)
+        loc = self.start_upload(repo)
+        sep = "&" if "?" in loc else "?"
+        r = self.s.put(loc + sep + "digest=" + d, data=data, headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 201, r.text
+        return d
+
+
+class Distribution:
+    """Debian's docker-registry on a loopback port, htpasswd (bcrypt) auth, its own temp dir."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="zinc-dist-")
+        self.port = free_port()
+        htpasswd = os.path.join(self.dir, "htpasswd")
+        out = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], check=True, capture_output=True).stdout
+        with open(htpasswd, "wb") as f:
+            f.write(out)
+        cfg = os.path.join(self.dir, "config.yml")
+        with open(cfg, "w") as f:
+            f.write("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n"
+                    "http:\n  addr: 127.0.0.1:%d\nauth:\n  htpasswd:\n    realm: dist\n    path: %s\n"
+                    % (os.path.join(self.dir, "data"), self.port, htpasswd))
+        self.log = open(os.path.join(self.dir, "log"), "wb")
+        self.proc = subprocess.Popen(["/usr/bin/docker-registry", "serve", cfg], stdout=self.log, stderr=self.log)
+        self.url = "http://127.0.0.1:%d" % self.port
+        wait_for(lambda: self._up(), what="docker-registry to listen")
+
+    def _up(self):
+        try:
+            return requests.get(self.url + "/v2/", timeout=2).status_code == 401
+        except requests.ConnectionError:
+            return False
+
+    def registry(self):
+        r = DistRegistry(self.url)
+        r.s.auth = (USER, PASSWORD)
+        return r
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Relay:
+    """A loopback TCP relay between the mirror and an upstream. Counts the blob GETs it sees
+    and, while `hold` is set, stops passing the upstream's bytes on once a connection has
+    passed `hold_after` of them; cut() closes every connection."""
+
+    def __init__(self, upstream_port, hold_after=None):
+        self.upstream_port = upstream_port
+        self.hold_after = hold_after
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.requests = []  # request lines seen
+        self.passed = 0     # upstream bytes passed on, all connections
+        self.holding = 0    # connections currently held
+        self.socks = []
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.port = self.srv.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            if self.closed:
+                c.close()
+                return
+            u = socket.create_connection(("127.0.0.1", self.upstream_port))
+            with self.lock:
+                self.socks += [c, u]
+            threading.Thread(target=self._up, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._down, args=(u, c), daemon=True).start()
+
+    def _up(self, c, u):
+        buf = b""
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                buf = (buf + d)[-8192:]
+                authed = b"\r\nauthorization:" in d.lower()
+                for line in d.split(b"\r\n"):
+                    if line.startswith((b"GET ", b"HEAD ")):
+                        with self.lock:
+                            self.requests.append(line.decode() + (" [auth]" if authed else ""))
+                u.sendall(d)
+        except OSError:
+            pass
+        finally:
+            for s in (u,):
+                try:
+                    s.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+    def _down(self, u, c):
+        sent = 0
+        try:
+            while True:
+                d = u.recv(65536)
+                if not d:
+                    break
+                if self.hold_after is not None and not self.release.is_set() and sent + len(d) > self.hold_after:
+                    keep = max(0, self.hold_after - sent)
+                    c.sendall(d[:keep])
+                    with self.lock:
+                        self.passed += keep
+                        self.holding += 1
+                    self.release.wait()
+                    with self.lock:
+                        self.holding -= 1
+                    if self.closed:
+                        return
+                    d = d[keep:]
+                    sent += keep
+                c.sendall(d)
+                sent += len(d)
+                with self.lock:
+                    self.passed += len(d)
+        except OSError:
+            pass
+        finally:
+            try:
+                c.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def blob_gets(self, dig):
+        """GETs of the blob that carried credentials (the first, bare one only gets the 401)."""
+        with self.lock:
+            return sum(1 for r in self.requests if r.startswith("GET ") and ("/blobs/" + dig) in r and "[auth]" in r)
+
+    def cut(self):
+        self.closed = True
+        try:
+            self.srv.shutdown(socket.SHUT_RDWR)  # wakes the accept() (a bare close would not)
+        except OSError:
+            pass
+        self.srv.close()
+        with self.lock:
+            socks = list(self.socks)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self.release.set()
+
+    def open(self):
+        self.release.set()
+
+
+@pytest.fixture
+def dist():
+    d = Distribution()
+    yield d
+    d.close()
+
+
+def creds_file(workdir, relay_or_url):
+    host = relay_or_url.split("://", 1)[1]
+    p = os.path.join(workdir, "creds.json")
+    with open(p, "w") as f:
+        json.dump({host: {"username": USER, "password": PASSWORD}}, f)
+    return p
+
+
+def mirror_of(zinc_factory, url):
+    d = tempfile.mkdtemp(prefix="zinc-creds-")
+    cfg = mirror_config([url])
+    cfg["extensions"]["sync"]["credentialsFile"] = creds_file(d, url)
+    return zinc_factory(cfg)
+
+
+def big_blob(mib):
+    """mib MiB of incompressible bytes, as one bytes object, with its digest."""
+    block = os.urandom(1 << 20)
+    data = b"".join(i.to_bytes(8, "big") + block[8:] for i in range(mib))
+    return data, digest(data)
+
+
+def test_distribution_upstream_skopeo(zinc_factory, dist, tmp_path):
+    ureg = dist.registry()
+    body, mdig = ureg.push_image("team/app", "1.0", [gzip.compress(os.urandom(1 << 20)), gzip.compress(b"x" * 1000)])
+    assert Registry(dist.url).get("/v2/team/app/manifests/1.0").status_code == 401  # credentials needed
+    mirror = mirror_of(zinc_factory, dist.url)
+    out = tmp_path / "oci"
+    subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "docker://%s/team/app:1.0" % mirror.hostport,
+                    "dir:%s" % out], check=True, capture_output=True, timeout=120)
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://%s/team/app:1.0" % mirror.hostport],
+                         check=True, capture_output=True, timeout=120).stdout
+    assert raw == body  # the upstream's exact bytes (skopeo rewrites the manifest it writes into oci:)
+    for layer in json.loads(body)["layers"]:
+        p = out / layer["digest"].split(":")[1]
+        assert hashlib.sha256(p.read_bytes()).hexdigest() == layer["digest"].split(":")[1]
+    wait_for(lambda: Registry(mirror.url).get("/v2/team/app/tags/list").status_code == 200, what="tag stored")
+    # the second pull comes from the store alone
+    dist.proc.terminate()
+    dist.proc.wait(timeout=20)
+    out2 = tmp_path / "oci2"
+    subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "docker://%s/team/app:1.0" % mirror.hostport,
+                    "dir:%s" % out2], check=True, capture_output=True, timeout=120)
+
+
+def test_stream_cut_and_retry(zinc_factory, dist):
+    size_mib = 256
+    data, dig = big_blob(size_mib)
+    ureg = dist.registry()
+    ureg.push_blob("big/layer", data)
+    relay = Relay(dist.port, hold_after=8 << 20)
+    mirror = mirror_of(zinc_factory, relay.url)
+    hexd = dig.split(":")[1]
+
+    r = requests.get(mirror.url + "/v2/big/layer/blobs/" + dig, stream=True, timeout=DEADLINE)
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(data)
+    first = r.raw.read(1 << 20)
+    assert first == data[:1 << 20]
+    # the relay stops after 8 MiB of the upstream's bytes; while it holds the rest, the
+    # client still gets what came before
+    wait_for(lambda: relay.holding >= 1, what="the relay to hold")
+    more = r.raw.read(4 << 20)
+    assert more == data[1 << 20:5 << 20]
+    with relay.lock:
+        assert relay.holding >= 1 and relay.passed <= (8 << 20)
+    first += more
+    relay.cut()
+    with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
+                        Exception)):
+        got = len(first)
+        while True:
+            chunk = r.raw.read(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+        assert got == len(data), "short body"  # a short read raises here
+    r.close()
+    # nothing half-visible: no blob, and the session file is gone
+    assert hexd not in blob_files(mirror.root, "big/layer")
+    wait_for(lambda: upload_files(mirror.root, "big/layer") == [], what="session removed")
+    assert requests.head(mirror.url + "/v2/big/layer/blobs/" + dig, timeout=DEADLINE).status_code in (404, 502)
+
+    relay2 = Relay(dist.port)
+    mirror.stop()
+    mirror.config["extensions"]["sync"]["registries"][0]["urls"] = [relay2.url]
+    mirror.config["extensions"]["sync"]["credentialsFile"] = creds_file(mirror.workdir, relay2.url)
+    mirror.write_config()
+    mirror.start()
+    r = requests.get(mirror.url + "/v2/big/layer/blobs/" + dig, timeout=DEADLINE * 4)
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == hexd
+    wait_for(lambda: hexd in blob_files(mirror.root, "big/layer"), what="blob stored")
+    with open(os.path.join(mirror.root, "big/layer/blobs/sha256", hexd), "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == hexd
+
+
+def test_concurrent_pulls_share_one_fetch(zinc_factory, dist):
+    data, dig = big_blob(32)
+    dist.registry().push_blob("shared/layer", data)
+    relay = Relay(dist.port, hold_after=4 << 20)
+    mirror = mirror_of(zinc_factory, relay.url)
+    results = {}
+
+    def pull(i):
+        with requests.get(mirror.url + "/v2/shared/layer/blobs/" + dig, stream=True, timeout=DEADLINE * 4) as r:
+            results[i] = (r.status_code, hashlib.sha256(r.raw.read()).hexdigest())
+
+    first = requests.get(mirror.url + "/v2/shared/layer/blobs/" + dig, stream=True, timeout=DEADLINE)
+    assert first.raw.read(1 << 20) == data[:1 << 20]  # the fetch runs and is held by the relay
+    threads = [threading.Thread(target=pull, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: metric(mirror, "zinc_sync_requests_total", {"kind": "blob", "result": "miss"}) >= 1,
+             what="miss counted")
+    relay.open()
+    rest = first.raw.read()
+    assert hashlib.sha256(data[:1 << 20] + rest).hexdigest() == dig.split(":")[1]
+    for t in threads:
+        t.join(DEADLINE * 4)
+    assert all(v == (200, dig.split(":")[1]) for v in results.values()) and len(results) == 3
+    # late joiners either shared the running fetch or read the stored blob: one upstream GET
+    assert relay.blob_gets(dig) == 1, relay.requests
+
+
+class TokenFront:
+    """A Bearer-token front for Distribution, the way Docker Hub answers: 401 with
+    `WWW-Authenticate: Bearer realm=<token URL>,service=,scope=` until a request carries the
+    token its realm issued for that repository; the realm wants Basic credentials. Behind it
+    the real Distribution serves the content (with its own htpasswd credentials)."""
+
+    def __init__(self, dist):
+        import http.server
+
+        front = self
+        self.token_requests = []
+        self.dist = dist
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _send(self, code, body=b"", headers=()):
+                self.send_response(code)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_GET(self):
+                import base64
+                import urllib.parse
+                u = urllib.parse.urlparse(self.path)
+                if u.path == "/token":
+                    q = urllib.parse.parse_qs(u.query)
+                    front.token_requests.append((q, self.headers.get("Authorization")))
+                    want = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
+                    if self.headers.get("Authorization") != want:
+                        return self._send(401)
+                    scope = q.get("scope", [""])[0]
+                    return self._send(200, json.dumps({"token": "tok:" + scope, "expires_in": 300}).encode(),
+                                      [("Content-Type", "application/json")])
+                repo = u.path[len("/v2/"):].rsplit("/", 2)[0]
+                scope = "repository:%s:pull" % repo
+                if self.headers.get("Authorization") != "Bearer tok:" + scope:
+                    chal = 'Bearer realm="http://127.0.0.1:%d/token",service="front",scope="%s"' % (front.port, scope)
+                    return self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', [("WWW-Authenticate", chal)])
+                hdrs = {k: v for k, v in self.headers.items() if k.lower() == "accept"}
+                r = requests.request(self.command, dist.url + self.path, headers=hdrs, auth=(USER, PASSWORD), timeout=60)
+                keep = [(k, v) for k, v in r.headers.items() if k.lower() in ("content-type", "docker-content-digest")]
+                self._send(r.status_code, r.content, keep)
+
+            do_HEAD = do_GET
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.srv.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_bearer_token_flow(zinc_factory, dist):
+    body, _ = dist.registry().push_image("org/tool", "v2", [b"layer-one", b"layer-two"])
+    front = TokenFront(dist)
+    try:
+        mirror = mirror_of(zinc_factory, front.url)
+        m = Registry(mirror.url)
+        assert m.get("/v2/org/tool/manifests/v2", headers={"Accept": OCI_MANIFEST}).content == body
+        for layer in (b"layer-one", b"layer-two"):
+            assert m.get("/v2/org/tool/blobs/" + digest(layer)).content == layer
+        q, authz = front.token_requests[0]
+        assert q["service"] == ["front"] and q["scope"] == ["repository:org/tool:pull"]
+        assert authz.startswith("Basic ")
+        # the token is reused for the next fetches of the repository
+        assert len(front.token_requests) == 1
+    finally:
+        front.close()
+
+
+def test_retries_until_upstream_listens(zinc_factory):
+    up = zinc_factory()
+    body, _ = Registry(up.url).push_image("late/app", "v1", [b"late layer"])
+    up.stop()  # its store keeps the image; its port refuses connections for now
+    mirror = zinc_factory(mirror_config([up.url], maxRetries=600, retryDelay="100ms"))
+    got = {}
+
+    def pull():
+        got["r"] = requests.get(mirror.url + "/v2/late/app/manifests/v1", headers={"Accept": OCI_MANIFEST},
+                                timeout=DEADLINE * 2)
+
+    t = threading.Thread(target=pull)
+    t.start()
+    # the mirror has met the refused port at least once and is retrying
+    wait_for(lambda: any(l.get("message") == "httpc: request failed before any answer, retrying" for l in mirror.log_lines()),
+             what="a retry")
+    up.start()  # same port: a later retry gets through
+    t.join(DEADLINE * 2)
+    assert got["r"].status_code == 200 and got["r"].content == body
