@@ -17,8 +17,9 @@
  * wait in a short pending list that each finished fetch in the repository retries.
  *
  * Clients are served while the data arrives: a blob's waiters get the response headers as
- * soon as the upstream's Content-Length is known and then follow the growing session file
- * (pread up to the bytes written), woken through one h2o_multithread message per worker.
+ * soon as the upstream's Content-Length is known and then follow the growing upload session
+ * (zn_storage_upload_follow reads up to the bytes written), woken through one
+ * h2o_multithread message per worker.
  * The last byte is held back until the digest is verified, so no client ever receives a
  * complete body that does not match; when the fetch fails after the headers went out, the
  * response is cut (HTTP/1.1: connection closed short of Content-Length; HTTP/2: RST_STREAM).
@@ -71,7 +72,7 @@ struct obj {
     int state;               /* (lock) O_* */
     int fail_status;         /* (lock) 404 or 502 */
     uint64_t size, written;  /* (lock) blob: Content-Length (UINT64_MAX unknown), bytes in the session */
-    int fd;                  /* blob: read-only fd of the session file, set before O_STREAMING */
+    zn_storage_blob_t *rd;   /* blob: a reader following the session (storage), set before O_STREAMING */
     bool unchanged;          /* (lock) revalidation found the local digest upstream */
     char *bytes;             /* manifest result, set before O_DONE */
     size_t len;
@@ -200,8 +201,8 @@ static void kick_locked(zn_sync_t *s, struct obj *o)
 
 static void obj_free(struct obj *o)
 {
-    if (o->fd != -1)
-        close(o->fd);
+    if (o->rd != NULL)
+        zn_storage_blob_close(o->rd);
     free(o->bytes);
     zn_buf_release(&o->body);
     free(o);
@@ -497,13 +498,13 @@ static void step_token(zn_sync_t *s, struct obj *o)
 /* 200 to a blob GET: open the session the body goes to. */
 static bool begin_blob(zn_sync_t *s, struct obj *o, const zn_httpc_state_t *st)
 {
-    char uuid[ZN_UUID_LEN + 1], path[PATH_MAX];
+    char uuid[ZN_UUID_LEN + 1];
     uint64_t max = s->cfg->storage.max_blob_size;
     if (st->content_length != UINT64_MAX && max != 0 && st->content_length > max)
         return false;
     if (zn_storage_upload_start(s->st, o->repo, uuid, &o->upl) != ZN_OK)
         return false;
-    if (zn_storage_upload_path(o->upl, path, sizeof(path)) != ZN_OK || (o->fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+    if (zn_storage_upload_follow(o->upl, &o->rd) != ZN_OK) {
         zn_storage_upload_cancel(o->upl);
         o->upl = NULL;
         return false;
@@ -846,7 +847,6 @@ static struct obj *obj_get(zn_sync_t *s, int kind, const char *repo, const char 
     if (o == NULL) {
         o = zn_calloc(1, sizeof(*o));
         o->kind = kind;
-        o->fd = -1;
         /* repo and ref were validated by the router: they fit (checked all the same) */
         if (!fmt(o->repo, sizeof(o->repo), "%s", repo) || !fmt(o->ref, sizeof(o->ref), "%s", ref)) {
             zn_mutex_unlock(&s->lock);
@@ -982,20 +982,19 @@ static void blob_step(struct waiter *w)
     if (avail == 0 && !(state == O_DONE && w->sent == size))
         return;
     size_t want = avail < CHUNK ? (size_t)avail : CHUNK;
-    ssize_t r = 0;
+    size_t r = 0;
     if (want > 0) {
-        while ((r = pread(o->fd, w->buf, want, (off_t)w->sent)) == -1 && errno == EINTR)
-            ;
-        if (r <= 0) {
-            zn_log(ZN_LOG_ERROR, "sync: cannot read the blob being fetched", ZN_LSTR("error", r == 0 ? "short" : strerror(errno)));
+        zn_err_t rerr = zn_storage_blob_read(o->rd, w->sent, w->buf, want, &r);
+        if (rerr != ZN_OK || r == 0) {
+            zn_log(ZN_LOG_ERROR, "sync: cannot read the blob being fetched", ZN_LSTR("error", rerr != ZN_OK ? zn_err_str(rerr) : "short"));
             waiter_end(w);
             h2o_send(w->req, NULL, 0, H2O_SEND_STATE_ERROR);
             return;
         }
     }
-    w->sent += (uint64_t)r;
+    w->sent += r;
     bool final = state == O_DONE && w->sent == size;
-    h2o_iovec_t vec = h2o_iovec_init(w->buf, (size_t)r);
+    h2o_iovec_t vec = h2o_iovec_init(w->buf, r);
     w->blocked = false;
     if (final)
         waiter_end(w);

@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "api/sync_int.h"
-#include "auth/auth.h"
 
 /* ---- WWW-Authenticate ------------------------------------------------------------------- */
 
@@ -237,7 +236,7 @@ static bool content_matches_local(const zn_config_sync_content_t *c, const char 
     prefix[n + 1] = '\0';
     if (!join_trim(dest, c->strip_prefix ? split_pattern(prefix) : prefix, pattern, sizeof(pattern)))
         return false;
-    return zn_auth_glob_matches(pattern, repo);
+    return zn_glob_matches(pattern, repo);
 }
 
 zn_err_t zn_sync_upstream_name(const zn_config_sync_registry_t *r, const char *repo, char *out, size_t len,

@@ -71,10 +71,6 @@ void zn_auth_free(zn_auth_t *a);
  * verified if the client sends it. */
 bool zn_auth_config_requires_client_cert(const zn_config_t *cfg);
 
-/* doublestar v4 Match(pattern, name), the glob language of accessControl keys, for other
- * modules (the mirror's content prefixes). A pattern that does not compile matches nothing. */
-bool zn_auth_glob_matches(const char *pattern, const char *name);
-
 /* True when an authentication method (htpasswd) is configured. */
 bool zn_auth_enabled(const zn_auth_t *a);
 /* True when a request without credentials proceeds as anonymous: no authentication

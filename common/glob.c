@@ -321,12 +321,12 @@ bool zn_glob_match(const zn_glob_t *g, const char *name)
     return hit;
 }
 
-bool zn_auth_glob_matches(const char *pattern, const char *name)
+bool zn_glob_matches(const char *pattern, const char *name)
 {
-    zn_auth_glob_t g;
-    if (zn_auth_glob_compile(pattern, &g) != ZN_OK)
+    zn_glob_t g;
+    if (zn_glob_compile(pattern, &g) != ZN_OK)
         return false;
-    bool m = zn_auth_glob_match(&g, name);
-    zn_auth_glob_release(&g);
+    bool m = zn_glob_match(&g, name);
+    zn_glob_release(&g);
     return m;
 }

@@ -121,6 +121,16 @@ static zn_err_t check_regex(cfg_walk_t *w, const cfg_keypath_t *kp, const char *
     return ZN_OK;
 }
 
+/* A content prefix: a glob of the grammar accessControl keys use (common/zn.h zn_glob). */
+static bool glob_valid(const char *p)
+{
+    zn_glob_t g;
+    if (zn_glob_compile(p, &g) != ZN_OK)
+        return false;
+    zn_glob_release(&g);
+    return true;
+}
+
 static zn_err_t check_content(cfg_walk_t *w, const cfg_keypath_t *kp, zn_config_sync_content_t *c)
 {
     cfg_keypath_t prefix = {kp, "prefix", 0}, tags = {kp, "tags", 0};
@@ -129,7 +139,7 @@ static zn_err_t check_content(cfg_walk_t *w, const cfg_keypath_t *kp, zn_config_
 
     if (c->prefix == NULL || c->prefix[0] == '\0')
         return cfg_fail(w, &prefix, "required");
-    if (!cfg_glob_valid(c->prefix))
+    if (!glob_valid(c->prefix))
         return cfg_fail(w, &prefix, "\"%s\" is not a valid glob pattern", c->prefix);
     if (c->tags_regex != NULL && (err = check_regex(w, &re, c->tags_regex)) != ZN_OK)
         return err;

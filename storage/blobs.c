@@ -39,11 +39,16 @@ zn_err_t zn_storage_blob_open(zn_storage_t *st, const char *repo, const zn_diges
     zn_err_t err;
     if ((err = blob_key(st, key, repo, d)) != ZN_OK || (err = st_ops(st)->open(st->drv, key, &obj)) != ZN_OK)
         return err;
+    *out = st_blob_wrap(st, obj);
+    return ZN_OK;
+}
+
+zn_storage_blob_t *st_blob_wrap(zn_storage_t *st, st_object_t *obj)
+{
     zn_storage_blob_t *b = zn_malloc(sizeof(*b));
     b->ops = st_ops(st);
     b->obj = obj;
-    *out = b;
-    return ZN_OK;
+    return b;
 }
 
 uint64_t zn_storage_blob_size(const zn_storage_blob_t *b)

@@ -156,6 +156,11 @@ typedef struct st_driver_ops {
      * session (distribution's _uploads/<id>/hashstates) - not built yet, the fs driver
      * reads back. */
     zn_err_t (*append_read)(st_append_t *a, uint64_t off, void *buf, size_t len, size_t *got);
+    /* Optional (NULL: not offered). A reader of the session's bytes while they grow, for
+     * another thread than the writer's: object_read is not clamped to a size (it returns what
+     * is written so far), object_size is UINT64_MAX, and the reader stays valid after the
+     * session is committed or removed, until object_close. */
+    zn_err_t (*append_follow)(st_append_t *a, st_object_t **out);
     /* Makes the session's bytes durable (storage.commit) and publishes them as `key`;
      * with exclusive an existing key wins (ZN_EEXIST, session untouched). */
     zn_err_t (*append_commit)(st_append_t *a, const char *key, bool exclusive);

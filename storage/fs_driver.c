@@ -453,6 +453,20 @@ static zn_err_t fs_append_read(st_append_t *a, uint64_t off, void *buf, size_t l
     return pread_some(a->fd, off, buf, len, got);
 }
 
+/* The reader holds the file itself, so it keeps reading the same bytes after the rename that
+ * publishes the session (or the unlink that cancels it). */
+static zn_err_t fs_append_follow(st_append_t *a, st_object_t **out)
+{
+    int fd = open(a->path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1)
+        return st_errno(errno);
+    st_object_t *o = zn_malloc(sizeof(*o));
+    o->fd = fd;
+    o->size = UINT64_MAX;
+    *out = o;
+    return ZN_OK;
+}
+
 static zn_err_t fs_append_commit(st_append_t *a, const char *key, bool exclusive)
 {
     char dst[PATH_MAX];
@@ -513,6 +527,7 @@ static const st_driver_ops_t fs_ops = {
     .append_open = fs_append_open,
     .append_write = fs_append_write,
     .append_read = fs_append_read,
+    .append_follow = fs_append_follow,
     .append_commit = fs_append_commit,
     .append_remove = fs_append_remove,
     .append_close = fs_append_close,

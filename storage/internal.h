@@ -185,6 +185,8 @@ zn_err_t st_walk_repos(zn_storage_t *st, bool (*fn)(void *data, const char *repo
 /* Publishes the verified session as blob d of repo: an existing copy wins, else a dedupe
  * link, else the session is committed. The session's object is gone afterwards on success
  * (the handle is still the caller's to close). */
+/* Wraps a driver object as a zn_storage_blob_t (taking it over). */
+zn_storage_blob_t *st_blob_wrap(zn_storage_t *st, st_object_t *obj);
 zn_err_t st_blob_publish(zn_storage_t *st, const char *repo, st_append_t *session, const zn_digest_t *d);
 
 /* ---- upload sessions (uploads.c) ------------------------------------------------------------ */

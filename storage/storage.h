@@ -192,10 +192,12 @@ uint64_t zn_storage_upload_size(const zn_upload_t *up);
 /* Appends n bytes (and hashes them). All or nothing: on error the session keeps its former
  * size. ZN_ETOOBIG past storage.maxBlobSize, ZN_EIO on a write error. */
 zn_err_t zn_storage_upload_write(zn_upload_t *up, const void *p, size_t n);
-/* The path of the session's data file, for a reader that follows it while it grows (the
- * mirror streams a blob being fetched to its clients). The file is renamed or removed when
- * the session ends; an fd opened before stays readable. ZN_ETOOBIG if len is too small. */
-zn_err_t zn_storage_upload_path(const zn_upload_t *up, char *buf, size_t len);
+/* A reader that follows the session while it grows, for other threads than the writer's
+ * (the mirror streams a blob being fetched to its clients): zn_storage_blob_read returns the
+ * bytes written so far (got 0 at the current end), zn_storage_blob_size is UINT64_MAX, and the
+ * reader stays valid after the session ends (finish, cancel) until zn_storage_blob_close; it
+ * then reads what the session held. ZN_EUNSUPP if the driver cannot follow a session. */
+zn_err_t zn_storage_upload_follow(const zn_upload_t *up, zn_storage_blob_t **out);
 /* Releases the session; it stays resumable. */
 void zn_storage_upload_close(zn_upload_t *up);
 /* Checks the content against d and publishes it as blob d; the session ends either way.

@@ -341,8 +341,14 @@ zn_err_t zn_storage_upload_cancel(zn_upload_t *up)
     return err;
 }
 
-zn_err_t zn_storage_upload_path(const zn_upload_t *up, char *buf, size_t len)
+zn_err_t zn_storage_upload_follow(const zn_upload_t *up, zn_storage_blob_t **out)
 {
-    int n = snprintf(buf, len, "%s", up->path);
-    return n < 0 || (size_t)n >= len ? ZN_ETOOBIG : ZN_OK;
+    st_object_t *obj;
+    if (st_ops(up->st)->append_follow == NULL)
+        return ZN_EUNSUPP;
+    zn_err_t err = st_ops(up->st)->append_follow(up->a, &obj);
+    if (err != ZN_OK)
+        return err;
+    *out = st_blob_wrap(up->st, obj);
+    return ZN_OK;
 }
