@@ -101,6 +101,11 @@ void cfg_release(const cfg_field_t *fields, void *base);
 zn_err_t cfg_fail(cfg_walk_t *w, const cfg_keypath_t *kp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void cfg_warn(cfg_walk_t *w, const cfg_keypath_t *kp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* config/cluster.c: the keys of the top-level "cluster" object, and zot's startup checks of
+ * it (validateClusterConfig) plus zinc's: members well-formed and distinct, tls pair. */
+extern const cfg_field_t cfg_cluster_fields[];
+zn_err_t cfg_check_cluster(cfg_walk_t *w, zn_config_t *cfg);
+
 /* doublestar's ValidatePattern: escapes complete, character classes closed and non-empty,
  * braces balanced. */
 bool cfg_glob_valid(const char *p);
