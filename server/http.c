@@ -17,6 +17,7 @@
 
 #include "api/api.h"
 #include "pprof/pprof.h"
+#include "server/cluster.h"
 #include "server/server_int.h"
 
 typedef struct {
@@ -90,6 +91,9 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
         return zn_api_send_error(req, ZN_OCI_NOT_FOUND, NULL);
     }
     ctx->route = def->name;
+    /* cluster mode: a repository another member owns is served there, auth included */
+    if (zn_cluster_route(srv->cluster, req, def, ctx->params, ctx->nparams))
+        return 0;
     if (!zn_access_check(srv->access, req, def, ctx))
         return 0;
     return zn_http_run_handler(req, def, ctx);
@@ -233,6 +237,7 @@ void zn_http_setup(zn_server_t *srv)
     h->super.on_req = on_req;
     h->srv = srv;
     h->router = srv->router;
+    zn_cluster_proxy_setup(srv->cluster, path);
     access_logger_t *lg = (void *)h2o_create_logger(path, sizeof(*lg));
     lg->super.log_access = log_access;
     lg->srv = srv;

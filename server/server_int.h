@@ -57,6 +57,7 @@ struct zn_server {
     struct zn_metrics *metrics; /* NULL unless extensions.metrics is enabled */
     struct zn_maint *maint;     /* the gc thread, NULL when GC is off */
     struct zn_maint *scrub;     /* the scrub thread, NULL unless extensions.scrub */
+    struct zn_cluster *cluster; /* cluster mode (server/cluster.h), NULL when not clustered */
 };
 
 /* guard.c: readTimeout / writeTimeout for one worker's connections (rules atop guard.c).
