@@ -1,0 +1,225 @@
+"""zot's cluster mode: three zinc members on loopback with the same cluster config and
+nothing shared (each its own storage root). A repository belongs to the member at
+siphash24(hashKey, name) % 3 (computed here independently in Python); pushing through one
+member and pulling through another works for monolithic and chunked uploads, each
+repository's data exists only under its owner's root, a stopped member makes its own
+repositories answer a clean 502 OCI error while the others keep serving, the hop header
+stops loops, and htpasswd authentication works across the proxy."""
+import os
+import struct
+import subprocess
+
+import requests
+
+from conftest import SLOW, ZINC_BIN
+from oci_util import OCI_MANIFEST, Registry, canon, digest, error_code
+from test_auth import PASSWORDS, bcrypt_line, write_htpasswd
+
+HASH_KEY = "loremipsumdolors"
+HOP = "X-Zot-Cluster-Hop-Count"
+MASK = (1 << 64) - 1
+
+
+def _rotl(x, b):
+    return ((x << b) | (x >> (64 - b))) & MASK
+
+
+def _round(v):
+    v[0] = (v[0] + v[1]) & MASK; v[1] = _rotl(v[1], 13); v[1] ^= v[0]; v[0] = _rotl(v[0], 32)
+    v[2] = (v[2] + v[3]) & MASK; v[3] = _rotl(v[3], 16); v[3] ^= v[2]
+    v[0] = (v[0] + v[3]) & MASK; v[3] = _rotl(v[3], 21); v[3] ^= v[0]
+    v[2] = (v[2] + v[1]) & MASK; v[1] = _rotl(v[1], 17); v[1] ^= v[2]; v[2] = _rotl(v[2], 32)
+
+
+def siphash24(key, msg):
+    """SipHash-2-4 as github.com/dchest/siphash computes it (k0, k1 = the key's halves, LE)."""
+    k0, k1 = struct.unpack("<QQ", key)
+    v = [k0 ^ 0x736f6d6570736575, k1 ^ 0x646f72616e646f6d, k0 ^ 0x6c7967656e657261, k1 ^ 0x7465646279746573]
+    tail = len(msg) - len(msg) % 8
+    blocks = [struct.unpack("<Q", msg[i:i + 8])[0] for i in range(0, tail, 8)]
+    blocks.append(int.from_bytes(msg[tail:], "little") | ((len(msg) & 0xff) << 56))
+    for m in blocks:
+        v[3] ^= m
+        _round(v)
+        _round(v)
+        v[0] ^= m
+    v[2] ^= 0xff
+    for _ in range(4):
+        _round(v)
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def owner(name, n=3):
+    return siphash24(HASH_KEY.encode(), name.encode()) % n
+
+
+def test_python_siphash_is_the_reference():
+    # the SipHash paper's Appendix A example: key 00..0f, message 00..0e
+    assert siphash24(bytes(range(16)), bytes(range(15))) == 0xa129ca6149be45e5
+    assert siphash24(bytes(range(16)), b"") == 0x726fdb47dd0e0e31
+
+
+def repos_per_owner(count=2, prefix="repo"):
+    """Names such that every member owns `count` of them: {member index: [names]}."""
+    out = {0: [], 1: [], 2: []}
+    i = 0
+    while min(len(v) for v in out.values()) < count:
+        name = "%s/%d" % (prefix, i)
+        if len(out[owner(name)]) < count:
+            out[owner(name)].append(name)
+        i += 1
+    return out
+
+
+def start_cluster(zinc_factory, overrides=None, members=None):
+    servers = [zinc_factory(overrides, start=False) for _ in range(3)]
+    for s in servers:
+        s.config["cluster"] = {"members": members or [x.hostport for x in servers], "hashKey": HASH_KEY}
+        s.write_config()
+    for s in servers:
+        s.start()
+    return servers
+
+
+def repo_in(server, repo):
+    return os.path.exists(os.path.join(server.root, repo, "index.json"))
+
+
+def blob_file(server, repo, d):
+    return os.path.join(server.root, repo, "blobs", "sha256", d.split(":", 1)[1])
+
+
+def pull(reg, repo, tag, body, blobs):
+    r = reg.get("/v2/%s/manifests/%s" % (repo, tag), headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 200, r.text
+    assert r.content == body
+    assert r.headers["Docker-Content-Digest"] == digest(body)
+    for data in blobs:
+        r = reg.get("/v2/%s/blobs/%s" % (repo, digest(data)))
+        assert r.status_code == 200, r.text
+        assert r.content == data
+
+
+def test_push_through_one_member_pull_through_another(zinc_factory):
+    servers = start_cluster(zinc_factory)
+    regs = [Registry(s.url) for s in servers]
+    pushed = []
+    for own, names in repos_per_owner().items():
+        for k, repo in enumerate(names):
+            via = (own + 1 + k) % 3  # never the owner
+            layer = os.urandom(300_000) + repo.encode()
+            big = os.urandom(3 << 20)
+            body, _ = regs[via].push_image(repo, "v1", [layer])
+            # a chunked upload through a member that is not the owner (several PATCH hops)
+            chunked_via = (own + 2) % 3
+            d = regs[chunked_via].push_blob_chunked(repo, big, chunk=1 << 20)
+            assert d == digest(big)
+            pushed.append((own, via, repo, body, [layer, big]))
+    for own, via, repo, body, blobs in pushed:
+        pull(regs[(via + 1) % 3], repo, "v1", body, blobs)
+        # the data lives only at the owner
+        for i, s in enumerate(servers):
+            assert repo_in(s, repo) == (i == own), (repo, i, own)
+            assert os.path.exists(blob_file(s, repo, digest(blobs[1]))) == (i == own)
+        r = regs[via].get("/v2/%s/tags/list" % repo)
+        assert r.status_code == 200 and r.json() == {"name": repo, "tags": ["v1"]}
+    # the owner served every repository request: its access log has them, the others proxied
+    for own, via, repo, _, _ in pushed:
+        served = [e for e in servers[own].log_lines() if e.get("message") == "request"
+                  and e.get("path", "").startswith("/v2/%s/manifests/" % repo)]
+        assert served, repo
+
+
+def test_member_down_is_a_clean_502_and_others_keep_serving(zinc_factory):
+    servers = start_cluster(zinc_factory)
+    regs = [Registry(s.url) for s in servers]
+    names = repos_per_owner(count=1, prefix="down")
+    bodies = {}
+    for own, (repo,) in names.items():
+        bodies[repo], _ = regs[(own + 1) % 3].push_image(repo, "t", [os.urandom(1000)])
+    servers[2].stop()
+    dead = names[2][0]
+    for via in (0, 1):
+        for verb in ("GET", "HEAD"):
+            r = regs[via].s.request(verb, "%s/v2/%s/manifests/t" % (servers[via].url, dead), timeout=30 * SLOW)
+            assert r.status_code == 502
+            assert r.headers["Content-Type"] == "application/json"
+            assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+            if verb == "GET":
+                assert error_code(r) == "UNAVAILABLE"
+                assert servers[2].hostport in r.json()["errors"][0]["detail"]
+        r = regs[via].s.post("%s/v2/%s/blobs/uploads/" % (servers[via].url, dead), data=b"x" * 10)
+        assert r.status_code == 502 and error_code(r) == "UNAVAILABLE"
+        for own in (0, 1):
+            repo = names[own][0]
+            r = regs[via].get("/v2/%s/manifests/t" % repo, headers={"Accept": OCI_MANIFEST})
+            assert r.status_code == 200 and r.content == bodies[repo]
+    assert any(e.get("message") == "cluster: proxying to the owner failed" for e in servers[0].log_lines() +
+               servers[1].log_lines())
+    # back up: its repositories are served again, with their data intact
+    servers[2].start()
+    r = regs[0].get("/v2/%s/manifests/t" % dead, headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 200 and r.content == bodies[dead]
+
+
+def test_hop_header_stops_loops(zinc_factory):
+    servers = start_cluster(zinc_factory)
+    names = repos_per_owner(count=1, prefix="hop")
+    # a request already proxied once that reaches a non-owner: 508, never forwarded again
+    r = requests.get("%s/v2/%s/tags/list" % (servers[0].url, names[1][0]), headers={HOP: "1"})
+    assert r.status_code == 508
+    assert r.json()["errors"][0]["code"] == "UNKNOWN"
+    assert not any(e.get("path", "").startswith("/v2/" + names[1][0]) for e in servers[1].log_lines())
+    assert any("does not own its repository" in e.get("message", "") for e in servers[0].log_lines())
+    # at the owner the header is what a proxied request carries: served locally
+    r = requests.get("%s/v2/%s/tags/list" % (servers[0].url, names[0][0]), headers={HOP: "1"})
+    assert r.status_code == 404 and error_code(r) == "NAME_UNKNOWN"
+
+
+def test_members_disagreeing_get_508_not_a_loop(zinc_factory):
+    """Member 1 lists the members in another order: what it proxies lands on a non-owner."""
+    servers = [zinc_factory(start=False) for _ in range(3)]
+    members = [s.hostport for s in servers]
+    for i, s in enumerate(servers):
+        order = members if i != 1 else [members[0], members[2], members[1]]
+        s.config["cluster"] = {"members": order, "hashKey": HASH_KEY}
+        s.write_config()
+        s.start()
+    # owner index 1: member 1 takes it for members[2] (and itself for index 2) and forwards
+    # there; member 2 says index 1 is member 1, sees the hop header and answers 508
+    repo = next("loop/%d" % i for i in range(1000) if owner("loop/%d" % i) == 1)
+    r = requests.get("%s/v2/%s/tags/list" % (servers[1].url, repo))
+    assert r.status_code == 508
+
+
+def test_auth_across_the_proxy(zinc_factory, tmp_path):
+    path = str(tmp_path / "htpasswd")
+    write_htpasswd(path, [bcrypt_line(u, p) for u, p in PASSWORDS.items()])
+    user, pw = next(iter(PASSWORDS.items()))
+    servers = start_cluster(zinc_factory, {"http": {"realm": "zinc", "auth": {"htpasswd": {"path": path}}}})
+    names = repos_per_owner(count=1, prefix="auth")
+    for own, (repo,) in names.items():
+        via = (own + 1) % 3
+        anon = requests.post("%s/v2/%s/blobs/uploads/" % (servers[via].url, repo))
+        assert anon.status_code == 401
+        assert anon.headers["WWW-Authenticate"] == 'Basic realm="zinc"'
+        wrong = requests.post("%s/v2/%s/blobs/uploads/" % (servers[via].url, repo), auth=(user, pw + "x"))
+        assert wrong.status_code == 401
+        reg = Registry(servers[via].url)
+        reg.s.auth = (user, pw)
+        body, _ = reg.push_image(repo, "a", [os.urandom(5000)])
+        other = Registry(servers[(own + 2) % 3].url)
+        other.s.auth = (user, pw)
+        r = other.get("/v2/%s/manifests/a" % repo, headers={"Accept": OCI_MANIFEST})
+        assert r.status_code == 200 and r.content == body
+        assert requests.get("%s/v2/%s/manifests/a" % (servers[(own + 2) % 3].url, repo)).status_code == 401
+        assert repo_in(servers[own], repo) and not repo_in(servers[via], repo)
+
+
+def test_not_a_member_refuses_to_start(zinc_factory):
+    s = zinc_factory(start=False)
+    s.config["cluster"] = {"members": ["127.0.0.1:1", "127.0.0.1:2"], "hashKey": HASH_KEY}
+    s.write_config()
+    p = subprocess.run([ZINC_BIN, "serve", s.config_path], capture_output=True, text=True, timeout=30 * SLOW)
+    assert p.returncode != 0
+    assert "cluster.members: failed to determine the local cluster socket" in p.stdout + p.stderr
