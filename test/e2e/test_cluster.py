@@ -14,6 +14,7 @@ import requests
 from conftest import SLOW, ZINC_BIN
 from oci_util import OCI_MANIFEST, Registry, canon, digest, error_code
 from test_auth import PASSWORDS, bcrypt_line, write_htpasswd
+from test_tls import pki  # noqa: F401 (fixture)
 
 HASH_KEY = "loremipsumdolors"
 HOP = "X-Zot-Cluster-Hop-Count"
@@ -223,3 +224,36 @@ def test_not_a_member_refuses_to_start(zinc_factory):
     p = subprocess.run([ZINC_BIN, "serve", s.config_path], capture_output=True, text=True, timeout=30 * SLOW)
     assert p.returncode != 0
     assert "cluster.members: failed to determine the local cluster socket" in p.stdout + p.stderr
+
+
+def test_members_talk_https_and_verify_each_other(zinc_factory, pki):
+    """With http.tls, members reach each other over https and check the owner's certificate
+    against cluster.tls.cacert: the right CA works, a wrong one fails cleanly with 502."""
+    servers = start_cluster(zinc_factory, {"http": {"tls": {"cert": pki["server"][0], "key": pki["server"][1]}}})
+    names = repos_per_owner(count=1, prefix="tls")
+    ca = pki["ca"][0]
+    for s in servers:
+        s.stop()
+        s.config["cluster"]["tls"] = {"cacert": ca}
+        s.write_config()
+        s.start()
+    for own, (repo,) in names.items():
+        via = (own + 1) % 3
+        reg = Registry(servers[via].url)
+        reg.s.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment wins over verify
+        reg.s.verify = ca
+        body, _ = reg.push_image(repo, "s", [os.urandom(70_000)])
+        other = Registry(servers[(own + 2) % 3].url)
+        other.s.trust_env = False
+        other.s.verify = ca
+        pull(other, repo, "s", body, [])
+        assert repo_in(servers[own], repo) and not repo_in(servers[via], repo)
+    # member 0 no longer trusts the others' certificates
+    servers[0].stop()
+    servers[0].config["cluster"]["tls"] = {"cacert": os.path.join(pki["dir"], "other-ca.pem")}
+    servers[0].write_config()
+    servers[0].start()
+    r = requests.get("%s/v2/%s/tags/list" % (servers[0].url, names[1][0]), verify=ca)
+    assert r.status_code == 502 and error_code(r) == "UNAVAILABLE"
+    r = requests.get("%s/v2/%s/tags/list" % (servers[0].url, names[0][0]), verify=ca)
+    assert r.status_code == 200
