@@ -5,6 +5,7 @@ member and pulling through another works for monolithic and chunked uploads, eac
 repository's data exists only under its owner's root, a stopped member makes its own
 repositories answer a clean 502 OCI error while the others keep serving, the hop header
 stops loops, and htpasswd authentication works across the proxy."""
+import hashlib
 import os
 import struct
 import subprocess
@@ -257,3 +258,24 @@ def test_members_talk_https_and_verify_each_other(zinc_factory, pki):
     assert r.status_code == 502 and error_code(r) == "UNAVAILABLE"
     r = requests.get("%s/v2/%s/tags/list" % (servers[0].url, names[0][0]), verify=ca)
     assert r.status_code == 200
+
+
+def test_big_blob_streams_through_a_member(zinc_factory):
+    """A blob larger than h2o's in-memory buffers goes up and down through a non-owner."""
+    servers = start_cluster(zinc_factory)
+    names = repos_per_owner(count=1, prefix="big")
+    repo = names[2][0]
+    data = os.urandom(24 << 20)
+    reg = Registry(servers[0].url)
+    d = reg.push_blob(repo, data)
+    r = Registry(servers[1].url).s.get("%s/v2/%s/blobs/%s" % (servers[1].url, repo, d), stream=True, timeout=120 * SLOW)
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(data)
+    h = hashlib.sha256()
+    for part in r.iter_content(1 << 20):
+        h.update(part)
+    assert "sha256:" + h.hexdigest() == d
+    assert os.path.getsize(blob_file(servers[2], repo, d)) == len(data)
+    assert not repo_in(servers[0], repo) and not repo_in(servers[1], repo)
+    # a range request is the owner's answer too
+    r = requests.get("%s/v2/%s/blobs/%s" % (servers[0].url, repo, d), headers={"Range": "bytes=10-19"})
+    assert r.status_code == 206 and r.content == data[10:20]
