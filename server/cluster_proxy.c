@@ -215,6 +215,16 @@ void zn_cluster_proxy_setup(zn_cluster_t *c, h2o_pathconf_t *path)
 
 /* ---- routing -------------------------------------------------------------------------- */
 
+/* The path goes upstream byte for byte in the request line: h2o 2.2.5 does not check an
+ * HTTP/2 :path, so a space or control byte in it could split or add lines. */
+static bool wire_safe(h2o_iovec_t v)
+{
+    for (size_t i = 0; i < v.len; i++)
+        if ((unsigned char)v.base[i] <= 0x20 || (unsigned char)v.base[i] == 0x7f)
+            return false;
+    return true;
+}
+
 bool zn_cluster_route(zn_cluster_t *c, h2o_req_t *req, const zn_route_def_t *def, const zn_slice_t *params, int nparams)
 {
     if (c == NULL || def->repo_param < 0 || def->repo_param >= nparams)
@@ -230,6 +240,10 @@ bool zn_cluster_route(zn_cluster_t *c, h2o_req_t *req, const zn_route_def_t *def
                ZN_LSTRN("repository", name.p, name.n), ZN_LSTR("owner", member));
         zn_api_send_error_status(req, 508, ZN_OCI_INTERNAL,
                                  "cluster: this request was already proxied once; the members' cluster configs differ");
+        return true;
+    }
+    if (!wire_safe(req->input.path)) {
+        zn_api_send_error_status(req, 400, ZN_OCI_NAME_INVALID, "the request path holds a space or a control character");
         return true;
     }
     cluster_worker_t *w = h2o_context_get_filter_context(req->conn->ctx, c->filter);
