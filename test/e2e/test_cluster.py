@@ -6,15 +6,20 @@ repository's data exists only under its owner's root, a stopped member makes its
 repositories answer a clean 502 OCI error while the others keep serving, the hop header
 stops loops, and htpasswd authentication works across the proxy."""
 import hashlib
+import json
 import os
+import shutil
 import struct
 import subprocess
 
+import pytest
 import requests
 
 from conftest import SLOW, ZINC_BIN
+from images_build import build_oci_layout
 from oci_util import OCI_MANIFEST, Registry, canon, digest, error_code
 from test_auth import PASSWORDS, bcrypt_line, write_htpasswd
+from test_skopeo import skopeo
 from test_tls import pki  # noqa: F401 (fixture)
 
 HASH_KEY = "loremipsumdolors"
@@ -96,6 +101,9 @@ def pull(reg, repo, tag, body, blobs):
     assert r.status_code == 200, r.text
     assert r.content == body
     assert r.headers["Docker-Content-Digest"] == digest(body)
+    r = reg.s.head("%s/v2/%s/manifests/%s" % (reg.url, repo, tag), headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 200 and r.content == b""
+    assert int(r.headers["Content-Length"]) == len(body) and r.headers["Docker-Content-Digest"] == digest(body)
     for data in blobs:
         r = reg.get("/v2/%s/blobs/%s" % (repo, digest(data)))
         assert r.status_code == 200, r.text
@@ -279,3 +287,21 @@ def test_big_blob_streams_through_a_member(zinc_factory):
     # a range request is the owner's answer too
     r = requests.get("%s/v2/%s/blobs/%s" % (servers[0].url, repo, d), headers={"Range": "bytes=10-19"})
     assert r.status_code == 206 and r.content == data[10:20]
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo not installed")
+def test_skopeo_through_non_owners(zinc_factory, tmp_path):
+    """A real client: skopeo pushes through one non-owner, inspects and pulls through the other."""
+    servers = start_cluster(zinc_factory)
+    layers = [{"etc/a.txt": b"alpha\n" * 1000}, {"var/data.bin": os.urandom(2 << 20)}]
+    for own, (repo,) in repos_per_owner(count=1, prefix="skopeo").items():
+        src = str(tmp_path / ("src%d" % own))
+        want = build_oci_layout(src, "v1", layers)
+        push_via, pull_via = servers[(own + 1) % 3], servers[(own + 2) % 3]
+        skopeo("copy", "--dest-tls-verify=false", "oci:%s:v1" % src, "docker://%s/%s:v1" % (push_via.hostport, repo))
+        info = json.loads(skopeo("inspect", "--tls-verify=false", "docker://%s/%s:v1" % (pull_via.hostport, repo)))
+        assert info["Digest"] == want
+        back = str(tmp_path / ("back%d" % own))
+        skopeo("copy", "--src-tls-verify=false", "docker://%s/%s:v1" % (pull_via.hostport, repo), "oci:%s:v1" % back)
+        assert os.path.exists(os.path.join(back, "index.json"))
+        assert repo_in(servers[own], repo) and not repo_in(push_via, repo) and not repo_in(pull_via, repo)
