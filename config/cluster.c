@@ -112,8 +112,7 @@ zn_err_t cfg_check_cluster(cfg_walk_t *w, zn_config_t *cfg)
         return err;
     size_t klen = cfg->cluster.hash_key != NULL ? strlen(cfg->cluster.hash_key) : 0;
     if (klen != ZN_CLUSTER_HASHKEY_LEN)
-        return cfg_fail(w, &key, "hashKey for scale out cluster must have %d characters, got %zu", ZN_CLUSTER_HASHKEY_LEN,
-                        klen);
+        return cfg_fail(w, &key, "hashKey for scale out cluster must have %d characters, got %zu", ZN_CLUSTER_HASHKEY_LEN, klen);
     drop_empty(&cfg->cluster.tls.cert);
     drop_empty(&cfg->cluster.tls.key);
     drop_empty(&cfg->cluster.tls.cacert);

@@ -23,8 +23,8 @@ typedef struct zn_cluster {
     const zn_config_t *cfg;
     uint8_t key[16];
     size_t n, self;
-    bool https;               /* members are reached over https: this member serves http.tls (as zot) */
-    SSL_CTX *client_ssl;      /* towards members when https: cluster.tls cert/key/cacert */
+    bool https;                     /* members are reached over https: this member serves http.tls (as zot) */
+    SSL_CTX *client_ssl;            /* towards members when https: cluster.tls cert/key/cacert */
     struct st_h2o_filter_t *filter; /* set by zn_cluster_proxy_setup */
 } zn_cluster_t;
 

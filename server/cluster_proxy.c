@@ -165,8 +165,8 @@ static h2o_iovec_t unavailable_body(h2o_req_t *req, const char *member, const ch
 
     if ((size_t)snprintf(detail, sizeof(detail), "cluster member %s owning this repository: %s", member, why) >= sizeof(detail))
         detail[sizeof(detail) - 1] = '\0'; /* the member and h2o's reason are bounded; never reached */
-    json_t *body = json_pack("{s:[{s:s,s:s,s:s}]}", "errors", "code", "UNAVAILABLE", "message",
-                             "cluster member unavailable", "detail", detail);
+    json_t *body = json_pack("{s:[{s:s,s:s,s:s}]}", "errors", "code", "UNAVAILABLE", "message", "cluster member unavailable",
+                             "detail", detail);
     char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (text != NULL)
@@ -230,13 +230,14 @@ bool zn_cluster_route(zn_cluster_t *c, h2o_req_t *req, const zn_route_def_t *def
     if (c == NULL || def->repo_param < 0 || def->repo_param >= nparams)
         return false;
     zn_slice_t name = params[def->repo_param];
-    size_t owner = zn_cluster_owner(c, name);
-    if (owner == c->self)
+    if (zn_cluster_is_local(c, name))
         return false;
+    size_t owner = zn_cluster_owner(c, name);
     const char *member = zn_cluster_member(c, owner);
     if (h2o_find_header_by_str(&req->headers, H2O_STRLIT(ZN_CLUSTER_HOP_HEADER), -1) != -1) {
-        zn_log(ZN_LOG_ERROR, "cluster: a proxied request reached a member that does not own its repository; "
-                             "members, hashKey or member order differ between configs",
+        zn_log(ZN_LOG_ERROR,
+               "cluster: a proxied request reached a member that does not own its repository; "
+               "members, hashKey or member order differ between configs",
                ZN_LSTRN("repository", name.p, name.n), ZN_LSTR("owner", member));
         zn_api_send_error_status(req, 508, ZN_OCI_INTERNAL,
                                  "cluster: this request was already proxied once; the members' cluster configs differ");

@@ -10,8 +10,7 @@ static void test_cluster_read(void **state)
     zn_config_t c;
     warns_t w;
 
-    parse_ok("{" ROOT ",\"cluster\":{\"members\":[\"127.0.0.1:9000\",\"[::1]:9001\",\"zot-2.local:9002\"]," KEY "}}", &c,
-             &w);
+    parse_ok("{" ROOT ",\"cluster\":{\"members\":[\"127.0.0.1:9000\",\"[::1]:9001\",\"zot-2.local:9002\"]," KEY "}}", &c, &w);
     assert_int_equal(w.n, 0);
     assert_true(c.cluster.present);
     assert_int_equal(c.cluster.nmembers, 3);
@@ -55,7 +54,8 @@ static void test_cluster_errors(void **state)
                  "config.json: cluster.members[2]: \"A:1\" is already members[0]");
     expect_error("{" ROOT ",\"cluster\":{\"members\":[\"a:1\"]," KEY ",\"tls\":{\"cert\":\"/c\"}}}",
                  "config.json: cluster.tls: cert and key must be given together");
-    expect_error("{" ROOT ",\"cluster\":{\"members\":[\"a:1\"]," KEY ",\"replicas\":2}}", "config.json: cluster.replicas: unknown key");
+    expect_error("{" ROOT ",\"cluster\":{\"members\":[\"a:1\"]," KEY ",\"replicas\":2}}",
+                 "config.json: cluster.replicas: unknown key");
 }
 
 static void test_cluster_tls_warning(void **state)
@@ -87,8 +87,8 @@ static void test_split_hostport(void **state)
     assert_int_equal(port, 1);
     assert_int_equal(zn_config_split_hostport("zot:65535", host, sizeof(host), &port), ZN_OK);
     assert_int_equal(port, 65535);
-    const char *bad[] = {"", ":80", "a", "a:", "a:0", "a:65536", "a:8x", "a:-1", "::1:80", "[::1]", "[::1]80", "[]:80",
-                         "[a]b]:80", "averyveryverylonghostname:80"};
+    const char *bad[] = {"",     ":80",    "a",     "a:",      "a:0",   "a:65536",  "a:8x",
+                         "a:-1", "::1:80", "[::1]", "[::1]80", "[]:80", "[a]b]:80", "averyveryverylonghostname:80"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (zn_config_split_hostport(bad[i], host, sizeof(host), &port) != ZN_EINVAL)
             fail_msg("accepted \"%s\"", bad[i]);

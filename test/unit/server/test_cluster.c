@@ -28,9 +28,8 @@ static void test_siphash_vectors(void **state)
     assert_true(sip_of_len(15) == 0xa129ca6149be45e5ull);
     /* reference implementation vectors.h (vectors_sip64), output read little-endian */
     static const uint64_t want[] = {
-        0x726fdb47dd0e0e31ull, 0x74f839c593dc67fdull, 0x0d6c8009d9a94f5aull, 0x85676696d7fb7e2dull,
-        0xcf2794e0277187b7ull, 0x18765564cd99a68dull, 0xcbc9466e58fee3ceull, 0xab0200f58b01d137ull,
-        0x93f5f5799a932462ull,
+        0x726fdb47dd0e0e31ull, 0x74f839c593dc67fdull, 0x0d6c8009d9a94f5aull, 0x85676696d7fb7e2dull, 0xcf2794e0277187b7ull,
+        0x18765564cd99a68dull, 0xcbc9466e58fee3ceull, 0xab0200f58b01d137ull, 0x93f5f5799a932462ull,
     };
     for (size_t n = 0; n < sizeof(want) / sizeof(want[0]); n++)
         if (sip_of_len(n) != want[n])
