@@ -158,12 +158,12 @@ static const char *proxy_error(h2o_req_t *req)
     return NULL;
 }
 
-static h2o_iovec_t unavailable_body(h2o_req_t *req, const char *member, const char *why)
+h2o_iovec_t zn_cluster_unavailable_body(h2o_req_t *req, const char *member, const char *why)
 {
     char detail[512];
     h2o_iovec_t out = {NULL, 0};
 
-    if ((size_t)snprintf(detail, sizeof(detail), "cluster member %s owning this repository: %s", member, why) >= sizeof(detail))
+    if ((size_t)snprintf(detail, sizeof(detail), "cluster member %s: %s", member, why) >= sizeof(detail))
         detail[sizeof(detail) - 1] = '\0'; /* the member and h2o's reason are bounded; never reached */
     json_t *body = json_pack("{s:[{s:s,s:s,s:s}]}", "errors", "code", "UNAVAILABLE", "message", "cluster member unavailable",
                              "detail", detail);
@@ -183,7 +183,10 @@ static void on_setup_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostream_t 
 
     if (to >= 0 && req->res.status == 502 && (why = proxy_error(req)) != NULL) {
         const char *member = zn_cluster_member(self->c, (size_t)to);
-        h2o_iovec_t body = unavailable_body(req, member, why);
+        char owner_why[256];
+        if ((size_t)snprintf(owner_why, sizeof(owner_why), "%s (it owns this repository)", why) >= sizeof(owner_why))
+            owner_why[sizeof(owner_why) - 1] = '\0'; /* h2o's reasons are short: not reached */
+        h2o_iovec_t body = zn_cluster_unavailable_body(req, member, owner_why);
         zn_log(ZN_LOG_ERROR, "cluster: proxying to the owner failed", ZN_LSTR("member", member), ZN_LSTR("error", why),
                ZN_LSTRN("path", req->input.path.base, req->input.path.len));
         if (body.base != NULL) {
@@ -213,11 +216,17 @@ void zn_cluster_proxy_setup(zn_cluster_t *c, h2o_pathconf_t *path)
     c->filter = &f->super;
 }
 
+h2o_http1client_ctx_t *zn_cluster_client(zn_cluster_t *c, h2o_context_t *ctx)
+{
+    cluster_worker_t *w = c->filter != NULL ? h2o_context_get_filter_context(ctx, c->filter) : NULL;
+    return w != NULL ? &w->client : NULL;
+}
+
 /* ---- routing -------------------------------------------------------------------------- */
 
-/* The path goes upstream byte for byte in the request line: h2o 2.2.5 does not check an
- * HTTP/2 :path, so a space or control byte in it could split or add lines. */
-static bool wire_safe(h2o_iovec_t v)
+/* The path goes upstream byte for byte in the request line: a space or control byte in it
+ * could split or add lines. */
+bool zn_cluster_wire_safe(h2o_iovec_t v)
 {
     for (size_t i = 0; i < v.len; i++)
         if ((unsigned char)v.base[i] <= 0x20 || (unsigned char)v.base[i] == 0x7f)
@@ -243,7 +252,7 @@ bool zn_cluster_route(zn_cluster_t *c, h2o_req_t *req, const zn_route_def_t *def
                                  "cluster: this request was already proxied once; the members' cluster configs differ");
         return true;
     }
-    if (!wire_safe(req->input.path)) {
+    if (!zn_cluster_wire_safe(req->input.path)) {
         zn_api_send_error_status(req, 400, ZN_OCI_NAME_INVALID, "the request path holds a space or a control character");
         return true;
     }

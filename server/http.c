@@ -238,6 +238,8 @@ void zn_http_setup(zn_server_t *srv)
     h->srv = srv;
     h->router = srv->router;
     zn_cluster_proxy_setup(srv->cluster, path);
+    if (srv->cluster != NULL)
+        zn_router_add(srv->router, zn_cluster_catalog_route(), 1, srv);
     access_logger_t *lg = (void *)h2o_create_logger(path, sizeof(*lg));
     lg->super.log_access = log_access;
     lg->srv = srv;

@@ -224,6 +224,11 @@ def test_auth_across_the_proxy(zinc_factory, tmp_path):
         assert r.status_code == 200 and r.content == body
         assert requests.get("%s/v2/%s/manifests/a" % (servers[(own + 2) % 3].url, repo)).status_code == 401
         assert repo_in(servers[own], repo) and not repo_in(servers[via], repo)
+    # the catalog gathered from every member carries the caller's credentials
+    every = sorted(r for v in names.values() for r in v)
+    for s in servers:
+        assert requests.get(s.url + "/v2/_catalog", auth=(user, pw)).json() == {"repositories": every}
+        assert requests.get(s.url + "/v2/_catalog").status_code == 401
 
 
 def test_not_a_member_refuses_to_start(zinc_factory):
@@ -339,3 +344,43 @@ def test_client_and_owner_going_away_mid_stream(zinc_factory):
     assert r.status_code == 200
     r = requests.get(url, timeout=60 * SLOW)
     assert r.status_code == 502 and error_code(r) == "UNAVAILABLE"
+
+
+def walk_catalog(url, n, auth=None):
+    """Every page of /v2/_catalog?n= following Link headers; returns the names in order."""
+    names, path = [], "/v2/_catalog?n=%d" % n
+    for _ in range(100):
+        r = requests.get(url + path, auth=auth, timeout=30 * SLOW)
+        assert r.status_code == 200, r.text
+        page = r.json()["repositories"]
+        assert len(page) <= n
+        names += page
+        if "Link" not in r.headers:
+            return names
+        path = r.headers["Link"].split(";")[0].strip("<>")
+    raise AssertionError("catalog pages never end")
+
+
+def test_catalog_spans_all_members(zinc_factory):
+    """Members share nothing, so each one's catalog gathers the others' (zot answers locally
+    from shared storage)."""
+    servers = start_cluster(zinc_factory)
+    names = repos_per_owner(count=2, prefix="cat")
+    every = sorted(r for v in names.values() for r in v)
+    reg = Registry(servers[0].url)
+    for repo in every:
+        reg.push_image(repo, "t", [repo.encode()])
+    for s in servers:
+        r = requests.get(s.url + "/v2/_catalog")
+        assert r.status_code == 200 and r.json() == {"repositories": every}
+        for n in (1, 2, 4):
+            assert walk_catalog(s.url, n) == every
+    # asked by a member (hop header): only what this member owns
+    r = requests.get(servers[1].url + "/v2/_catalog", headers={HOP: "1"})
+    assert r.json() == {"repositories": sorted(names[1])}
+    r = requests.get(servers[1].url + "/v2/_catalog?n=1&last=" + every[0])
+    assert r.json() == {"repositories": [every[1]]}
+    servers[2].stop()
+    r = requests.get(servers[0].url + "/v2/_catalog")
+    assert r.status_code == 502 and error_code(r) == "UNAVAILABLE"
+    assert servers[2].hostport in r.json()["errors"][0]["detail"]

@@ -10,7 +10,7 @@
 
 static bool safe(const char *s, size_t n)
 {
-    return wire_safe(h2o_iovec_init(s, n));
+    return zn_cluster_wire_safe(h2o_iovec_init(s, n));
 }
 
 static void test_wire_safe(void **state)
