@@ -111,15 +111,20 @@ static void complete(catalog_job_t *job)
 
     for (size_t i = 0; i < job->nf; i++) {
         catalog_fetch_t *f = &job->f[i];
-        if (f->error != NULL)
-            return send_unavailable(job, f, f->error);
+        if (f->error != NULL) {
+            send_unavailable(job, f, f->error);
+            return;
+        }
         if (f->status != 200) {
             if ((size_t)snprintf(why, sizeof(why), "answered the catalog with status %d", f->status) >= sizeof(why))
                 why[sizeof(why) - 1] = '\0';
-            return send_unavailable(job, f, why);
+            send_unavailable(job, f, why);
+            return;
         }
-        if (!collect(job->req, f, &names, &n, &cap))
-            return send_unavailable(job, f, "answered the catalog with something else than a catalog");
+        if (!collect(job->req, f, &names, &n, &cap)) {
+            send_unavailable(job, f, "answered the catalog with something else than a catalog");
+            return;
+        }
         more |= f->more;
     }
     zn_api_catalog_merged(job->req, job->ctx, names, n, more);
