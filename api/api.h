@@ -136,4 +136,11 @@ bool zn_api_sync_stats(zn_api_t *api, zn_api_sync_stats_t *out);
  * and the 404 fallback are the server's. */
 const zn_route_def_t *zn_api_routes(size_t *n);
 
+/* GET /v2/_catalog of a cluster member (ctx->app = the zn_api_t, after access control): this
+ * member's repositories the caller may read merged with `extra` (names other members
+ * returned for the same n/last, each already filtered by its owner; borrowed), in byte
+ * order, paginated by the request's n/last. extra_more: some member has more after its
+ * page. Sends the response (or a 400 for bad n/last) and returns 0. */
+int zn_api_catalog_merged(h2o_req_t *req, zn_reqctx_t *ctx, char *const *extra, size_t nextra, bool extra_more);
+
 #endif

@@ -1,8 +1,12 @@
 /*
  * api/catalog.c - GET /v2/_catalog?n=&last=: every repository the caller may read, in byte
  * order, paginated like tags/list. The route is authenticated but not tied to one
- * repository; each candidate is checked with ctx->can(read).
+ * repository; each candidate is checked with ctx->can(read). In cluster mode the server
+ * gathers the other members' pages and zn_api_catalog_merged folds them into this one's.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "api/internal.h"
 
 static bool may_read(void *data, const char *repo)
@@ -23,6 +27,41 @@ int zn_api_catalog(h2o_req_t *req, zn_reqctx_t *ctx)
     if (err != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_INTERNAL, NULL);
     zn_api_send_page(req, json_object(), "repositories", &l, &page, "/v2/_catalog");
+    zn_storage_list_release(&l);
+    return 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int zn_api_catalog_merged(h2o_req_t *req, zn_reqctx_t *ctx, char *const *extra, size_t nextra, bool extra_more)
+{
+    zn_api_t *api = ctx->app;
+    zn_api_page_t page;
+    zn_storage_list_t l;
+
+    if (!zn_api_page_params(req, &page))
+        return 0;
+    zn_err_t err = zn_storage_catalog(api->st, page.has_last ? page.last : NULL, page.max, may_read, ctx, &l);
+    if (err != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_INTERNAL, NULL);
+    /* names are request-pool pointers: the merged view owns none of them */
+    char **all = h2o_mem_alloc_pool(&req->pool, (l.count + nextra + 1) * sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < l.count; i++)
+        all[n++] = h2o_strdup(&req->pool, l.names[i], SIZE_MAX).base;
+    for (size_t i = 0; i < nextra; i++)
+        if (!page.has_last || strcmp(extra[i], page.last) > 0)
+            all[n++] = extra[i];
+    qsort(all, n, sizeof(*all), cmp_names);
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) /* a repository has one owner, but a stale copy may linger elsewhere */
+        if (out == 0 || strcmp(all[out - 1], all[i]) != 0)
+            all[out++] = all[i];
+    zn_storage_list_t merged = {all, out < page.max ? out : page.max, l.more || extra_more || out > page.max};
+    zn_api_send_page(req, json_object(), "repositories", &merged, &page, "/v2/_catalog");
     zn_storage_list_release(&l);
     return 0;
 }

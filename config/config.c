@@ -243,7 +243,7 @@ static const cfg_field_t root_fields[] = {
     {.name = "extensions", .kind = CFG_OBJ, .sub = extensions_fields},
     {.name = "zinc", .kind = CFG_OBJ, .sub = zinc_fields},
     WARN("scheduler"),
-    WARN("cluster"),
+    {.name = "cluster", .kind = CFG_OBJ, .sub = cfg_cluster_fields, .flags = CFG_F_PRESENT, .present_off = CFG(cluster.present)},
     {NULL},
 };
 
@@ -468,6 +468,8 @@ static zn_err_t check_all(cfg_walk_t *w, zn_config_t *cfg)
     if ((err = check_storage(w, cfg)) != ZN_OK || (err = check_tls(w, cfg)) != ZN_OK || (err = check_metrics(w, cfg)) != ZN_OK)
         return err;
     if ((err = cfg_sync_check(w, cfg)) != ZN_OK)
+        return err;
+    if ((err = cfg_check_cluster(w, cfg)) != ZN_OK)
         return err;
     return check_access(w, cfg);
 }

@@ -132,6 +132,19 @@ typedef struct zn_config {
         zn_config_sync_t *sync;     /* extensions.sync, NULL when absent */
     } extensions;
 
+    /* zot's scale-out cluster (pkg/api/config/config.go ClusterConfig); present = the key was
+     * given. Every member has the same section; a repository belongs to the member at index
+     * siphash(hashKey, name) % nmembers (see server/cluster.c). */
+    struct {
+        bool present;
+        char **members; /* "host:port", as written (checked by zn_config_split_hostport) */
+        size_t nmembers;
+        char *hash_key; /* exactly 16 bytes: the SipHash-2-4 key */
+        struct {
+            char *cert, *key, *cacert; /* client certificate and CA used towards members; NULL when unset */
+        } tls;
+    } cluster;
+
     struct {
         bool verify_blob_reads; /* zinc.verifyBlobReads: hash whole-blob GETs while streaming, default true */
         uint64_t scrub_rate; /* zinc.scrubRate: bytes/s a periodic scrub re-hashes at most, default 64 MiB/s */
@@ -170,6 +183,11 @@ zn_err_t zn_config_parse(const char *name, const char *text, size_t len, zn_conf
 
 /* Free everything cfg owns and zero it; safe on a released or zeroed cfg. */
 void zn_config_release(zn_config_t *cfg);
+
+/* Split "host:port" or "[v6]:port" (as Go's net.SplitHostPort, port 1-65535) into host
+ * (brackets removed, NUL-terminated in host[hostlen]) and *port. ZN_EINVAL when the form is
+ * wrong, the host is empty or longer than hostlen - 1. */
+zn_err_t zn_config_split_hostport(const char *s, char *host, size_t hostlen, int *port);
 
 /* Parse a Go duration ("90s", "1h30m", "1.5h", "0"); a bare non-zero number is rejected.
  * ZN_EINVAL on syntax, ZN_ERANGE when negative or beyond 2^63-1 ns; *ns untouched then. */

@@ -106,4 +106,9 @@ void cfg_warn(cfg_walk_t *w, const cfg_keypath_t *kp, const char *fmt, ...) __at
 extern const cfg_field_t cfg_sync_fields[];
 zn_err_t cfg_sync_check(cfg_walk_t *w, zn_config_t *cfg);
 
+/* config/cluster.c: the keys of the top-level "cluster" object, and zot's startup checks of
+ * it (validateClusterConfig) plus zinc's: members well-formed and distinct, tls pair. */
+extern const cfg_field_t cfg_cluster_fields[];
+zn_err_t cfg_check_cluster(cfg_walk_t *w, zn_config_t *cfg);
+
 #endif

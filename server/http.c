@@ -20,6 +20,7 @@
 
 #include "api/api.h"
 #include "pprof/pprof.h"
+#include "server/cluster.h"
 #include "server/server_int.h"
 
 typedef struct {
@@ -101,6 +102,9 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
         return zn_api_send_error(req, ZN_OCI_NOT_FOUND, NULL);
     }
     env_push(req, ENV_CTX, h2o_iovec_init(ctx, sizeof(*ctx)));
+    /* cluster mode: a repository another member owns is served there, auth included */
+    if (zn_cluster_route(self->srv->cluster, req, ctx->def, ctx->params, ctx->nparams))
+        return 0;
     if (!zn_access_check(self->srv->access, req, ctx, run_handler))
         return 0;
     return run_handler(req, ctx);
@@ -227,6 +231,9 @@ void zn_http_setup(zn_server_t *srv)
     h->super.on_req = on_req;
     h->srv = srv;
     h->router = srv->router;
+    zn_cluster_proxy_setup(srv->cluster, path);
+    if (srv->cluster != NULL)
+        zn_router_add(srv->router, zn_cluster_catalog_route(), 1, srv);
     access_logger_t *lg = (void *)h2o_create_logger(path, sizeof(*lg));
     lg->super.log_access = log_access;
     lg->srv = srv;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "server/cluster.h"
 #include "server/server_int.h"
 
 static int open_listener_at(const char *host, int port_num, const char *key, char *err, size_t errlen)
@@ -135,6 +136,8 @@ zn_err_t zn_server_new(const zn_config_t *cfg, zn_server_t **out, char *err, siz
         goto fail;
     if ((e = zn_tls_ctx_new(cfg, &srv->ssl_ctx, err, errlen)) != ZN_OK)
         goto fail;
+    if ((srv->cluster = zn_cluster_new(cfg, err, errlen)) == NULL && err[0] != '\0')
+        goto fail;
     zn_http_setup(srv);
     if (cfg->zinc.debug_address != NULL)
         zn_http_setup_debug(srv);
@@ -180,6 +183,7 @@ void zn_server_free(zn_server_t *srv)
     zn_access_free(srv->access);
     zn_metrics_free(srv->metrics);
     zn_api_free(srv->api);
+    zn_cluster_free(srv->cluster);
     if (srv->ssl_ctx != NULL)
         SSL_CTX_free(srv->ssl_ctx);
     zn_router_free(srv->router);

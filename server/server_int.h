@@ -56,6 +56,7 @@ struct zn_server {
     zn_worker_t *workers;
     _Atomic int ready; /* storage is usable: readyz/startupz say ok */
     struct zn_metrics *metrics; /* NULL unless extensions.metrics is enabled */
+    struct zn_cluster *cluster; /* cluster mode (server/cluster.h), NULL when not clustered */
 };
 
 /* guard.c: readTimeout / writeTimeout for one worker's connections (rules atop guard.c).

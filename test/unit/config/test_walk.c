@@ -121,8 +121,8 @@ static void test_warnings(void **state)
     expect_one_warning("{" ROOT ",\"http\":{\"Compat\":[\"docker2s2\"]}}",
                        "config.json: http.Compat: not implemented by zinc, ignored");
     /* contents of an unimplemented subtree are not checked */
-    expect_one_warning("{" ROOT ",\"cluster\":{\"anything\":[1,2,{\"x\":null}]}}",
-                       "config.json: cluster: not implemented by zinc, ignored");
+    expect_one_warning("{" ROOT ",\"scheduler\":{\"anything\":[1,2,{\"x\":null}]}}",
+                       "config.json: scheduler: not implemented by zinc, ignored");
 }
 
 static void test_warnings_many(void **state)
