@@ -137,13 +137,13 @@ static zn_err_t member_is_self(const zn_config_t *cfg, size_t i, const struct if
     zn_err_t out = ZN_ENOENT;
 
     if (zn_config_split_hostport(m, host, sizeof(host), &port) != ZN_OK) {
-        snprintf(err, errlen, "cluster.members[%zu]: expected \"host:port\", got \"%s\"", i, m);
+        zn_errf(err, errlen, "cluster.members[%zu]: expected \"host:port\", got \"%s\"", i, m);
         return ZN_EINVAL;
     }
     if (port != cfg->http.port)
         return ZN_ENOENT;
     if ((rc = getaddrinfo(host, NULL, &hints, &res)) != 0) {
-        snprintf(err, errlen, "cluster.members[%zu]: cannot resolve \"%s\": %s", i, host, gai_strerror(rc));
+        zn_errf(err, errlen, "cluster.members[%zu]: cannot resolve \"%s\": %s", i, host, gai_strerror(rc));
         return ZN_EINVAL;
     }
     for (const struct addrinfo *a = res; a != NULL; a = a->ai_next)
@@ -159,7 +159,7 @@ static zn_err_t find_self(const zn_config_t *cfg, size_t *self, char *err, size_
     zn_err_t e = ZN_ENOENT;
 
     if (getifaddrs(&ifs) != 0) {
-        snprintf(err, errlen, "cluster: cannot list the local interface addresses: %s", strerror(errno));
+        zn_errf(err, errlen, "cluster: cannot list the local interface addresses: %s", strerror(errno));
         return ZN_EIO;
     }
     for (size_t i = 0; i < cfg->cluster.nmembers && e == ZN_ENOENT; i++)
@@ -167,24 +167,26 @@ static zn_err_t find_self(const zn_config_t *cfg, size_t *self, char *err, size_
             *self = i;
     freeifaddrs(ifs);
     if (e == ZN_ENOENT)
-        snprintf(err, errlen,
+        zn_errf(err, errlen,
                  "cluster.members: failed to determine the local cluster socket: no member is a local address with port %d "
                  "(http.port)",
                  cfg->http.port);
     return e;
 }
 
-zn_cluster_t *zn_cluster_new(const zn_config_t *cfg, char *err, size_t errlen)
+zn_err_t zn_cluster_new(const zn_config_t *cfg, zn_cluster_t **out, char *err, size_t errlen)
 {
     size_t self = 0;
+    zn_err_t e;
 
     err[0] = '\0';
+    *out = NULL;
     if (!cfg->cluster.present)
-        return NULL;
-    if (find_self(cfg, &self, err, errlen) != ZN_OK)
-        return NULL;
+        return ZN_OK;
+    if ((e = find_self(cfg, &self, err, errlen)) != ZN_OK)
+        return e;
     if (cfg->cluster.nmembers < 2)
-        return NULL;
+        return ZN_OK;
     zn_cluster_t *c = zn_calloc(1, sizeof(*c));
     c->cfg = cfg;
     memcpy(c->key, cfg->cluster.hash_key, sizeof(c->key));
@@ -193,11 +195,12 @@ zn_cluster_t *zn_cluster_new(const zn_config_t *cfg, char *err, size_t errlen)
     c->https = cfg->http.tls.cert != NULL;
     if (!zn_cluster_proxy_init(c, err, errlen)) {
         zn_cluster_free(c);
-        return NULL;
+        return ZN_EINVAL;
     }
     zn_log(ZN_LOG_INFO, "cluster member", ZN_LSTR("clusterMember", cfg->cluster.members[self]),
            ZN_LUINT("clusterMemberIndex", self), ZN_LUINT("members", c->n));
-    return c;
+    *out = c;
+    return ZN_OK;
 }
 
 void zn_cluster_free(zn_cluster_t *c)

@@ -33,12 +33,13 @@ typedef struct zn_cluster {
  * little-endian (as github.com/dchest/siphash New(key) does). */
 uint64_t zn_cluster_siphash24(const uint8_t key[16], const void *p, size_t n);
 
-/* The cluster of cfg, or NULL. With cluster configured, this member's index is found as
- * zot finds it: the first member whose host resolves to an address of a local interface and
- * whose port is http.port; none is an error (NULL with a message in err). With one member
- * the result is NULL and err empty: everything is local (zot's IsClustered). Resolving
- * member names blocks: call before the workers start. cfg must outlive the result. */
-zn_cluster_t *zn_cluster_new(const zn_config_t *cfg, char *err, size_t errlen);
+/* The cluster of cfg into *out. ZN_OK with *out NULL when not clustered (no `cluster`, or one
+ * member: everything is local, zot's IsClustered). With cluster configured, this member's
+ * index is found as zot finds it: the first member whose host resolves to an address of a
+ * local interface and whose port is http.port; none is an error (a message in err, *out
+ * NULL), and so is a TLS file that cannot be loaded. Resolving member names blocks: call
+ * before the workers start. cfg must outlive the result. */
+zn_err_t zn_cluster_new(const zn_config_t *cfg, zn_cluster_t **out, char *err, size_t errlen);
 void zn_cluster_free(zn_cluster_t *c);
 
 /* The index of the member owning repository `name` (the raw path parameter). */

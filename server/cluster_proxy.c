@@ -52,7 +52,7 @@ static bool ssl_fail(char *err, size_t errlen, const char *key, const char *path
 {
     char reason[256];
     ERR_error_string_n(ERR_get_error(), reason, sizeof(reason));
-    snprintf(err, errlen, "%s: cannot load %s: %s", key, path, reason);
+    zn_errf(err, errlen, "%s: cannot load %s: %s", key, path, reason);
     return false;
 }
 

@@ -136,8 +136,9 @@ zn_err_t zn_server_new(const zn_config_t *cfg, zn_server_t **out, char *err, siz
         goto fail;
     if ((e = zn_tls_ctx_new(cfg, &srv->ssl_ctx, err, errlen)) != ZN_OK)
         goto fail;
-    if ((srv->cluster = zn_cluster_new(cfg, err, errlen)) == NULL && err[0] != '\0')
+    if ((e = zn_cluster_new(cfg, &srv->cluster, err, errlen)) != ZN_OK)
         goto fail;
+    e = ZN_EIO;
     zn_http_setup(srv);
     if (cfg->zinc.debug_address != NULL)
         zn_http_setup_debug(srv);

@@ -52,8 +52,9 @@ static void test_owner(void **state)
     const char *members[] = {"127.0.0.1:19600", "127.0.0.1:19601", "127.0.0.1:19602"};
     zn_config_t cfg;
     char err[256];
-    zn_cluster_t *c = zn_cluster_new(cluster_cfg(&cfg, members, 3, 19601), err, sizeof(err));
+    zn_cluster_t *c;
 
+    assert_int_equal(zn_cluster_new(cluster_cfg(&cfg, members, 3, 19601), &c, err, sizeof(err)), ZN_OK);
     assert_non_null(c);
     assert_int_equal(zn_cluster_self(c), 1);
     assert_int_equal(zn_cluster_size(c), 3);
@@ -79,29 +80,34 @@ static void test_find_self(void **state)
 
     /* first member that is a local address with our port; a name resolves too */
     const char *m1[] = {"192.0.2.1:19610", "localhost:19611", "127.0.0.1:19610", "127.0.0.1:19612"};
-    zn_cluster_t *c = zn_cluster_new(cluster_cfg(&cfg, m1, 4, 19610), err, sizeof(err));
+    zn_cluster_t *c;
+    assert_int_equal(zn_cluster_new(cluster_cfg(&cfg, m1, 4, 19610), &c, err, sizeof(err)), ZN_OK);
     assert_non_null(c);
     assert_int_equal(zn_cluster_self(c), 2);
     zn_cluster_free(c);
-    c = zn_cluster_new(cluster_cfg(&cfg, m1, 4, 19611), err, sizeof(err));
+    assert_int_equal(zn_cluster_new(cluster_cfg(&cfg, m1, 4, 19611), &c, err, sizeof(err)), ZN_OK);
     assert_non_null(c);
     assert_int_equal(zn_cluster_self(c), 1);
     assert_string_equal(zn_cluster_member(c, 1), "localhost:19611");
     zn_cluster_free(c);
 
     /* not in the list: an error, as zot panics */
-    assert_null(zn_cluster_new(cluster_cfg(&cfg, m1, 4, 19619), err, sizeof(err)));
+    assert_int_not_equal(zn_cluster_new(cluster_cfg(&cfg, m1, 4, 19619), &c, err, sizeof(err)), ZN_OK);
+    assert_null(c);
     assert_string_equal(err, "cluster.members: failed to determine the local cluster socket: no member is a local address "
                              "with port 19619 (http.port)");
     /* one member: nothing to proxy, but it must still be us */
     const char *one[] = {"127.0.0.1:19620"};
-    assert_null(zn_cluster_new(cluster_cfg(&cfg, one, 1, 19620), err, sizeof(err)));
+    assert_int_equal(zn_cluster_new(cluster_cfg(&cfg, one, 1, 19620), &c, err, sizeof(err)), ZN_OK); /* off, not failed */
+    assert_null(c);
     assert_string_equal(err, "");
-    assert_null(zn_cluster_new(cluster_cfg(&cfg, one, 1, 19621), err, sizeof(err)));
+    assert_int_not_equal(zn_cluster_new(cluster_cfg(&cfg, one, 1, 19621), &c, err, sizeof(err)), ZN_OK);
+    assert_null(c);
     assert_true(strstr(err, "failed to determine the local cluster socket") != NULL);
     /* not configured */
     cfg.cluster.present = false;
-    assert_null(zn_cluster_new(&cfg, err, sizeof(err)));
+    assert_int_equal(zn_cluster_new(&cfg, &c, err, sizeof(err)), ZN_OK);
+    assert_null(c);
     assert_string_equal(err, "");
 }
 
