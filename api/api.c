@@ -3,9 +3,12 @@
  * server registers. Authorization of the repository param happens in the server before a
  * handler runs (action column); handlers ask ctx->can for decisions that depend on state.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "api/internal.h"
+#include "common/pool.h"
 
 /*
  * Routing rule. A repository name may contain every path word of this table ("blobs",
@@ -26,9 +29,9 @@ static const zn_route_def_t routes[] = {
     {"GET", NAME "/blobs/{digest}", "blob_get", zn_api_blob_get, ZN_ACT_READ, 0, 0},
     {"HEAD", NAME "/blobs/{digest}", "blob_head", zn_api_blob_get, ZN_ACT_READ, 0, 0},
     {"DELETE", NAME "/blobs/{digest}", "blob_delete", zn_api_blob_delete, ZN_ACT_DELETE, 0, 0},
-    {"POST", NAME "/blobs/uploads/", "upload_start", zn_api_upload_post, ZN_ACT_CREATE, 0, 0},
-    {"PATCH", NAME "/blobs/uploads/{uuid}", "upload_patch", zn_api_upload_patch, ZN_ACT_CREATE, 0, 0},
-    {"PUT", NAME "/blobs/uploads/{uuid}", "upload_put", zn_api_upload_put, ZN_ACT_CREATE, 0, 0},
+    {"POST", NAME "/blobs/uploads/", "upload_start", zn_api_upload_post, ZN_ACT_CREATE, 0, ZN_ROUTE_STREAM},
+    {"PATCH", NAME "/blobs/uploads/{uuid}", "upload_patch", zn_api_upload_patch, ZN_ACT_CREATE, 0, ZN_ROUTE_STREAM},
+    {"PUT", NAME "/blobs/uploads/{uuid}", "upload_put", zn_api_upload_put, ZN_ACT_CREATE, 0, ZN_ROUTE_STREAM},
     {"GET", NAME "/blobs/uploads/{uuid}", "upload_status", zn_api_upload_status, ZN_ACT_READ, 0, 0},
     {"DELETE", NAME "/blobs/uploads/{uuid}", "upload_delete", zn_api_upload_delete, ZN_ACT_DELETE, 0, 0},
     {"GET", NAME "/manifests/{reference}", "manifest_get", zn_api_manifest_get, ZN_ACT_READ, 0, 0},
@@ -54,6 +57,13 @@ zn_api_t *zn_api_new(const zn_config_t *cfg, char *err, size_t errlen)
         free(api);
         return NULL;
     }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if ((api->pool = zn_pool_new("upload", ncpu < 2 ? 2 : ncpu > 8 ? 8 : (int)ncpu)) == NULL) {
+        snprintf(err, errlen, "cannot start the upload threads");
+        zn_storage_free(api->st);
+        free(api);
+        return NULL;
+    }
     return api;
 }
 
@@ -66,6 +76,12 @@ void zn_api_free(zn_api_t *api)
 {
     if (api == NULL)
         return;
+    zn_pool_free(api->pool); /* first: its jobs write to storage */
     zn_storage_free(api->st);
     free(api);
+}
+
+struct zn_pool *zn_api_pool(zn_api_t *api)
+{
+    return api->pool;
 }

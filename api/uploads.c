@@ -14,6 +14,7 @@
 
 /* What a handler hands over to its body-done callback (request pool). */
 struct upload_req {
+    zn_api_t *api;
     const char *repo;
     const char *uuid;
     zn_digest_t digest;
@@ -65,7 +66,16 @@ static bool try_mount(h2o_req_t *req, zn_reqctx_t *ctx, const char *repo, const 
     return zn_storage_blob_mount(api->st, repo, from, d) == ZN_OK;
 }
 
-/* The body is in the session: verify and publish it (monolithic POST and final PUT). */
+static int on_finished(h2o_req_t *req, zn_err_t err, void *data)
+{
+    struct upload_req *u = data;
+    if (err != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
+    return send_blob_created(req, u->repo, &u->digest);
+}
+
+/* The body is in the session: verify and publish it (monolithic POST and final PUT) on the
+ * background pool, since publishing may fsync. */
 static int on_final_body(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *data)
 {
     struct upload_req *u = data;
@@ -73,9 +83,7 @@ static int on_final_body(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *da
         zn_storage_upload_close(up);
         return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
     }
-    if ((err = zn_storage_upload_finish(up, &u->digest)) != ZN_OK)
-        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
-    return send_blob_created(req, u->repo, &u->digest);
+    return zn_api_upload_finish_async(u->api, req, up, &u->digest, on_finished, u);
 }
 
 /* A failed monolithic upload leaves no session behind. */
@@ -87,6 +95,14 @@ static int on_monolithic_body(h2o_req_t *req, zn_upload_t *up, zn_err_t err, voi
     return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
 }
 
+/* Whether a body of known length fits under storage.maxBlobSize after `have` bytes
+ * (checked before anything is stored; chunked bodies are checked as they are written). */
+static bool body_fits(h2o_req_t *req, zn_api_t *api, uint64_t have)
+{
+    uint64_t max = api->cfg->storage.max_blob_size, len = zn_api_body_length(req);
+    return max == 0 || len == UINT64_MAX || (len <= max && have <= max - len);
+}
+
 int zn_api_upload_post(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     zn_api_t *api = ctx->app;
@@ -96,6 +112,7 @@ int zn_api_upload_post(h2o_req_t *req, zn_reqctx_t *ctx)
     bool present;
     zn_err_t err;
 
+    u->api = api;
     if ((u->repo = zn_api_repo_param(req, ctx, 0)) == NULL)
         return 0;
     /* a mount that cannot be done, bad arguments included, is an ordinary session (spec) */
@@ -103,10 +120,12 @@ int zn_api_upload_post(h2o_req_t *req, zn_reqctx_t *ctx)
         return send_blob_created(req, u->repo, &u->digest);
     if ((err = query_digest(req, "digest", &u->digest, &present)) != ZN_OK && present)
         return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, NULL);
+    if (present && !body_fits(req, api, 0))
+        return zn_api_send_error_status(req, 413, ZN_OCI_SIZE_INVALID, NULL);
     if ((err = zn_storage_upload_start(api->st, u->repo, uuid, present ? &up : NULL)) != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_NAME_UNKNOWN, NULL);
     if (present)
-        return zn_api_body_write(req, up, true, on_monolithic_body, u);
+        return zn_api_body_write(api, req, up, true, on_monolithic_body, u);
     add_session_headers(req, u->repo, uuid, 0);
     return zn_api_send_empty(req, 202);
 }
@@ -117,6 +136,7 @@ static zn_upload_t *open_session(h2o_req_t *req, zn_reqctx_t *ctx, struct upload
     zn_api_t *api = ctx->app;
     zn_upload_t *up = NULL;
 
+    u->api = api;
     if ((u->repo = zn_api_repo_param(req, ctx, 0)) == NULL)
         return NULL;
     u->uuid = h2o_strdup(&req->pool, ctx->params[1].p, ctx->params[1].n).base;
@@ -132,7 +152,7 @@ static zn_upload_t *open_session(h2o_req_t *req, zn_reqctx_t *ctx, struct upload
 static bool chunk_fits(h2o_req_t *req, zn_upload_t *up)
 {
     zn_slice_t cr = zn_api_header(req, H2O_TOKEN_CONTENT_RANGE);
-    uint64_t len = req->entity.base != NULL ? req->entity.len : 0;
+    uint64_t len = zn_api_body_length(req); /* never UINT64_MAX here: chunked + Content-Range is buffered */
     zn_api_range_t r;
 
     if (cr.p == NULL)
@@ -145,6 +165,11 @@ static bool chunk_fits(h2o_req_t *req, zn_upload_t *up)
 static zn_upload_t *open_chunk(h2o_req_t *req, zn_reqctx_t *ctx, struct upload_req *u)
 {
     zn_upload_t *up = open_session(req, ctx, u);
+    if (up != NULL && !body_fits(req, u->api, zn_storage_upload_size(up))) {
+        zn_storage_upload_close(up);
+        zn_api_send_error_status(req, 413, ZN_OCI_SIZE_INVALID, NULL);
+        return NULL;
+    }
     if (up == NULL || chunk_fits(req, up))
         return up;
     uint64_t size = zn_storage_upload_size(up);
@@ -169,7 +194,7 @@ int zn_api_upload_patch(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     struct upload_req *u = h2o_mem_alloc_pool(&req->pool, sizeof(*u));
     zn_upload_t *up = open_chunk(req, ctx, u);
-    return up != NULL ? zn_api_body_write(req, up, false, on_patch_body, u) : 0;
+    return up != NULL ? zn_api_body_write(u->api, req, up, false, on_patch_body, u) : 0;
 }
 
 int zn_api_upload_put(h2o_req_t *req, zn_reqctx_t *ctx)
@@ -180,7 +205,7 @@ int zn_api_upload_put(h2o_req_t *req, zn_reqctx_t *ctx)
     if (query_digest(req, "digest", &u->digest, &present) != ZN_OK)
         return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, present ? NULL : "digest parameter missing");
     zn_upload_t *up = open_chunk(req, ctx, u);
-    return up != NULL ? zn_api_body_write(req, up, false, on_final_body, u) : 0;
+    return up != NULL ? zn_api_body_write(u->api, req, up, false, on_final_body, u) : 0;
 }
 
 int zn_api_upload_status(h2o_req_t *req, zn_reqctx_t *ctx)

@@ -148,6 +148,7 @@ zn_server_t *zn_server_new(const zn_config_t *cfg, char *err, size_t errlen)
     size_t nroutes;
     const zn_route_def_t *routes = zn_api_routes(&nroutes);
     zn_router_add(srv->router, routes, nroutes, srv->api);
+    zn_h1stream_enable(srv);
     srv->nworkers = worker_count(cfg);
     srv->workers = zn_calloc((size_t)srv->nworkers, sizeof(zn_worker_t));
     for (int i = 0; i < srv->nworkers; i++) {
@@ -172,6 +173,7 @@ void zn_server_free(zn_server_t *srv)
 {
     if (srv == NULL)
         return;
+    zn_h1stream_enable(NULL);
     for (int i = 0; srv->workers != NULL && i < srv->nworkers; i++) {
         if (srv->workers[i].listen_fd > 0)
             close(srv->workers[i].listen_fd);

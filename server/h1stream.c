@@ -1,0 +1,321 @@
+/*
+ * server/h1stream.c - the upload fast path: HTTP/1 request bodies handed to the handler
+ * while they arrive, instead of after h2o 2.2.5 has buffered all of them.
+ *
+ * h2o parses a request's head, then keeps reading the body into the socket's input buffer
+ * (a file-backed mapping once it is big) and calls the handler only when the last byte is
+ * in. zinc sits on the connection's read callback: the library calls h2o_socket_read_start
+ * through its PLT, so the definition below (the zinc binary exports its symbols) sees every
+ * call and puts on_h1_read in front of lib/http1.c's reqread_on_read (learnt from the first
+ * call made inside h2o_http1_accept, also interposed). On each read of a connection whose
+ * head h2o has parsed and whose body is still coming, take_over asks the one predicate
+ * zn_stream_eligible; if it says yes, the request leaves h2o's entity reader: the head is
+ * consumed from the input, the reader and h2o's request timer are dropped, and the request
+ * is dispatched at once (routing, authentication, access control, metrics and logs run as
+ * for any request) with a zn_body_stream_t attached. The handler starts the stream and gets
+ * the bytes as they land; Content-Length and chunked framing are followed here (the chunked
+ * decoder state is carried over from h2o's reader), so bytes after the body (a pipelined
+ * request) stay in the input for h2o. Until the whole body has been read the request is
+ * marked non-persistent, so an early answer closes the connection instead of letting h2o
+ * parse body bytes as a request; at the end the keep-alive flag is restored and h2o goes on
+ * with the next request on the same connection after the response.
+ *
+ * HTTP/2 bodies (stream->_req_body and flow-control windows in lib/http2/connection.c) are
+ * not taken over: they take the buffered path. The h2o fields used here are mirrored in
+ * h1_internals.h and pinned by test/unit/server/test_h1stream.c.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "server/h1_internals.h"
+#include "server/server_int.h"
+
+typedef void (*read_start_fn)(h2o_socket_t *sock, h2o_socket_cb cb);
+typedef void (*http1_accept_fn)(h2o_accept_ctx_t *ctx, h2o_socket_t *sock, struct timeval connected_at);
+
+static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
+static read_start_fn real_read_start;
+static http1_accept_fn real_http1_accept;
+static _Atomic(h2o_socket_cb) h2o_reqread; /* lib/http1.c's reqread_on_read, learnt at the first accept */
+static zn_server_t *stream_srv;            /* set once before the workers start; NULL: fast path off */
+static __thread h2o_socket_t *accepting;   /* the socket inside h2o_http1_accept on this thread */
+
+typedef struct h1_stream {
+    zn_body_stream_t super;
+    zn_h1_conn_t *conn;
+    zn_body_data_fn on_data;
+    zn_body_end_fn on_end;
+    void *arg;
+    bool chunked, complete, started, reading, ended, persistent;
+    struct phr_chunked_decoder decoder;
+    size_t decoded; /* chunked: input[0, decoded) is body not yet delivered */
+    uint64_t left;  /* Content-Length: body bytes still to deliver */
+} h1_stream_t;
+
+static void resolve(void)
+{
+    real_read_start = (read_start_fn)dlsym(RTLD_NEXT, "h2o_socket_read_start");
+    real_http1_accept = (http1_accept_fn)dlsym(RTLD_NEXT, "h2o_http1_accept");
+    if (real_read_start == NULL || real_http1_accept == NULL) {
+        zn_log(ZN_LOG_FATAL, "cannot find libh2o's h2o_socket_read_start / h2o_http1_accept");
+        abort(); /* our own invariant: the binary is linked against libh2o-evloop */
+    }
+}
+
+static void on_h1_read(h2o_socket_t *sock, const char *err);
+
+void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
+{
+    pthread_once(&resolve_once, resolve);
+    h2o_socket_cb reqread = atomic_load(&h2o_reqread);
+    if (reqread == NULL && sock == accepting) {
+        /* the first read_start inside h2o_http1_accept is reqread_start's (lib/http1.c) */
+        atomic_store(&h2o_reqread, cb);
+        reqread = cb;
+    }
+    if (stream_srv != NULL && cb == reqread)
+        cb = on_h1_read;
+    real_read_start(sock, cb);
+}
+
+void h2o_http1_accept(h2o_accept_ctx_t *ctx, h2o_socket_t *sock, struct timeval connected_at)
+{
+    pthread_once(&resolve_once, resolve);
+    h2o_socket_t *was = accepting;
+    accepting = sock;
+    real_http1_accept(ctx, sock, connected_at);
+    accepting = was;
+}
+
+void zn_h1stream_enable(zn_server_t *srv)
+{
+    pthread_once(&resolve_once, resolve);
+    stream_srv = srv;
+}
+
+bool zn_stream_eligible(zn_server_t *srv, h2o_req_t *req, bool chunked)
+{
+    /* h2o sets query_at only when it dispatches, which has not happened yet */
+    const char *q = memchr(req->input.path.base, '?', req->input.path.len);
+    size_t plen = q != NULL ? (size_t)(q - req->input.path.base) : req->input.path.len;
+    const zn_route_def_t *def = NULL;
+    zn_slice_t params[ZN_ROUTE_PARAMS_MAX];
+    int nparams = 0;
+    void *app;
+
+    /* the main listener only: the debug listener's hosts route nothing that takes a body */
+    if (req->conn->hosts != srv->globalconf.hosts)
+        return false;
+    if (zn_router_match(srv->router, zn_slice(req->input.method.base, req->input.method.len),
+                        zn_slice(req->input.path.base, plen), &def, &app, params, &nparams) != ZN_ROUTE_FOUND)
+        return false;
+    if ((def->flags & ZN_ROUTE_STREAM) == 0)
+        return false;
+    /* with chunked transfer the length is known only at the end, too late to reject a
+     * Content-Range that does not match before storing: such requests stay buffered */
+    if (chunked && h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_RANGE, -1) != -1)
+        return false;
+    return true;
+}
+
+/* Reads the framing of the request whose head is at the start of the input, and checks it
+ * against what h2o's reader holds; false when anything disagrees (then h2o keeps it). */
+static bool read_framing(zn_h1_conn_t *conn, size_t *headlen, bool *chunked, uint64_t *length)
+{
+    h2o_buffer_t *in = conn->sock->input;
+    struct phr_header headers[H2O_MAX_HEADERS];
+    size_t nheaders = H2O_MAX_HEADERS, mlen, plen;
+    const char *m, *p;
+    int minor, cl_index = -1;
+
+    int n = phr_parse_request(in->bytes, in->size < H2O_MAX_REQLEN ? in->size : H2O_MAX_REQLEN, &m, &mlen, &p, &plen, &minor,
+                              headers, &nheaders, 0);
+    if (n <= 0)
+        return false;
+    *headlen = (size_t)n;
+    *chunked = false;
+    for (size_t i = 0; i < nheaders; i++) {
+        if (headers[i].name_len == 17 && strncasecmp(headers[i].name, "transfer-encoding", 17) == 0)
+            *chunked = true;
+        else if (headers[i].name_len == 14 && strncasecmp(headers[i].name, "content-length", 14) == 0 && cl_index == -1)
+            cl_index = (int)i;
+    }
+    if (*chunked) {
+        zn_h1_chunked_reader_t *r = (void *)conn->_req_entity_reader;
+        *length = UINT64_MAX;
+        return conn->_reqsize == *headlen && r->prev_input_size >= *headlen && r->prev_input_size <= in->size;
+    }
+    if (cl_index == -1)
+        return false;
+    zn_h1_length_reader_t *r = (void *)conn->_req_entity_reader;
+    size_t cl = h2o_strtosize(headers[cl_index].value, headers[cl_index].value_len);
+    *length = cl;
+    return cl != SIZE_MAX && r->content_length == cl && conn->_reqsize == *headlen + cl;
+}
+
+static h1_stream_t *stream_of(zn_h1_conn_t *conn)
+{
+    zn_body_stream_t *s = zn_api_body_stream(&conn->req);
+    return s != NULL ? H2O_STRUCT_FROM_MEMBER(h1_stream_t, super, s) : NULL;
+}
+
+static void on_stream_read(h2o_socket_t *sock, const char *err);
+
+static void set_reading(h1_stream_t *st, bool on)
+{
+    if (on == st->reading)
+        return;
+    st->reading = on;
+    if (on)
+        h2o_socket_read_start(st->conn->sock, on_stream_read);
+    else
+        h2o_socket_read_stop(st->conn->sock);
+}
+
+static void end(h1_stream_t *st, const char *err)
+{
+    set_reading(st, false);
+    st->ended = true;
+    if (err == NULL)
+        st->conn->req.http1_is_persistent = st->persistent;
+    st->on_end(st->arg, err);
+}
+
+/* Decodes what arrived since the last call (chunked); false after a framing error. */
+static bool decode(h1_stream_t *st)
+{
+    h2o_buffer_t *in = st->conn->sock->input;
+    if (st->complete || in->size <= st->decoded)
+        return true;
+    size_t bufsz = in->size - st->decoded;
+    ssize_t ret = phr_decode_chunked(&st->decoder, in->bytes + st->decoded, &bufsz);
+    in->size = st->decoded + bufsz;
+    st->decoded = in->size;
+    if (ret == -1)
+        return false;
+    if (ret >= 0) {
+        st->complete = true;
+        in->size += (size_t)ret; /* what follows the body stays for h2o */
+    }
+    return true;
+}
+
+/* Hands buffered body bytes to the consumer until it pauses, the input is empty or the
+ * body ends. */
+static void pump(h1_stream_t *st)
+{
+    while (!st->ended) {
+        if (st->chunked && !decode(st)) {
+            end(st, "broken chunked encoding");
+            return;
+        }
+        h2o_buffer_t *in = st->conn->sock->input;
+        size_t avail = st->chunked ? st->decoded : (in->size < st->left ? in->size : (size_t)st->left);
+        if (avail == 0) {
+            if (st->chunked ? st->complete : st->left == 0)
+                end(st, NULL);
+            else
+                set_reading(st, true);
+            return;
+        }
+        size_t took = st->on_data(st->arg, in->bytes, avail);
+        if (took > avail)
+            took = avail;
+        h2o_buffer_consume(&st->conn->sock->input, took);
+        if (st->chunked)
+            st->decoded -= took;
+        else
+            st->left -= took;
+        if (took < avail) {
+            set_reading(st, false); /* backpressure: the consumer resumes us */
+            return;
+        }
+    }
+}
+
+static void on_stream_read(h2o_socket_t *sock, const char *err)
+{
+    zn_h1_conn_t *conn = sock->data;
+    h1_stream_t *st = stream_of(conn);
+    if (err != NULL || st == NULL || st->ended) {
+        if (st != NULL && !st->ended) {
+            st->reading = false;
+            st->ended = true;
+            st->on_end(st->arg, err != NULL ? err : "connection closed");
+        }
+        /* h2o's reader closes the connection on an error (no entity reader is set) */
+        atomic_load(&h2o_reqread)(sock, err != NULL ? err : "connection closed");
+        return;
+    }
+    pump(st);
+}
+
+static void stream_start(zn_body_stream_t *s, zn_body_data_fn on_data, zn_body_end_fn on_end, void *arg)
+{
+    h1_stream_t *st = (void *)s;
+    st->on_data = on_data;
+    st->on_end = on_end;
+    st->arg = arg;
+    st->started = true;
+    pump(st);
+}
+
+static void stream_resume(zn_body_stream_t *s)
+{
+    h1_stream_t *st = (void *)s;
+    if (st->started && !st->ended)
+        pump(st);
+}
+
+/* Moves the request out of h2o's entity reader and dispatches it; false to leave it. */
+static bool take_over(h2o_socket_t *sock)
+{
+    zn_h1_conn_t *conn = sock->data;
+    h2o_req_t *req = &conn->req;
+    size_t headlen;
+    bool chunked;
+    uint64_t length;
+
+    if (conn->sock != sock || conn->_req_entity_reader == NULL || req->version == 0 || req->processed_at.at.tv_sec != 0)
+        return false;
+    if (!read_framing(conn, &headlen, &chunked, &length) || !zn_stream_eligible(stream_srv, req, chunked))
+        return false;
+
+    h1_stream_t *st = h2o_mem_alloc_pool(&req->pool, sizeof(*st));
+    *st = (h1_stream_t){.super = {.length = length, .start = stream_start, .resume = stream_resume},
+                        .conn = conn,
+                        .chunked = chunked,
+                        .left = length,
+                        .persistent = req->http1_is_persistent};
+    if (chunked) {
+        zn_h1_chunked_reader_t *r = (void *)conn->_req_entity_reader;
+        st->decoder = r->decoder;
+        st->decoded = r->prev_input_size - headlen;
+    }
+    /* what on_entity_read_complete does in lib/http1.c, minus the wait for the body */
+    conn->_req_entity_reader = NULL;
+    if (conn->_timeout != NULL) {
+        h2o_timeout_unlink(&conn->_timeout_entry);
+        conn->_timeout_entry.cb = NULL;
+        conn->_timeout = NULL;
+    }
+    h2o_socket_read_stop(sock);
+    h2o_buffer_consume(&sock->input, headlen);
+    conn->_reqsize = 0; /* h2o consumes this much after the response: the body is ours */
+    conn->_prevreqlen = 0;
+    req->http1_is_persistent = 0; /* until the whole body is read */
+    zn_api_body_stream_attach(req, &st->super);
+    h2o_process_request(req);
+    return true;
+}
+
+static void on_h1_read(h2o_socket_t *sock, const char *err)
+{
+    if (err == NULL && take_over(sock))
+        return;
+    atomic_load(&h2o_reqread)(sock, err);
+}
