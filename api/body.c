@@ -45,6 +45,7 @@ struct body_job {
     void (*on_back)(struct body_job *job); /* on the worker, once pj is done */
     zn_api_t *api;
     h2o_context_t *ctx;
+    struct body_recv *recv; /* the worker's receiver, set on the worker before submitting */
     h2o_req_t *req; /* NULL once the request is gone */
     struct body_ref *ref;
     h2o_timeout_entry_t kick;
@@ -95,13 +96,14 @@ static struct body_recv *recv_for(h2o_context_t *ctx)
 static void post_back(zn_pool_job_t *pj)
 {
     struct body_job *job = H2O_STRUCT_FROM_MEMBER(struct body_job, pj, pj);
-    h2o_multithread_send_message(&recv_for(job->ctx)->r, &job->msg);
+    h2o_multithread_send_message(&job->recv->r, &job->msg);
 }
 
-/* The receiver must exist before a pool thread posts to it: called on the worker. */
+/* Called on the worker: the receiver is the worker's thread-local one, and must exist
+ * before a pool thread posts to it. */
 static void submit(struct body_job *job, void (*run)(zn_pool_job_t *), void (*on_back)(struct body_job *))
 {
-    recv_for(job->ctx);
+    job->recv = recv_for(job->ctx);
     job->msg = (h2o_multithread_message_t){{NULL, NULL}};
     job->pj.run = run;
     job->pj.done = post_back;

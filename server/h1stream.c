@@ -44,9 +44,17 @@ static _Atomic(h2o_socket_cb) h2o_reqread; /* lib/http1.c's reqread_on_read, lea
 static zn_server_t *stream_srv;            /* set once before the workers start; NULL: fast path off */
 static __thread h2o_socket_t *accepting;   /* the socket inside h2o_http1_accept on this thread */
 
+#define DRAIN_MAX (64u << 20) /* body read and dropped behind an early answer, then we close */
+
 typedef struct h1_stream {
     zn_body_stream_t super;
     zn_h1_conn_t *conn;
+    /* an answer sent before the body was read: held until the body is drained */
+    void (*do_send)(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state);
+    h2o_iovec_t *held;
+    size_t nheld;
+    h2o_send_state_t held_state;
+    uint64_t drained;
     zn_body_data_fn on_data;
     zn_body_end_fn on_end;
     void *arg;
@@ -271,6 +279,61 @@ static void stream_resume(zn_body_stream_t *s)
         pump(st);
 }
 
+/* ---- answers sent before the body was read ----------------------------------------------------
+ * Closing a socket with unread input makes the kernel send a reset, which can destroy the
+ * answer before the client reads it (an early 401/413/416, a disk-full 500). So the answer
+ * is held, the body read and dropped (up to DRAIN_MAX), and the answer sent after it. */
+
+static void send_held(h1_stream_t *st)
+{
+    h2o_ostream_t *os = &st->conn->_ostr_final.super;
+    os->do_send = st->do_send;
+    st->do_send(os, &st->conn->req, st->held, st->nheld, st->held_state);
+}
+
+static size_t drain_data(void *arg, const char *p, size_t n)
+{
+    h1_stream_t *st = arg;
+    st->drained += n;
+    if (st->drained > DRAIN_MAX) {
+        /* enough: answer now and close (the client may see a reset) */
+        set_reading(st, false);
+        st->ended = true;
+        send_held(st);
+        return 0;
+    }
+    return n;
+}
+
+static void drain_end(void *arg, const char *err)
+{
+    h1_stream_t *st = arg;
+    if (err == NULL)
+        send_held(st); /* on an error h2o closes the connection right after this */
+}
+
+static void send_after_body(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+{
+    zn_h1_conn_t *conn = H2O_STRUCT_FROM_MEMBER(zn_h1_conn_t, _ostr_final.super, self);
+    h1_stream_t *st = stream_of(conn);
+    if (st == NULL || st->ended || st->held != NULL) {
+        if (st != NULL && st->held == NULL) {
+            self->do_send = st->do_send;
+            st->do_send(self, req, bufs, bufcnt, state);
+        }
+        return;
+    }
+    st->held = h2o_mem_alloc_pool(&req->pool, sizeof(*bufs) * (bufcnt + 1));
+    memcpy(st->held, bufs, sizeof(*bufs) * bufcnt);
+    st->nheld = bufcnt;
+    st->held_state = state;
+    st->on_data = drain_data;
+    st->on_end = drain_end;
+    st->arg = st;
+    st->started = true;
+    pump(st);
+}
+
 /* Moves the request out of h2o's entity reader and dispatches it; false to leave it. */
 static bool take_over(h2o_socket_t *sock)
 {
@@ -304,6 +367,8 @@ static bool take_over(h2o_socket_t *sock)
         conn->_timeout = NULL;
     }
     h2o_socket_read_stop(sock);
+    st->do_send = conn->_ostr_final.super.do_send;
+    conn->_ostr_final.super.do_send = send_after_body;
     h2o_buffer_consume(&sock->input, headlen);
     conn->_reqsize = 0; /* h2o consumes this much after the response: the body is ours */
     conn->_prevreqlen = 0;
