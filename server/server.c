@@ -80,7 +80,11 @@ static bool setup_body_buffers(zn_server_t *srv, char *err, size_t errlen)
         return false;
     }
     h2o_buffer_mmap_settings_t *mm = &h2o_socket_buffer_mmap_settings;
-    mm->threshold = 4 * 1024 * 1024;
+    /* h2o's evloop reads a socket until EAGAIN before calling back, so even a body that is
+     * streamed away at once (h1stream.c) sits in the input buffer up to a TCP receive
+     * window (several MiB on loopback); below 16 MiB such buffers stay in memory, so a full
+     * disk fails the session write (a clean 5xx) rather than h2o's buffer (a reset). */
+    mm->threshold = 16 * 1024 * 1024;
     if ((size_t)snprintf(mm->fn_template, sizeof(mm->fn_template), "%s/body.XXXXXX", dir) >= sizeof(mm->fn_template)) {
         snprintf(err, errlen, "storage.rootDirectory: path too long for body buffers");
         return false;
