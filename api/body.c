@@ -19,6 +19,8 @@
  * After a storage error the rest of the body is read and dropped, so the client receives
  * the error once it has sent everything instead of a reset mid-body (disk full).
  */
+#include <stdio.h>
+
 #include "api/internal.h"
 #include "common/pool.h"
 
@@ -414,5 +416,67 @@ int zn_api_upload_finish_async(zn_api_t *api, h2o_req_t *req, zn_upload_t *up, c
     f->after = after;
     f->data = data;
     submit(&f->base, run_finish, finish_back);
+    return 0;
+}
+
+/* ---- opening a session off the loop ---------------------------------------------------------
+ * Opening re-hashes the session file when its running hash is not in memory (after a
+ * restart, or an eviction from storage's table): seconds for a big session, so always on
+ * the pool. repo and uuid are copied: the request may be gone when the pool runs. */
+
+struct open_job {
+    struct body_job base; /* only the posting fields are used */
+    char repo[ZN_REPO_NAME_MAX + 1];
+    char uuid[ZN_UUID_LEN + 1];
+    zn_upload_t *up;
+    zn_err_t err;
+    zn_api_open_fn then;
+    void *data;
+};
+
+static void run_open(zn_pool_job_t *pj)
+{
+    struct open_job *o = (void *)H2O_STRUCT_FROM_MEMBER(struct body_job, pj, pj);
+    o->err = zn_storage_upload_open(o->base.api->st, o->repo, o->uuid, &o->up);
+}
+
+static void open_back(struct body_job *job)
+{
+    struct open_job *o = (void *)job;
+    job->in_flight = false;
+    h2o_req_t *req = job->req;
+    zn_upload_t *up = o->up;
+    zn_api_open_fn then = o->then;
+    void *data = o->data;
+    zn_err_t err = o->err;
+    job_free(job);
+    if (req == NULL) {
+        if (up != NULL)
+            zn_storage_upload_close(up);
+        return;
+    }
+    then(req, up, err, data);
+}
+
+int zn_api_upload_open_async(zn_api_t *api, h2o_req_t *req, const char *repo, const char *uuid, zn_api_open_fn then,
+                             void *data)
+{
+    struct open_job *o = zn_calloc(1, sizeof(*o));
+    zn_thread_info_t *self = zn_thread_self();
+    int n1 = snprintf(o->repo, sizeof(o->repo), "%s", repo), n2 = snprintf(o->uuid, sizeof(o->uuid), "%s", uuid);
+    if (n1 < 0 || (size_t)n1 >= sizeof(o->repo) || n2 < 0 || (size_t)n2 >= sizeof(o->uuid)) {
+        free(o);
+        return then(req, NULL, ZN_ENOENT, data); /* no such session can exist */
+    }
+    o->base.api = api;
+    o->base.ctx = req->conn->ctx;
+    o->base.req = req;
+    o->base.route = self != NULL ? self->route : NULL;
+    o->base.kick.cb = on_kick; /* never linked */
+    o->base.ref = h2o_mem_alloc_shared(&req->pool, sizeof(*o->base.ref), on_finish_dispose);
+    o->base.ref->job = &o->base;
+    o->then = then;
+    o->data = data;
+    submit(&o->base, run_open, open_back);
     return 0;
 }

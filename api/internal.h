@@ -109,6 +109,13 @@ uint64_t zn_api_body_length(h2o_req_t *req);
  * pool, then after(req, err, data) on the worker. up is consumed whatever happens; if the
  * request goes away first, the finish still completes and after is not called. Returns 0. */
 typedef int (*zn_api_finish_fn)(h2o_req_t *req, zn_err_t err, void *data);
+/* Runs zn_storage_upload_open(repo, uuid) (which may re-hash the session file) on the
+ * background pool, then then(req, up, err, data) on the worker; on success then owns up.
+ * repo and uuid are copied. If the request goes away first, up is closed and then is not
+ * called. Returns 0 (or then's result when it is called at once for an impossible name). */
+typedef int (*zn_api_open_fn)(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *data);
+int zn_api_upload_open_async(zn_api_t *api, h2o_req_t *req, const char *repo, const char *uuid, zn_api_open_fn then,
+                             void *data);
 int zn_api_upload_finish_async(zn_api_t *api, h2o_req_t *req, zn_upload_t *up, const zn_digest_t *d, zn_api_finish_fn after,
                                void *data);
 
