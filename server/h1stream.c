@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "api/api.h"
 #include "server/h1_internals.h"
@@ -55,6 +56,7 @@ typedef struct h1_stream {
     size_t nheld;
     h2o_send_state_t held_state;
     uint64_t drained;
+    h2o_timeout_entry_t idle; /* readTimeout without a byte of body while we wait for one */
     zn_body_data_fn on_data;
     zn_body_end_fn on_end;
     void *arg;
@@ -63,6 +65,47 @@ typedef struct h1_stream {
     size_t decoded; /* chunked: input[0, decoded) is body not yet delivered */
     uint64_t left;  /* Content-Length: body bytes still to deliver */
 } h1_stream_t;
+
+/* This worker's readTimeout for streamed bodies (h2o timeouts belong to one loop). */
+static __thread struct {
+    h2o_loop_t *loop;
+    h2o_timeout_t timeout;
+} idle_timeout;
+
+static void on_idle(h2o_timeout_entry_t *entry)
+{
+    h1_stream_t *st = H2O_STRUCT_FROM_MEMBER(h1_stream_t, idle, entry);
+    struct linger lg = {1, 0};
+    int fd = h2o_socket_get_fd(st->conn->sock);
+    /* as guard.c closes: h2o sees the error on its own read path and tears down */
+    if (fd != -1) {
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        shutdown(fd, SHUT_RDWR);
+    }
+}
+
+/* Arms (or re-arms) the no-progress deadline while the stream waits for the client. */
+static void idle_arm(h1_stream_t *st, bool on)
+{
+    uint64_t ms = stream_srv != NULL ? stream_srv->cfg->http.read_timeout_ns / 1000000u : 0;
+    if (h2o_timeout_is_linked(&st->idle))
+        h2o_timeout_unlink(&st->idle);
+    if (!on || ms == 0)
+        return;
+    h2o_loop_t *loop = st->conn->super.ctx->loop;
+    if (idle_timeout.loop != loop) {
+        idle_timeout.loop = loop;
+        h2o_timeout_init(loop, &idle_timeout.timeout, ms);
+    }
+    h2o_timeout_link(loop, &idle_timeout.timeout, &st->idle);
+}
+
+static void on_stream_dispose(void *p)
+{
+    h1_stream_t *st = p;
+    if (h2o_timeout_is_linked(&st->idle))
+        h2o_timeout_unlink(&st->idle);
+}
 
 static void resolve(void)
 {
@@ -175,6 +218,7 @@ static void on_stream_read(h2o_socket_t *sock, const char *err);
 
 static void set_reading(h1_stream_t *st, bool on)
 {
+    idle_arm(st, on); /* a paused stream waits for us, not for the client */
     if (on == st->reading)
         return;
     st->reading = on;
@@ -348,12 +392,13 @@ static bool take_over(h2o_socket_t *sock)
     if (!read_framing(conn, &headlen, &chunked, &length) || !zn_stream_eligible(stream_srv, req, chunked))
         return false;
 
-    h1_stream_t *st = h2o_mem_alloc_pool(&req->pool, sizeof(*st));
+    h1_stream_t *st = h2o_mem_alloc_shared(&req->pool, sizeof(*st), on_stream_dispose);
     *st = (h1_stream_t){.super = {.length = length, .start = stream_start, .resume = stream_resume},
                         .conn = conn,
                         .chunked = chunked,
                         .left = length,
                         .persistent = req->http1_is_persistent};
+    st->idle.cb = on_idle;
     if (chunked) {
         zn_h1_chunked_reader_t *r = (void *)conn->_req_entity_reader;
         st->decoder = r->decoder;

@@ -295,3 +295,21 @@ def test_size_limit_is_checked_before_storing(zinc_factory):
     c.close()
     assert status == 413, body
     assert size_of(session_file(z, "s/limit", loc)) == 4 * MiB
+
+
+def test_stalled_streamed_body_is_cut_after_read_timeout(zinc_factory):
+    z = zinc_factory({"http": {"readTimeout": "2s"}})
+    reg = Registry(z.url)
+    loc = reg.start_upload("s/stall")
+    c = connect(z)
+    send_head(c, "PATCH", loc[len(z.url):], {"Content-Length": str(8 * MiB)})
+    c.sendall(os.urandom(3 * MiB))
+    f = session_file(z, "s/stall", loc)
+    wait_for(lambda: size_of(f) >= 1 * MiB, "part of the body to be written")
+    c.settimeout(60 * SLOW)
+    t0 = time.time()
+    assert Reader(c).closed()  # zinc gives up on the silent client
+    assert time.time() - t0 >= 1
+    c.close()
+    wait_for(lambda: reg.s.get(loc).status_code == 204, "the session to be released")
+    assert int(reg.s.get(loc).headers["Range"].split("-")[1]) + 1 == size_of(f)
