@@ -46,6 +46,12 @@ static zn_server_t *stream_srv;            /* set once before the workers start;
 static __thread h2o_socket_t *accepting;   /* the socket inside h2o_http1_accept on this thread */
 
 #define DRAIN_MAX (64u << 20) /* body read and dropped behind an early answer, then we close */
+/* Receive buffer of a streamed upload. h2o's evloop reads a socket until EAGAIN, so with
+ * Linux's autotuned window (tcp_rmem up to 32 MiB) one wake-up could pull tens of MiB into
+ * the input buffer, which h2o then compacts with memmove as we consume it, and the client's
+ * last byte would wait behind that backlog. 4 MiB (the kernel doubles it) still allows
+ * ~160 MB/s per connection at 50 ms RTT. */
+#define STREAM_RCVBUF (4 << 20)
 
 typedef struct h1_stream {
     zn_body_stream_t super;
@@ -412,6 +418,9 @@ static bool take_over(h2o_socket_t *sock)
         conn->_timeout = NULL;
     }
     h2o_socket_read_stop(sock);
+    int fd = h2o_socket_get_fd(sock), rcvbuf = STREAM_RCVBUF;
+    if (fd != -1)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)); /* best effort */
     st->do_send = conn->_ostr_final.super.do_send;
     conn->_ostr_final.super.do_send = send_after_body;
     h2o_buffer_consume(&sock->input, headlen);
