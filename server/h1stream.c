@@ -274,10 +274,16 @@ static void pump(h1_stream_t *st)
         h2o_buffer_t *in = st->conn->sock->input;
         size_t avail = st->chunked ? st->decoded : (in->size < st->left ? in->size : (size_t)st->left);
         if (avail == 0) {
-            if (st->chunked ? st->complete : st->left == 0)
+            if (st->chunked ? st->complete : st->left == 0) {
                 end(st, NULL);
-            else
-                set_reading(st, true);
+                return;
+            }
+            /* h2o frees an input buffer we emptied; the evloop would then grow a new one
+             * from 4 KiB by doubling (a memcpy each time) on every wake-up. One allocation
+             * of a receive window's size instead. */
+            if (st->conn->sock->input->size == 0)
+                h2o_buffer_reserve(&st->conn->sock->input, 2 * STREAM_RCVBUF);
+            set_reading(st, true);
             return;
         }
         size_t took = st->on_data(st->arg, in->bytes, avail);
