@@ -196,8 +196,13 @@ static void finish_later(struct body_job *job)
 static void run_write(zn_pool_job_t *pj)
 {
     struct body_job *job = H2O_STRUCT_FROM_MEMBER(struct body_job, pj, pj);
+    zn_thread_info_t *self = zn_thread_self();
+    if (self != NULL)
+        self->route = job->route; /* CPU samples of the pool thread carry the request's route */
     if (job->err == ZN_OK)
         job->err = zn_storage_upload_write(job->up, job->work_p, job->work_len);
+    if (self != NULL)
+        self->route = NULL;
 }
 
 /* ---- req->entity source ---------------------------------------------------------------------- */
