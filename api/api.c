@@ -5,9 +5,11 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "api/internal.h"
 #include "api/sync_int.h"
+#include "common/pool.h"
 
 /*
  * Routing rule. A repository name may contain every path word of this table ("blobs",
@@ -28,9 +30,9 @@ static const zn_route_def_t routes[] = {
     {"GET", NAME "/blobs/{digest}", "blob_get", zn_api_blob_get, ZN_ACT_READ, 0, 0},
     {"HEAD", NAME "/blobs/{digest}", "blob_head", zn_api_blob_get, ZN_ACT_READ, 0, 0},
     {"DELETE", NAME "/blobs/{digest}", "blob_delete", zn_api_blob_delete, ZN_ACT_DELETE, 0, 0},
-    {"POST", NAME "/blobs/uploads/", "upload_start", zn_api_upload_post, ZN_ACT_CREATE, 0, 0},
-    {"PATCH", NAME "/blobs/uploads/{uuid}", "upload_patch", zn_api_upload_patch, ZN_ACT_CREATE, 0, 0},
-    {"PUT", NAME "/blobs/uploads/{uuid}", "upload_put", zn_api_upload_put, ZN_ACT_CREATE, 0, 0},
+    {"POST", NAME "/blobs/uploads/", "upload_start", zn_api_upload_post, ZN_ACT_CREATE, 0, ZN_ROUTE_STREAM},
+    {"PATCH", NAME "/blobs/uploads/{uuid}", "upload_patch", zn_api_upload_patch, ZN_ACT_CREATE, 0, ZN_ROUTE_STREAM},
+    {"PUT", NAME "/blobs/uploads/{uuid}", "upload_put", zn_api_upload_put, ZN_ACT_CREATE, 0, ZN_ROUTE_STREAM},
     {"GET", NAME "/blobs/uploads/{uuid}", "upload_status", zn_api_upload_status, ZN_ACT_READ, 0, 0},
     {"DELETE", NAME "/blobs/uploads/{uuid}", "upload_delete", zn_api_upload_delete, ZN_ACT_DELETE, 0, 0},
     {"GET", NAME "/manifests/{reference}", "manifest_get", zn_api_manifest_get, ZN_ACT_READ, 0, 0},
@@ -64,6 +66,12 @@ zn_err_t zn_api_new(const zn_config_t *cfg, zn_api_t **out, char *err, size_t er
         zn_errf(err, errlen, "storage: this storage driver needs the background pool, not built yet");
         zn_api_free(api);
         return ZN_EUNSUPP;
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if ((api->pool = zn_pool_new("upload", ncpu < 2 ? 2 : ncpu > 8 ? 8 : (int)ncpu)) == NULL) {
+        zn_errf(err, errlen, "cannot start the upload threads");
+        zn_api_free(api);
+        return ZN_EIO;
     }
     if ((e = zn_sync_new(cfg, api->st, &api->sync, err, errlen)) != ZN_OK) {
         zn_api_free(api);
@@ -122,6 +130,7 @@ void zn_api_free(zn_api_t *api)
     if (api == NULL)
         return;
     zn_sync_free(api->sync); /* before the store it writes to */
+    zn_pool_free(api->pool); /* its jobs write to storage */
     zn_storage_free(api->st);
     free(api);
 }
@@ -136,4 +145,9 @@ bool zn_api_sync_stats(zn_api_t *api, zn_api_sync_stats_t *out)
                                  st.manifest_hits, st.manifest_misses, st.manifest_fetched, st.manifest_failed,
                                  st.manifest_revalidated};
     return true;
+}
+
+struct zn_pool *zn_api_pool(zn_api_t *api)
+{
+    return api->pool;
 }

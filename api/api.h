@@ -143,4 +143,27 @@ const zn_route_def_t *zn_api_routes(size_t *n);
  * page. Sends the response (or a 400 for bad n/last) and returns 0. */
 int zn_api_catalog_merged(h2o_req_t *req, zn_reqctx_t *ctx, char *const *extra, size_t nextra, bool extra_more);
 
+/* ---- request bodies still arriving (the HTTP/1 upload fast path, docs/design-uploads.md) --- */
+
+/* A body the server hands over while it is still arriving on the connection, instead of
+ * waiting for h2o to buffer all of it (server/h1stream.c implements it). The consumer
+ * calls start once; on_data then gets the body's bytes in order, on the worker's loop, and
+ * returns how many it took (the pointer is only valid during the call); taking fewer
+ * pauses the stream until resume. on_end comes once: err NULL when the whole body was
+ * delivered, else the reason (client gone, broken chunked encoding); after on_end nothing
+ * else is called. The stream lives in the request's pool. */
+typedef struct zn_body_stream zn_body_stream_t;
+typedef size_t (*zn_body_data_fn)(void *arg, const char *p, size_t n);
+typedef void (*zn_body_end_fn)(void *arg, const char *err);
+struct zn_body_stream {
+    uint64_t length; /* Content-Length, or UINT64_MAX for chunked transfer */
+    void (*start)(zn_body_stream_t *s, zn_body_data_fn on_data, zn_body_end_fn on_end, void *arg);
+    void (*resume)(zn_body_stream_t *s);
+};
+
+/* Attaches s to req (the server, before dispatching the request). */
+void zn_api_body_stream_attach(h2o_req_t *req, zn_body_stream_t *s);
+/* The stream attached to req, or NULL when the body is all in req->entity. */
+zn_body_stream_t *zn_api_body_stream(h2o_req_t *req);
+
 #endif

@@ -1,90 +1,487 @@
 /*
- * api/body.c - moving a request body into an upload session without stalling the worker.
+ * api/body.c - moving a request body into an upload session off the event loop.
  *
- * h2o 2.2.5 hands the handler the whole body (req->entity), kept in a file-backed mapping
- * once it is large. Hashing and writing several GiB in one go would hold the event loop
- * for seconds, so the body is consumed in slices: up to TURN_BYTES per loop turn, then the
- * job re-arms itself on the context's zero timeout and the loop serves other connections
- * in between. The job lives in the request's pool; its dispose callback unlinks the timer
- * and releases the session if the connection dies before the job ends.
+ * The bytes are hashed and written by the background pool (common/pool.h), never on the
+ * worker. A body comes from one of two sources:
+ *   - a stream (zn_body_stream_t, the server's HTTP/1 fast path): bytes arrive while the
+ *     client sends them. They are copied into one of two BATCH-sized (2 MiB) buffers: the worker
+ *     fills one while a pool thread writes and hashes the other, so receiving, hashing and
+ *     writing overlap. When both are busy the stream is paused (the socket is not read),
+ *     so an upload holds at most 2 x BATCH of memory however fast the client sends.
+ *   - req->entity (HTTP/2, small HTTP/1 bodies that arrived with their head): h2o already
+ *     has all of it; it is handed to the pool in SLICE pieces without copying.
+ * One job is in flight per upload, so the session sees its bytes in order. Results come
+ * back to the worker through an h2o multithread message on the context's queue.
+ *
+ * The job is malloc'd, not in the request's pool, because a pool thread may still be
+ * writing when the client goes away: the request's dispose hook only marks the job
+ * orphaned, and whoever finishes last closes (or cancels) the session and frees it.
+ * After a storage error the rest of the body is read and dropped, so the client receives
+ * the error once it has sent everything instead of a reset mid-body (disk full).
  */
-#include "api/internal.h"
+#include <stdio.h>
 
-#define SLICE (1u << 20)        /* one storage write: bounds what a failed write can leave */
-#define TURN_BYTES (16u << 20) /* per event-loop turn: ~10 ms of hashing and page-cache writes */
+#include "api/internal.h"
+#include "common/pool.h"
+
+#define SLICE (8u << 20)       /* one pool job over req->entity */
+#define BATCH (2u << 20)       /* one pool job over streamed bytes; two per upload at most */
+#define INLINE_MAX (64u << 10) /* smaller entities are written on the loop: a handoff costs more */
+
+static const h2o_iovec_t ENV_STREAM = {H2O_STRLIT("zn.body")};
+
+/* One per worker thread: where pool threads post finished jobs back. */
+struct body_recv {
+    h2o_multithread_receiver_t r;
+    h2o_context_t *ctx;
+};
+static __thread struct body_recv tls_recv;
+
+struct body_ref {
+    struct body_job *job; /* NULL once the job no longer needs the request */
+};
 
 struct body_job {
-    h2o_timeout_entry_t timer;
-    h2o_req_t *req;
-    zn_upload_t *up; /* NULL once handed to done */
-    size_t off;
+    zn_pool_job_t pj;
+    h2o_multithread_message_t msg;
+    void (*on_back)(struct body_job *job); /* on the worker, once pj is done */
+    zn_api_t *api;
+    h2o_context_t *ctx;
+    struct body_recv *recv; /* the worker's receiver, set on the worker before submitting */
+    h2o_req_t *req; /* NULL once the request is gone */
+    struct body_ref *ref;
+    h2o_timeout_entry_t kick;
+    zn_upload_t *up;
     bool cancel_on_abort;
     zn_api_body_done_fn done;
     void *data;
-    const char *route; /* the profiler's route label, restored for later turns */
+    const char *route; /* the profiler's route label, restored for later callbacks */
+
+    zn_body_stream_t *stream; /* NULL: the body is req->entity */
+    size_t off;               /* entity: bytes handed to the pool so far */
+    char *bufs[2];
+    size_t fill_len;   /* bytes waiting in bufs[fill] */
+    int fill;          /* index of the buffer being filled */
+    const char *work_p; /* in flight: what the pool thread writes */
+    size_t work_len;
+    bool in_flight, paused, ended;
+    const char *end_err; /* the stream's reason when it ended early */
+    zn_err_t err;        /* the first storage error */
 };
+
+/* ---- posting back to the worker ------------------------------------------------------------ */
+
+static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *msg = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&msg->link);
+        struct body_job *job = H2O_STRUCT_FROM_MEMBER(struct body_job, msg, msg);
+        zn_thread_info_t *self = zn_thread_self();
+        if (self != NULL)
+            self->route = job->route;
+        job->on_back(job);
+        if (self != NULL)
+            self->route = NULL;
+    }
+}
+
+static struct body_recv *recv_for(h2o_context_t *ctx)
+{
+    if (tls_recv.ctx != ctx) {
+        tls_recv.ctx = ctx;
+        h2o_multithread_register_receiver(ctx->queue, &tls_recv.r, on_messages);
+    }
+    return &tls_recv;
+}
+
+static void post_back(zn_pool_job_t *pj)
+{
+    struct body_job *job = H2O_STRUCT_FROM_MEMBER(struct body_job, pj, pj);
+    h2o_multithread_send_message(&job->recv->r, &job->msg);
+}
+
+/* Called on the worker: the receiver is the worker's thread-local one, and must exist
+ * before a pool thread posts to it. */
+static void submit(struct body_job *job, void (*run)(zn_pool_job_t *), void (*on_back)(struct body_job *))
+{
+    job->recv = recv_for(job->ctx);
+    job->msg = (h2o_multithread_message_t){{NULL, NULL}};
+    job->pj.run = run;
+    job->pj.done = post_back;
+    job->on_back = on_back;
+    job->in_flight = true;
+    zn_pool_submit(zn_api_pool(job->api), &job->pj);
+}
+
+/* ---- lifetime -------------------------------------------------------------------------------- */
+
+static void job_free(struct body_job *job)
+{
+    if (h2o_timeout_is_linked(&job->kick))
+        h2o_timeout_unlink(&job->kick);
+    if (job->ref != NULL)
+        job->ref->job = NULL;
+    free(job->bufs[0]);
+    free(job->bufs[1]);
+    free(job);
+}
+
+/* The request is gone and nothing is in flight: let go of the session. A chunk written so
+ * far stays in the session (resumable at its size); a monolithic upload leaves nothing. */
+static void orphan_finish(struct body_job *job)
+{
+    if (job->up != NULL) {
+        if (job->cancel_on_abort)
+            zn_storage_upload_cancel(job->up);
+        else
+            zn_storage_upload_close(job->up);
+        job->up = NULL;
+    }
+    job_free(job);
+}
 
 static void on_dispose(void *p)
 {
-    struct body_job *job = p;
-    if (h2o_timeout_is_linked(&job->timer))
-        h2o_timeout_unlink(&job->timer);
-    if (job->up == NULL)
+    struct body_ref *ref = p;
+    struct body_job *job = ref->job;
+    if (job == NULL)
         return;
-    if (job->cancel_on_abort)
-        zn_storage_upload_cancel(job->up);
-    else
-        zn_storage_upload_close(job->up);
-    job->up = NULL;
+    job->ref = NULL;
+    job->req = NULL;
+    if (h2o_timeout_is_linked(&job->kick))
+        h2o_timeout_unlink(&job->kick);
+    if (!job->in_flight)
+        orphan_finish(job);
 }
 
-static void finish(struct body_job *job, zn_err_t err)
+/* Everything is written (or failed): answer through done, on the worker. */
+static void finish(struct body_job *job)
 {
+    h2o_req_t *req = job->req;
     zn_upload_t *up = job->up;
     job->up = NULL;
-    job->done(job->req, up, err, job->data);
-}
-
-/* Writes up to TURN_BYTES; true when the body is done (or failed, after calling done). */
-static bool write_turn(struct body_job *job)
-{
-    size_t len = job->req->entity.base != NULL ? job->req->entity.len : 0, turn = 0;
-    while (job->off < len && turn < TURN_BYTES) {
-        size_t n = len - job->off < SLICE ? len - job->off : SLICE;
-        zn_err_t err = zn_storage_upload_write(job->up, job->req->entity.base + job->off, n);
-        if (err != ZN_OK) {
-            finish(job, err);
-            return true;
-        }
-        job->off += n;
-        turn += n;
+    if (job->end_err != NULL && job->err == ZN_OK) {
+        /* the client's body was malformed; what it sent of a chunk stays in the session */
+        if (job->cancel_on_abort)
+            zn_storage_upload_cancel(up);
+        else
+            zn_storage_upload_close(up);
+        job_free(job);
+        zn_api_send_error(req, ZN_OCI_BLOB_UPLOAD_INVALID, "malformed request body");
+        return;
     }
-    if (job->off < len)
-        return false;
-    finish(job, ZN_OK);
-    return true;
+    zn_api_body_done_fn done = job->done;
+    void *data = job->data;
+    zn_err_t err = job->err;
+    job_free(job);
+    done(req, up, err, data);
 }
 
-static void on_turn(h2o_timeout_entry_t *entry)
+static void on_kick(h2o_timeout_entry_t *entry)
 {
-    struct body_job *job = H2O_STRUCT_FROM_MEMBER(struct body_job, timer, entry);
+    struct body_job *job = H2O_STRUCT_FROM_MEMBER(struct body_job, kick, entry);
+    finish(job);
+}
+
+/* Finishes on a later loop turn: callers may be inside the stream's callbacks. */
+static void finish_later(struct body_job *job)
+{
+    if (!h2o_timeout_is_linked(&job->kick))
+        h2o_timeout_link(job->ctx->loop, &job->ctx->zero_timeout, &job->kick);
+}
+
+/* ---- the pool side --------------------------------------------------------------------------- */
+
+static void run_write(zn_pool_job_t *pj)
+{
+    struct body_job *job = H2O_STRUCT_FROM_MEMBER(struct body_job, pj, pj);
     zn_thread_info_t *self = zn_thread_self();
     if (self != NULL)
-        self->route = job->route;
-    if (!write_turn(job))
-        h2o_timeout_link(job->req->conn->ctx->loop, &job->req->conn->ctx->zero_timeout, &job->timer);
+        self->route = job->route; /* CPU samples of the pool thread carry the request's route */
+    if (job->err == ZN_OK)
+        job->err = zn_storage_upload_write(job->up, job->work_p, job->work_len);
     if (self != NULL)
         self->route = NULL;
 }
 
-int zn_api_body_write(h2o_req_t *req, zn_upload_t *up, bool cancel_on_abort, zn_api_body_done_fn done, void *data)
+/* ---- req->entity source ---------------------------------------------------------------------- */
+
+static void entity_next(struct body_job *job);
+
+static void entity_back(struct body_job *job)
 {
-    struct body_job *job = h2o_mem_alloc_shared(&req->pool, sizeof(*job), on_dispose);
+    job->in_flight = false;
+    if (job->req == NULL) {
+        orphan_finish(job);
+        return;
+    }
+    entity_next(job);
+}
+
+static void entity_next(struct body_job *job)
+{
+    size_t len = job->req->entity.base != NULL ? job->req->entity.len : 0;
+    if (job->err != ZN_OK || job->off == len) {
+        finish(job);
+        return;
+    }
+    job->work_p = job->req->entity.base + job->off;
+    job->work_len = len - job->off < SLICE ? len - job->off : SLICE;
+    job->off += job->work_len;
+    submit(job, run_write, entity_back);
+}
+
+/* ---- stream source --------------------------------------------------------------------------- */
+
+static void stream_submit(struct body_job *job);
+
+static void stream_back(struct body_job *job)
+{
+    job->in_flight = false;
+    if (job->req == NULL) {
+        orphan_finish(job);
+        return;
+    }
+    if (job->fill_len > 0)
+        stream_submit(job);
+    if (job->ended) {
+        if (!job->in_flight)
+            finish_later(job);
+        return;
+    }
+    if (job->paused) {
+        job->paused = false;
+        job->stream->resume(job->stream);
+    }
+}
+
+/* Hands the filled buffer to the pool (nothing in flight). */
+static void stream_submit(struct body_job *job)
+{
+    if (job->err != ZN_OK) {
+        job->fill_len = 0;
+        return;
+    }
+    job->work_p = job->bufs[job->fill];
+    job->work_len = job->fill_len;
+    job->fill ^= 1;
+    job->fill_len = 0;
+    submit(job, run_write, stream_back);
+}
+
+static size_t stream_data(void *arg, const char *p, size_t n)
+{
+    struct body_job *job = arg;
+    size_t took = 0;
+    if (job->err != ZN_OK)
+        return n; /* storage failed: drain the rest so the client reads our answer */
+    while (took < n) {
+        if (job->fill_len == BATCH) {
+            if (job->in_flight) {
+                job->paused = true;
+                break;
+            }
+            stream_submit(job);
+        }
+        size_t c = n - took < BATCH - job->fill_len ? n - took : BATCH - job->fill_len;
+        memcpy(job->bufs[job->fill] + job->fill_len, p + took, c);
+        job->fill_len += c;
+        took += c;
+    }
+    if (!job->in_flight && job->fill_len > 0)
+        stream_submit(job); /* the pool is idle for this upload: give it what we have */
+    return took;
+}
+
+static void stream_end(void *arg, const char *err)
+{
+    struct body_job *job = arg;
+    job->ended = true;
+    job->end_err = err;
+    if (job->in_flight)
+        return; /* stream_back goes on */
+    if (job->fill_len > 0)
+        stream_submit(job);
+    if (!job->in_flight)
+        finish_later(job);
+}
+
+/* ---- entry points ---------------------------------------------------------------------------- */
+
+void zn_api_body_stream_attach(h2o_req_t *req, zn_body_stream_t *s)
+{
+    h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
+    req->env.entries[req->env.size++] = ENV_STREAM;
+    req->env.entries[req->env.size++] = h2o_iovec_init(s, sizeof(*s));
+}
+
+zn_body_stream_t *zn_api_body_stream(h2o_req_t *req)
+{
+    for (size_t i = 0; i + 1 < req->env.size; i += 2)
+        if (h2o_memis(req->env.entries[i].base, req->env.entries[i].len, ENV_STREAM.base, ENV_STREAM.len))
+            return (zn_body_stream_t *)req->env.entries[i + 1].base;
+    return NULL;
+}
+
+uint64_t zn_api_body_length(h2o_req_t *req)
+{
+    zn_body_stream_t *s = zn_api_body_stream(req);
+    if (s != NULL)
+        return s->length;
+    return req->entity.base != NULL ? req->entity.len : 0;
+}
+
+int zn_api_body_write(zn_api_t *api, h2o_req_t *req, zn_upload_t *up, bool cancel_on_abort, zn_api_body_done_fn done,
+                      void *data)
+{
+    zn_body_stream_t *stream = zn_api_body_stream(req);
+    size_t len = req->entity.base != NULL ? req->entity.len : 0;
+
+    if (stream == NULL && len <= INLINE_MAX)
+        return done(req, up, len != 0 ? zn_storage_upload_write(up, req->entity.base, len) : ZN_OK, data);
+
+    struct body_job *job = zn_calloc(1, sizeof(*job));
     zn_thread_info_t *self = zn_thread_self();
-    *job = (struct body_job){.req = req, .up = up, .cancel_on_abort = cancel_on_abort, .done = done, .data = data};
-    job->route = self != NULL ? self->route : NULL;
-    job->timer.cb = on_turn;
-    if (!write_turn(job))
-        h2o_timeout_link(req->conn->ctx->loop, &req->conn->ctx->zero_timeout, &job->timer);
+    *job = (struct body_job){.api = api,
+                             .ctx = req->conn->ctx,
+                             .req = req,
+                             .up = up,
+                             .cancel_on_abort = cancel_on_abort,
+                             .done = done,
+                             .data = data,
+                             .route = self != NULL ? self->route : NULL,
+                             .stream = stream};
+    job->kick.cb = on_kick;
+    job->ref = h2o_mem_alloc_shared(&req->pool, sizeof(*job->ref), on_dispose);
+    job->ref->job = job;
+    if (stream == NULL) {
+        entity_next(job);
+        return 0;
+    }
+    job->bufs[0] = zn_malloc(BATCH);
+    job->bufs[1] = zn_malloc(BATCH);
+    stream->start(stream, stream_data, stream_end, job);
+    return 0;
+}
+
+/* ---- finishing off the loop ------------------------------------------------------------------ */
+
+struct finish_job {
+    struct body_job base; /* only the posting fields are used */
+    zn_upload_t *up;
+    zn_digest_t digest;
+    zn_err_t err;
+    zn_api_finish_fn after;
+    void *data;
+};
+
+static void run_finish(zn_pool_job_t *pj)
+{
+    struct finish_job *f = (void *)H2O_STRUCT_FROM_MEMBER(struct body_job, pj, pj);
+    f->err = zn_storage_upload_finish(f->up, &f->digest);
+}
+
+static void finish_back(struct body_job *job)
+{
+    struct finish_job *f = (void *)job;
+    job->in_flight = false;
+    h2o_req_t *req = job->req;
+    zn_api_finish_fn after = f->after;
+    void *data = f->data;
+    zn_err_t err = f->err;
+    job_free(job);
+    if (req != NULL)
+        after(req, err, data);
+}
+
+static void on_finish_dispose(void *p)
+{
+    struct body_ref *ref = p;
+    if (ref->job != NULL) {
+        ref->job->req = NULL; /* the pool finishes anyway; nobody is told */
+        ref->job->ref = NULL;
+    }
+}
+
+int zn_api_upload_finish_async(zn_api_t *api, h2o_req_t *req, zn_upload_t *up, const zn_digest_t *d, zn_api_finish_fn after,
+                               void *data)
+{
+    struct finish_job *f = zn_calloc(1, sizeof(*f));
+    zn_thread_info_t *self = zn_thread_self();
+    f->base.api = api;
+    f->base.ctx = req->conn->ctx;
+    f->base.req = req;
+    f->base.route = self != NULL ? self->route : NULL;
+    f->base.kick.cb = on_kick; /* never linked */
+    f->base.ref = h2o_mem_alloc_shared(&req->pool, sizeof(*f->base.ref), on_finish_dispose);
+    f->base.ref->job = &f->base;
+    f->up = up;
+    f->digest = *d;
+    f->after = after;
+    f->data = data;
+    submit(&f->base, run_finish, finish_back);
+    return 0;
+}
+
+/* ---- opening a session off the loop ---------------------------------------------------------
+ * Opening re-hashes the session file when its running hash is not in memory (after a
+ * restart, or an eviction from storage's table): seconds for a big session, so always on
+ * the pool. repo and uuid are copied: the request may be gone when the pool runs. */
+
+struct open_job {
+    struct body_job base; /* only the posting fields are used */
+    char repo[ZN_REPO_NAME_MAX + 1];
+    char uuid[ZN_UUID_LEN + 1];
+    zn_upload_t *up;
+    zn_err_t err;
+    zn_api_open_fn then;
+    void *data;
+};
+
+static void run_open(zn_pool_job_t *pj)
+{
+    struct open_job *o = (void *)H2O_STRUCT_FROM_MEMBER(struct body_job, pj, pj);
+    o->err = zn_storage_upload_open(o->base.api->st, o->repo, o->uuid, &o->up);
+}
+
+static void open_back(struct body_job *job)
+{
+    struct open_job *o = (void *)job;
+    job->in_flight = false;
+    h2o_req_t *req = job->req;
+    zn_upload_t *up = o->up;
+    zn_api_open_fn then = o->then;
+    void *data = o->data;
+    zn_err_t err = o->err;
+    job_free(job);
+    if (req == NULL) {
+        if (up != NULL)
+            zn_storage_upload_close(up);
+        return;
+    }
+    then(req, up, err, data);
+}
+
+int zn_api_upload_open_async(zn_api_t *api, h2o_req_t *req, const char *repo, const char *uuid, zn_api_open_fn then,
+                             void *data)
+{
+    struct open_job *o = zn_calloc(1, sizeof(*o));
+    zn_thread_info_t *self = zn_thread_self();
+    int n1 = snprintf(o->repo, sizeof(o->repo), "%s", repo), n2 = snprintf(o->uuid, sizeof(o->uuid), "%s", uuid);
+    if (n1 < 0 || (size_t)n1 >= sizeof(o->repo) || n2 < 0 || (size_t)n2 >= sizeof(o->uuid)) {
+        free(o);
+        return then(req, NULL, ZN_ENOENT, data); /* no such session can exist */
+    }
+    o->base.api = api;
+    o->base.ctx = req->conn->ctx;
+    o->base.req = req;
+    o->base.route = self != NULL ? self->route : NULL;
+    o->base.kick.cb = on_kick; /* never linked */
+    o->base.ref = h2o_mem_alloc_shared(&req->pool, sizeof(*o->base.ref), on_finish_dispose);
+    o->base.ref->job = &o->base;
+    o->then = then;
+    o->data = data;
+    submit(&o->base, run_open, open_back);
     return 0;
 }

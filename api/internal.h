@@ -18,8 +18,12 @@ struct zn_sync;
 struct zn_api {
     const zn_config_t *cfg;
     zn_storage_t *st;
+    struct zn_pool *pool; /* background threads: body hashing/writing, fsync, re-hash */
     struct zn_sync *sync; /* the pull-through mirror (api/sync.c), NULL when not configured */
 };
+
+/* The API's background pool (api.c). */
+struct zn_pool *zn_api_pool(zn_api_t *api);
 
 /* ---- parse.c: pure parsers (unit-tested) ----------------------------------------------- */
 
@@ -115,15 +119,37 @@ void zn_api_add_upload_range(h2o_req_t *req, uint64_t size);
 
 /* ---- body.c: request body -> upload session ----------------------------------------------- */
 
-/* Called once the body is written (err == ZN_OK) or failed. Owns up from then on. */
+/* Called once the body is written (err == ZN_OK) or a storage error happened. Owns up
+ * from then on. */
 typedef int (*zn_api_body_done_fn)(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *data);
 
-/* Writes req->entity (possibly a file-backed mapping of several GiB; never copied) to up
- * in bounded slices, a few per event-loop turn, so a big body does not stall the worker;
- * then calls done. Small bodies complete before this returns. If the request goes away
- * first, up is closed (or cancelled when cancel_on_abort) and done is never called.
+/* Writes the request body to up on the background pool (hashing it on the way), then calls
+ * done on the worker. The body is either a stream still arriving (zn_api_body_stream, the
+ * HTTP/1 fast path) or req->entity (never copied). Small entities are written inline and
+ * done is called before this returns. A malformed streamed body (broken chunked encoding)
+ * gets 400 BLOB_UPLOAD_INVALID from here, and the session is closed (cancelled when
+ * cancel_on_abort) without calling done. If the request goes away first, up is closed (or
+ * cancelled when cancel_on_abort) once no pool thread uses it, and done is never called.
  * Takes ownership of up; data (request-pool memory) is passed to done. Returns 0. */
-int zn_api_body_write(h2o_req_t *req, zn_upload_t *up, bool cancel_on_abort, zn_api_body_done_fn done, void *data);
+int zn_api_body_write(zn_api_t *api, h2o_req_t *req, zn_upload_t *up, bool cancel_on_abort, zn_api_body_done_fn done,
+                      void *data);
+/* The body's length: the streamed Content-Length (UINT64_MAX for chunked transfer), or
+ * req->entity's. */
+uint64_t zn_api_body_length(h2o_req_t *req);
+
+/* Runs zn_storage_upload_finish(up, d) (digest check, fsync, publish) on the background
+ * pool, then after(req, err, data) on the worker. up is consumed whatever happens; if the
+ * request goes away first, the finish still completes and after is not called. Returns 0. */
+typedef int (*zn_api_finish_fn)(h2o_req_t *req, zn_err_t err, void *data);
+/* Runs zn_storage_upload_open(repo, uuid) (which may re-hash the session file) on the
+ * background pool, then then(req, up, err, data) on the worker; on success then owns up.
+ * repo and uuid are copied. If the request goes away first, up is closed and then is not
+ * called. Returns 0 (or then's result when it is called at once for an impossible name). */
+typedef int (*zn_api_open_fn)(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *data);
+int zn_api_upload_open_async(zn_api_t *api, h2o_req_t *req, const char *repo, const char *uuid, zn_api_open_fn then,
+                             void *data);
+int zn_api_upload_finish_async(zn_api_t *api, h2o_req_t *req, zn_upload_t *up, const zn_digest_t *d, zn_api_finish_fn after,
+                               void *data);
 
 /* Pagination parameters ?n=&last= of tags/list and _catalog. */
 typedef struct zn_api_page {

@@ -4,9 +4,10 @@
  *
  * The session URL is /v2/<name>/blobs/uploads/<uuid> and carries no state in its query, so
  * it stays valid after every chunk and across restarts (storage re-opens the session from
- * its file). Bodies go from h2o's request buffer to the session file while being hashed
- * (api/body.c, over several loop turns when big); PUT verifies the digest before the blob
- * becomes visible.
+ * its file). Opening a session (which may re-hash its file), writing the body (streamed
+ * while it arrives on HTTP/1, else from h2o's buffer) and finishing (digest check, fsync,
+ * publish) run on the background pool (api/body.c); the digest is verified before the blob
+ * becomes visible. Every size and Content-Range check happens before a byte is stored.
  */
 #include <string.h>
 
@@ -14,6 +15,8 @@
 
 /* What a handler hands over to its body-done callback (request pool). */
 struct upload_req {
+    zn_api_t *api;
+    int (*next)(h2o_req_t *req, struct upload_req *u, zn_upload_t *up); /* once the session is open */
     const char *repo;
     const char *uuid;
     zn_digest_t digest;
@@ -65,7 +68,16 @@ static bool try_mount(h2o_req_t *req, zn_reqctx_t *ctx, const char *repo, const 
     return zn_storage_blob_mount(api->st, repo, from, d) == ZN_OK;
 }
 
-/* The body is in the session: verify and publish it (monolithic POST and final PUT). */
+static int on_finished(h2o_req_t *req, zn_err_t err, void *data)
+{
+    struct upload_req *u = data;
+    if (err != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
+    return send_blob_created(req, u->repo, &u->digest);
+}
+
+/* The body is in the session: verify and publish it (monolithic POST and final PUT) on the
+ * background pool, since publishing may fsync. */
 static int on_final_body(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *data)
 {
     struct upload_req *u = data;
@@ -73,9 +85,7 @@ static int on_final_body(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *da
         zn_storage_upload_close(up);
         return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
     }
-    if ((err = zn_storage_upload_finish(up, &u->digest)) != ZN_OK)
-        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
-    return send_blob_created(req, u->repo, &u->digest);
+    return zn_api_upload_finish_async(u->api, req, up, &u->digest, on_finished, u);
 }
 
 /* A failed monolithic upload leaves no session behind. */
@@ -87,6 +97,14 @@ static int on_monolithic_body(h2o_req_t *req, zn_upload_t *up, zn_err_t err, voi
     return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
 }
 
+/* Whether a body of known length fits under storage.maxBlobSize after `have` bytes
+ * (checked before anything is stored; chunked bodies are checked as they are written). */
+static bool body_fits(h2o_req_t *req, zn_api_t *api, uint64_t have)
+{
+    uint64_t max = api->cfg->storage.max_blob_size, len = zn_api_body_length(req);
+    return max == 0 || len == UINT64_MAX || (len <= max && have <= max - len);
+}
+
 int zn_api_upload_post(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     zn_api_t *api = ctx->app;
@@ -96,6 +114,7 @@ int zn_api_upload_post(h2o_req_t *req, zn_reqctx_t *ctx)
     bool present;
     zn_err_t err;
 
+    u->api = api;
     if ((u->repo = zn_api_repo_param(req, ctx, 0)) == NULL)
         return 0;
     /* a mount that cannot be done, bad arguments included, is an ordinary session (spec) */
@@ -103,36 +122,46 @@ int zn_api_upload_post(h2o_req_t *req, zn_reqctx_t *ctx)
         return send_blob_created(req, u->repo, &u->digest);
     if ((err = query_digest(req, "digest", &u->digest, &present)) != ZN_OK && present)
         return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, NULL);
+    if (present && !body_fits(req, api, 0))
+        return zn_api_send_error_status(req, 413, ZN_OCI_SIZE_INVALID, NULL);
     if ((err = zn_storage_upload_start(api->st, u->repo, uuid, present ? &up : NULL)) != ZN_OK)
         return zn_api_send_storage_error(req, err, ZN_OCI_NAME_UNKNOWN, NULL);
     if (present)
-        return zn_api_body_write(req, up, true, on_monolithic_body, u);
+        return zn_api_body_write(api, req, up, true, on_monolithic_body, u);
     add_session_headers(req, u->repo, uuid, 0);
     return zn_api_send_empty(req, 202);
 }
 
-/* Opens the session named by the path; on failure sends the error and returns NULL. */
-static zn_upload_t *open_session(h2o_req_t *req, zn_reqctx_t *ctx, struct upload_req *u)
-{
-    zn_api_t *api = ctx->app;
-    zn_upload_t *up = NULL;
+/* Continues a request once its session is open (the opening ran on the background pool). */
+typedef int (*session_fn)(h2o_req_t *req, struct upload_req *u, zn_upload_t *up);
 
-    if ((u->repo = zn_api_repo_param(req, ctx, 0)) == NULL)
-        return NULL;
-    u->uuid = h2o_strdup(&req->pool, ctx->params[1].p, ctx->params[1].n).base;
-    zn_err_t err = zn_storage_upload_open(api->st, u->repo, u->uuid, &up);
+static int on_opened(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *data)
+{
+    struct upload_req *u = data;
     if (err == ZN_EBUSY)
-        zn_api_send_error(req, ZN_OCI_BLOB_UPLOAD_INVALID, "another request is writing to this upload");
-    else if (err != ZN_OK)
-        zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
-    return err == ZN_OK ? up : NULL;
+        return zn_api_send_error(req, ZN_OCI_BLOB_UPLOAD_INVALID, "another request is writing to this upload");
+    if (err != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
+    return u->next(req, u, up);
+}
+
+/* Opens the session named by the path off the loop, then calls next with it; errors are
+ * answered here. */
+static int with_session(h2o_req_t *req, zn_reqctx_t *ctx, struct upload_req *u, session_fn next)
+{
+    u->api = ctx->app;
+    u->next = next;
+    if ((u->repo = zn_api_repo_param(req, ctx, 0)) == NULL)
+        return 0;
+    u->uuid = h2o_strdup(&req->pool, ctx->params[1].p, ctx->params[1].n).base;
+    return zn_api_upload_open_async(u->api, req, u->repo, u->uuid, on_opened, u);
 }
 
 /* Whether Content-Range (if any) starts at the session's size and describes the body. */
 static bool chunk_fits(h2o_req_t *req, zn_upload_t *up)
 {
     zn_slice_t cr = zn_api_header(req, H2O_TOKEN_CONTENT_RANGE);
-    uint64_t len = req->entity.base != NULL ? req->entity.len : 0;
+    uint64_t len = zn_api_body_length(req); /* never UINT64_MAX here: chunked + Content-Range is buffered */
     zn_api_range_t r;
 
     if (cr.p == NULL)
@@ -141,17 +170,21 @@ static bool chunk_fits(h2o_req_t *req, zn_upload_t *up)
            r.last - r.first + 1 == len;
 }
 
-/* Opens the session and checks the chunk; NULL once a response was sent. */
-static zn_upload_t *open_chunk(h2o_req_t *req, zn_reqctx_t *ctx, struct upload_req *u)
+/* Checks the chunk against the open session; false once a response was sent. */
+static bool check_chunk(h2o_req_t *req, struct upload_req *u, zn_upload_t *up)
 {
-    zn_upload_t *up = open_session(req, ctx, u);
-    if (up == NULL || chunk_fits(req, up))
-        return up;
+    if (!body_fits(req, u->api, zn_storage_upload_size(up))) {
+        zn_storage_upload_close(up);
+        zn_api_send_error_status(req, 413, ZN_OCI_SIZE_INVALID, NULL);
+        return false;
+    }
+    if (chunk_fits(req, up))
+        return true;
     uint64_t size = zn_storage_upload_size(up);
     zn_storage_upload_close(up); /* before answering: the client may ask for the status at once */
     add_session_headers(req, u->repo, u->uuid, size);
     zn_api_send_error(req, ZN_OCI_RANGE_INVALID, NULL);
-    return NULL;
+    return false;
 }
 
 static int on_patch_body(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *data)
@@ -165,11 +198,20 @@ static int on_patch_body(h2o_req_t *req, zn_upload_t *up, zn_err_t err, void *da
     return zn_api_send_empty(req, 202);
 }
 
+static int patch_opened(h2o_req_t *req, struct upload_req *u, zn_upload_t *up)
+{
+    return check_chunk(req, u, up) ? zn_api_body_write(u->api, req, up, false, on_patch_body, u) : 0;
+}
+
 int zn_api_upload_patch(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     struct upload_req *u = h2o_mem_alloc_pool(&req->pool, sizeof(*u));
-    zn_upload_t *up = open_chunk(req, ctx, u);
-    return up != NULL ? zn_api_body_write(req, up, false, on_patch_body, u) : 0;
+    return with_session(req, ctx, u, patch_opened);
+}
+
+static int put_opened(h2o_req_t *req, struct upload_req *u, zn_upload_t *up)
+{
+    return check_chunk(req, u, up) ? zn_api_body_write(u->api, req, up, false, on_final_body, u) : 0;
 }
 
 int zn_api_upload_put(h2o_req_t *req, zn_reqctx_t *ctx)
@@ -179,30 +221,33 @@ int zn_api_upload_put(h2o_req_t *req, zn_reqctx_t *ctx)
 
     if (query_digest(req, "digest", &u->digest, &present) != ZN_OK)
         return zn_api_send_error(req, ZN_OCI_DIGEST_INVALID, present ? NULL : "digest parameter missing");
-    zn_upload_t *up = open_chunk(req, ctx, u);
-    return up != NULL ? zn_api_body_write(req, up, false, on_final_body, u) : 0;
+    return with_session(req, ctx, u, put_opened);
+}
+
+static int status_opened(h2o_req_t *req, struct upload_req *u, zn_upload_t *up)
+{
+    uint64_t size = zn_storage_upload_size(up);
+    zn_storage_upload_close(up);
+    add_session_headers(req, u->repo, u->uuid, size);
+    return zn_api_send_empty(req, 204);
 }
 
 int zn_api_upload_status(h2o_req_t *req, zn_reqctx_t *ctx)
 {
-    struct upload_req u;
-    zn_upload_t *up = open_session(req, ctx, &u);
-    if (up == NULL)
-        return 0;
-    uint64_t size = zn_storage_upload_size(up);
-    zn_storage_upload_close(up);
-    add_session_headers(req, u.repo, u.uuid, size);
+    struct upload_req *u = h2o_mem_alloc_pool(&req->pool, sizeof(*u));
+    return with_session(req, ctx, u, status_opened);
+}
+
+static int delete_opened(h2o_req_t *req, struct upload_req *u, zn_upload_t *up)
+{
+    zn_err_t err = zn_storage_upload_cancel(up);
+    if (err != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
     return zn_api_send_empty(req, 204);
 }
 
 int zn_api_upload_delete(h2o_req_t *req, zn_reqctx_t *ctx)
 {
-    struct upload_req u;
-    zn_upload_t *up = open_session(req, ctx, &u);
-    if (up == NULL)
-        return 0;
-    zn_err_t err = zn_storage_upload_cancel(up);
-    if (err != ZN_OK)
-        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UPLOAD_UNKNOWN, NULL);
-    return zn_api_send_empty(req, 204);
+    struct upload_req *u = h2o_mem_alloc_pool(&req->pool, sizeof(*u));
+    return with_session(req, ctx, u, delete_opened);
 }

@@ -53,6 +53,7 @@ enum {
     ZN_ROUTE_NOAUTH = 2,       /* never authenticated (health checks) */
     ZN_ROUTE_NOREPO_AUTHZ = 4, /* authenticated, but the handler checks access itself (catalog) */
     ZN_ROUTE_METRICS = 8,      /* the /metrics rule: accessControl.metrics (zot.md §3) */
+    ZN_ROUTE_STREAM = 16,      /* the body may be streamed to the handler (upload fast path) */
 };
 
 /* One row of the router table. Patterns are literal segments, `{x}` (one segment) and at

@@ -69,7 +69,11 @@ static bool setup_body_buffers(zn_server_t *srv, char *err, size_t errlen)
 {
     const char *dir = zn_api_tmp_dir(srv->api);
     h2o_buffer_mmap_settings_t *mm = &h2o_socket_buffer_mmap_settings;
-    mm->threshold = 4 * 1024 * 1024;
+    /* h2o's evloop reads a socket until EAGAIN before calling back, so even a body that is
+     * streamed away at once (h1stream.c) sits in the input buffer up to a TCP receive
+     * window (several MiB on loopback); below 16 MiB such buffers stay in memory, so a full
+     * disk fails the session write (a clean 5xx) rather than h2o's buffer (a reset). */
+    mm->threshold = 16 * 1024 * 1024;
     if ((size_t)snprintf(mm->fn_template, sizeof(mm->fn_template), "%s/body.XXXXXX", dir) >= sizeof(mm->fn_template)) {
         snprintf(err, errlen, "storage.rootDirectory: path too long for body buffers");
         return false;
@@ -147,6 +151,7 @@ zn_err_t zn_server_new(const zn_config_t *cfg, zn_server_t **out, char *err, siz
     size_t nroutes;
     const zn_route_def_t *routes = zn_api_routes(&nroutes);
     zn_router_add(srv->router, routes, nroutes, srv->api);
+    zn_h1stream_enable(srv);
     srv->nworkers = worker_count(cfg);
     srv->workers = zn_calloc((size_t)srv->nworkers, sizeof(zn_worker_t));
     for (int i = 0; i < srv->nworkers; i++) {
@@ -172,6 +177,7 @@ void zn_server_free(zn_server_t *srv)
 {
     if (srv == NULL)
         return;
+    zn_h1stream_enable(NULL);
     for (int i = 0; srv->workers != NULL && i < srv->nworkers; i++) {
         if (srv->workers[i].listen_fd > 0)
             close(srv->workers[i].listen_fd);

@@ -75,6 +75,14 @@ void zn_http_setup(struct zn_server *srv);
 /* http.c: the debug listener's host on srv->debug_conf, routing only /debug/pprof/... without
  * authentication. Call after zn_http_setup when zinc.profiling.debugAddress is set. */
 void zn_http_setup_debug(struct zn_server *srv);
+/* h1stream.c: the HTTP/1 upload fast path (design in docs/design-uploads.md).
+ * zn_h1stream_enable: turn it on for srv's main listener (before the workers start; NULL
+ * turns it off again, after they stopped). zn_stream_eligible: THE decision whether a
+ * request whose head has arrived gets its body streamed to the handler instead of buffered
+ * by h2o; every feature that must see the whole body first vetoes it here. */
+void zn_h1stream_enable(struct zn_server *srv);
+bool zn_stream_eligible(struct zn_server *srv, h2o_req_t *req, bool chunked);
+
 /* ---- metrics.c: extensions.metrics (docs/zot.md §6) -------------------------------------- */
 
 typedef struct zn_metrics zn_metrics_t;
