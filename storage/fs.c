@@ -228,42 +228,10 @@ done:
 
 zn_err_t st_read_file(const char *path, size_t max, char **out, size_t *len, struct stat *sbp)
 {
-    zn_err_t err = ZN_EIO;
-    int fd = -1;
-    char *buf = NULL;
-    struct stat sb;
-    size_t got = 0;
-
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-        err = st_errno(errno);
-        goto done;
-    }
-    if (fstat(fd, &sb) != 0)
-        goto done;
-    if ((uint64_t)sb.st_size > max) {
-        err = ZN_ETOOBIG;
-        goto done;
-    }
-    buf = zn_malloc((size_t)sb.st_size + 1);
-    while (got < (size_t)sb.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)sb.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            goto done; /* shrank under us, or an I/O error */
-        got += (size_t)r;
-    }
-    buf[got] = '\0';
-    if (sbp != NULL)
-        *sbp = sb;
-    *out = buf;
-    *len = got;
-    buf = NULL;
-    err = ZN_OK;
-done:
-    free(buf);
-    if (fd != -1)
-        close(fd);
+    zn_buf_t b;
+    zn_err_t err = zn_file_read(path, max, &b, sbp);
+    if (err == ZN_OK)
+        *out = zn_buf_detach(&b, len);
     return err;
 }
 

@@ -21,14 +21,14 @@
 /* ---- string-keyed hash map (no lock: its owner's lock guards it) --------------------------- */
 
 typedef struct st_map_entry {
-    struct st_map_entry *next;
     void *value;
     char key[];
 } st_map_entry_t;
 
+/* Entries (key copy + value) in the common hash table (common/zn.h zn_htab). */
 typedef struct st_map {
-    st_map_entry_t **buckets;
-    size_t nbuckets, count;
+    zn_htab_t h;
+    size_t count;
 } st_map_t;
 
 void st_map_init(st_map_t *m);
