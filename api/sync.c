@@ -1209,27 +1209,12 @@ void zn_sync_stats(zn_sync_t *s, zn_sync_stats_t *out)
 static zn_err_t load_creds(zn_sync_t *s, const char *path, char *err, size_t errlen)
 {
     zn_buf_t b;
-    char chunk[4096];
-    ssize_t n;
-    zn_err_t e = ZN_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd == -1) {
-        set_err(err, errlen, "extensions.sync.credentialsFile: %s: %s", path, strerror(errno));
-        return ZN_EIO;
+    zn_err_t e = zn_file_read(path, 1u << 20, &b, NULL);
+    if (e != ZN_OK) {
+        set_err(err, errlen, "extensions.sync.credentialsFile: %s: %s", path, e == ZN_ETOOBIG ? "larger than 1 MiB" : strerror(errno));
+        return e;
     }
-    zn_buf_init(&b, 1u << 20);
-    while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 || zn_buf_append(&b, chunk, (size_t)n) != ZN_OK) {
-            set_err(err, errlen, "extensions.sync.credentialsFile: %s: %s", path, n < 0 ? strerror(errno) : "larger than 1 MiB");
-            e = ZN_EIO;
-            break;
-        }
-    }
-    close(fd);
-    if (e == ZN_OK)
-        e = zn_sync_creds_parse(path, b.p != NULL ? b.p : "", b.len, &s->creds, err, errlen);
+    e = zn_sync_creds_parse(path, b.p, b.len, &s->creds, err, errlen);
     zn_buf_release(&b);
     return e;
 }

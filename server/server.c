@@ -75,7 +75,7 @@ static bool setup_body_buffers(zn_server_t *srv, char *err, size_t errlen)
      * disk fails the session write (a clean 5xx) rather than h2o's buffer (a reset). */
     mm->threshold = 16 * 1024 * 1024;
     if ((size_t)snprintf(mm->fn_template, sizeof(mm->fn_template), "%s/body.XXXXXX", dir) >= sizeof(mm->fn_template)) {
-        snprintf(err, errlen, "storage.rootDirectory: path too long for body buffers");
+        zn_errf(err, errlen, "storage.rootDirectory: path too long for body buffers");
         return false;
     }
     srv->globalconf.max_request_entity_size = (size_t)srv->cfg->storage.max_blob_size;

@@ -116,7 +116,9 @@ static void retire(gc_repo_t *g)
 {
     char key[32];
     zn_storage_t *st = g->st;
-    snprintf(key, sizeof(key), "%p", (void *)g->repo);
+    /* a pointer prints in at most 18 bytes ("0x" + 16 hex digits) */
+    if ((size_t)snprintf(key, sizeof(key), "%p", (void *)g->repo) >= sizeof(key))
+        abort();
     if (st_map_get(&st->repos, g->name) == g->repo) { /* repos_lock held */
         st_map_del(&st->repos, g->name);
         st_map_put(&st->retired, key, g->repo);
