@@ -166,17 +166,6 @@ __attribute__((format(printf, 3, 4))) static bool fmt(char *buf, size_t len, con
     return n >= 0 && (size_t)n < len;
 }
 
-/* An error message; one cut short ends in "...". */
-__attribute__((format(printf, 3, 4))) static void set_err(char *buf, size_t len, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(buf, len, f, ap);
-    va_end(ap);
-    if ((n < 0 || (size_t)n >= len) && len >= 4)
-        memcpy(buf + len - 4, "...", 4);
-}
-
 /* httpc notify: on the httpc thread, with its lock held; only signal. */
 static void on_http_news(void *data)
 {
@@ -1211,7 +1200,7 @@ static zn_err_t load_creds(zn_sync_t *s, const char *path, char *err, size_t err
     zn_buf_t b;
     zn_err_t e = zn_file_read(path, 1u << 20, &b, NULL);
     if (e != ZN_OK) {
-        set_err(err, errlen, "extensions.sync.credentialsFile: %s: %s", path, e == ZN_ETOOBIG ? "larger than 1 MiB" : strerror(errno));
+        zn_errf(err, errlen, "extensions.sync.credentialsFile: %s: %s", path, e == ZN_ETOOBIG ? "larger than 1 MiB" : strerror(errno));
         return e;
     }
     e = zn_sync_creds_parse(path, b.p, b.len, &s->creds, err, errlen);
@@ -1244,16 +1233,16 @@ zn_err_t zn_sync_new(const zn_config_t *cfg, zn_storage_t *st, zn_sync_t **out, 
         char msg[256];
         const zn_config_sync_registry_t *r = &sc->registries[i];
         if ((e = zn_httpc_tls_new(r->tls_verify, r->cert_dir, &s->tls[i], msg, sizeof(msg))) != ZN_OK) {
-            set_err(err, errlen, "extensions.sync.registries[%zu].certDir: %s", i, msg);
+            zn_errf(err, errlen, "extensions.sync.registries[%zu].certDir: %s", i, msg);
             goto fail;
         }
     }
     if ((e = zn_httpc_new("sync-http", &s->http)) != ZN_OK) {
-        set_err(err, errlen, "extensions.sync: cannot start the HTTP client");
+        zn_errf(err, errlen, "extensions.sync: cannot start the HTTP client");
         goto fail;
     }
     if (zn_thread_create(&s->thread, "sync-ondemand", ctl_main, s) != 0) {
-        set_err(err, errlen, "extensions.sync: cannot start its thread");
+        zn_errf(err, errlen, "extensions.sync: cannot start its thread");
         e = ZN_EIO;
         goto fail;
     }

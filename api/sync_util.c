@@ -105,17 +105,6 @@ zn_err_t zn_sync_challenge_parse(const char *hdr, zn_sync_challenge_t *out)
     }
 }
 
-/* An error message; one cut short ends in "...". */
-__attribute__((format(printf, 3, 4))) static void set_err(char *buf, size_t len, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(buf, len, f, ap);
-    va_end(ap);
-    if ((n < 0 || (size_t)n >= len) && len >= 4)
-        memcpy(buf + len - 4, "...", 4);
-}
-
 /* ---- credentials file ------------------------------------------------------------------- */
 
 void zn_sync_creds_release(zn_sync_creds_t *c)
@@ -150,11 +139,11 @@ zn_err_t zn_sync_creds_parse(const char *name, const char *text, size_t len, zn_
 
     memset(out, 0, sizeof(*out));
     if (root == NULL) {
-        set_err(err, errlen, "%s: line %d: invalid JSON: %s", name, je.line, je.text);
+        zn_errf(err, errlen, "%s: line %d: invalid JSON: %s", name, je.line, je.text);
         return ZN_EINVAL;
     }
     if (!json_is_object(root)) {
-        set_err(err, errlen, "%s: expected an object {\"host:port\": {\"username\", \"password\"}}", name);
+        zn_errf(err, errlen, "%s: expected an object {\"host:port\": {\"username\", \"password\"}}", name);
         json_decref(root);
         return ZN_EINVAL;
     }
@@ -163,7 +152,7 @@ zn_err_t zn_sync_creds_parse(const char *name, const char *text, size_t len, zn_
     {
         json_t *u = json_is_object(e) ? get_ci(e, "username") : NULL, *p = json_is_object(e) ? get_ci(e, "password") : NULL;
         if (!json_is_object(e) || (u != NULL && !json_is_string(u)) || (p != NULL && !json_is_string(p))) {
-            set_err(err, errlen, "%s: %s: expected {\"username\": string, \"password\": string}", name, host);
+            zn_errf(err, errlen, "%s: %s: expected {\"username\": string, \"password\": string}", name, host);
             json_decref(root);
             zn_sync_creds_release(out);
             return ZN_EINVAL;

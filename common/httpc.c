@@ -628,17 +628,6 @@ done:
 
 /* ---- TLS ------------------------------------------------------------------------------ */
 
-/* An error message; one cut short ends in "...". */
-__attribute__((format(printf, 3, 4))) static void set_err(char *buf, size_t len, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(buf, len, f, ap);
-    va_end(ap);
-    if ((n < 0 || (size_t)n >= len) && len >= 4)
-        memcpy(buf + len - 4, "...", 4);
-}
-
 static zn_err_t append_file(zn_buf_t *b, const char *path)
 {
     char chunk[16384];
@@ -680,12 +669,12 @@ zn_err_t zn_httpc_tls_new(bool verify, const char *cert_dir, zn_httpc_tls_t **ou
     *out = NULL;
     zn_buf_init(&ca, CA_FILE_MAX);
     if (cert_dir != NULL && (d = opendir(cert_dir)) == NULL) {
-        set_err(err, errlen, "%s: %s", cert_dir, strerror(errno));
+        zn_errf(err, errlen, "%s: %s", cert_dir, strerror(errno));
         e = ZN_EIO;
         goto done;
     }
     if (d != NULL && access(SYSTEM_CA, R_OK) == 0 && (e = append_file(&ca, SYSTEM_CA)) != ZN_OK) {
-        set_err(err, errlen, "%s: cannot read", SYSTEM_CA); /* certDir adds to the system CAs, as in zot */
+        zn_errf(err, errlen, "%s: cannot read", SYSTEM_CA); /* certDir adds to the system CAs, as in zot */
         goto done;
     }
     for (struct dirent *de; d != NULL && (de = readdir(d)) != NULL;) {
@@ -693,7 +682,7 @@ zn_err_t zn_httpc_tls_new(bool verify, const char *cert_dir, zn_httpc_tls_t **ou
             continue;
         if (ends_with(de->d_name, ".crt")) {
             if ((e = append_file(&ca, path)) != ZN_OK) {
-                set_err(err, errlen, "%s: cannot read", path);
+                zn_errf(err, errlen, "%s: cannot read", path);
                 goto done;
             }
             any_ca = true;
@@ -701,7 +690,7 @@ zn_err_t zn_httpc_tls_new(bool verify, const char *cert_dir, zn_httpc_tls_t **ou
             char key[4096];
             int n = snprintf(key, sizeof(key), "%.*s.key", (int)(strlen(path) - 5), path);
             if (n < 0 || n >= (int)sizeof(key) || access(key, R_OK) != 0) {
-                set_err(err, errlen, "%s: no matching .key file", path);
+                zn_errf(err, errlen, "%s: no matching .key file", path);
                 e = ZN_EINVAL;
                 goto done;
             }
