@@ -68,6 +68,8 @@ struct zn_storage *zn_api_storage(zn_api_t *api);
 typedef struct zn_api_sync_stats {
     uint64_t blob_hits, blob_misses, blob_fetched, blob_failed;
     uint64_t manifest_hits, manifest_misses, manifest_fetched, manifest_failed, manifest_revalidated;
+    /* periodic sync (pollInterval): images copied or updated, images that failed, rounds done */
+    uint64_t poll_images_copied, poll_images_failed, poll_runs;
 } zn_api_sync_stats_t;
 /* False (out untouched) when no mirror is configured. Thread-safe. */
 bool zn_api_sync_stats(zn_api_t *api, zn_api_sync_stats_t *out);
