@@ -366,6 +366,7 @@ struct copy {
     const struct job *j;
     char scope[ZN_SYNC_NAME_MAX + 32];
     bool stopped;
+    bool stored; /* the job's tagged manifest went into the store */
     char why[256]; /* first failure */
 };
 
@@ -508,6 +509,8 @@ static bool copy_manifest_body(struct copy *k, const char *tag, const zn_digest_
         copy_fail(k, "manifest %s not stored: %s", d->str, detail);
         return false;
     }
+    if (tag != NULL && depth == 0)
+        k->stored = true;
     return copy_referrers(k, d, depth);
 }
 
@@ -621,7 +624,8 @@ static void copy_image(struct conn *c, const struct job *j)
             } else {
                 media_type_of(&r, mt, sizeof(mt));
                 done = copy_manifest_body(&k, j->tag, &got, mt, r.body.p != NULL ? r.body.p : "", r.body.len, 0);
-                if (done) {
+                if (k.stored) {
+                    /* counted even when its referrers failed: those are retried next round */
                     atomic_fetch_add(&R->P->copied, 1);
                     zn_log(ZN_LOG_INFO, "sync poll: image copied", ZN_LSTR("repo", j->repo), ZN_LSTR("tag", j->tag),
                            ZN_LSTR("digest", got.str));
