@@ -85,6 +85,11 @@ bool zn_sync_token_url(const zn_sync_challenge_t *ch, const char *scope, char *o
  * auth, and how long to reuse it in *ttl_s. false when there is no usable token. */
 bool zn_sync_token_parse(const char *body, size_t len, char *auth, size_t auth_len, uint64_t *ttl_s);
 
+/* A referrers tag schema tag (sha256-<hex>, copied with its subject) or one of cosign's legacy
+ * tags (sha256-<hex>.sig/.att/.sbom, which zot copies only with syncLegacyCosignTags, a key
+ * zinc does not implement): no image of its own, skipped as zot skips them. */
+bool zn_sync_schema_tag(const char *tag);
+
 /* What a manifest references, in the order the store needs them before the manifest itself:
  * an index's child manifests, an image's config and layers (or an artifact's blobs). */
 #define ZN_SYNC_REFS_MAX 512

@@ -759,8 +759,7 @@ static bool poll_round(struct conn *c)
             for (size_t t = 0; ok && t < tags.n; t++) {
                 if (!zn_storage_tag_valid(zn_slice(tags.v[t], strlen(tags.v[t]))) || !zn_sync_tag_allowed(ct, tags.v[t]))
                     continue;
-                /* the referrers tag schema's tags come with their subjects */
-                if (strncmp(tags.v[t], "sha256-", 7) == 0 && strlen(tags.v[t]) == 7 + 64)
+                if (zn_sync_schema_tag(tags.v[t]))
                     continue;
                 jobs = zn_realloc(jobs, (njobs + 1) * sizeof(*jobs));
                 struct job *j = &jobs[njobs];

@@ -607,3 +607,11 @@ zn_err_t zn_sync_manifest_refs(const char *bytes, size_t len, zn_sync_refs_t *ou
         memset(out, 0, sizeof(*out));
     return err;
 }
+
+bool zn_sync_schema_tag(const char *t)
+{
+    if (strncmp(t, "sha256-", 7) != 0 || strlen(t) < 7 + 64 || strspn(t + 7, "0123456789abcdef") < 64)
+        return false;
+    const char *rest = t + 7 + 64;
+    return rest[0] == '\0' || strcmp(rest, ".sig") == 0 || strcmp(rest, ".att") == 0 || strcmp(rest, ".sbom") == 0;
+}

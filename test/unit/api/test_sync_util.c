@@ -279,6 +279,26 @@ static void test_tokens(void **state)
     assert_string_equal(host, "");
 }
 
+static void test_schema_tag(void **state)
+{
+    const char *hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    char t[128];
+    assert_true(snprintf(t, sizeof(t), "sha256-%s", hex) < (int)sizeof(t));
+    assert_true(zn_sync_schema_tag(t));
+    assert_true(snprintf(t, sizeof(t), "sha256-%s.sig", hex) < (int)sizeof(t));
+    assert_true(zn_sync_schema_tag(t));
+    assert_true(snprintf(t, sizeof(t), "sha256-%s.sbom", hex) < (int)sizeof(t));
+    assert_true(zn_sync_schema_tag(t));
+    assert_true(snprintf(t, sizeof(t), "sha256-%s.tar", hex) < (int)sizeof(t));
+    assert_false(zn_sync_schema_tag(t));
+    assert_true(snprintf(t, sizeof(t), "sha256-%.63s", hex) < (int)sizeof(t));
+    assert_false(zn_sync_schema_tag(t));
+    assert_true(snprintf(t, sizeof(t), "sha256-%sa", hex) < (int)sizeof(t));
+    assert_false(zn_sync_schema_tag(t));
+    assert_false(zn_sync_schema_tag("sha256-XYZ"));
+    assert_false(zn_sync_schema_tag("v1.0.0"));
+}
+
 #define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 #define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 #define D3 "sha256:3333333333333333333333333333333333333333333333333333333333333333"
@@ -337,7 +357,7 @@ int main(void)
         cmocka_unit_test(test_challenge), cmocka_unit_test(test_creds),       cmocka_unit_test(test_names),
         cmocka_unit_test(test_semver),    cmocka_unit_test(test_tag_filters),
         cmocka_unit_test(test_local_names), cmocka_unit_test(test_link_next), cmocka_unit_test(test_tokens),
-        cmocka_unit_test(test_manifest_refs),
+        cmocka_unit_test(test_manifest_refs), cmocka_unit_test(test_schema_tag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
