@@ -101,13 +101,15 @@ static void on_news(void *data)
     zn_mutex_unlock(&R->lock);
 }
 
-/* Waits until the HTTP client has news after `seen` (or shutdown); returns false on shutdown. */
-static bool wait_news(struct preg *R, uint64_t seen)
+/* Waits until the HTTP client has news after *seen (or shutdown) and moves *seen on;
+ * returns false on shutdown. */
+static bool wait_news(struct preg *R, uint64_t *seen)
 {
     zn_mutex_lock(&R->lock);
-    while (R->news == seen && !R->stop)
+    while (R->news == *seen && !R->stop)
         zn_cond_wait(&R->cv, &R->lock);
     bool ok = !R->stop;
+    *seen = R->news;
     zn_mutex_unlock(&R->lock);
     return ok;
 }
@@ -206,13 +208,8 @@ static bool run_once(struct conn *c, const char *method, const char *url, const 
             }
         }
         if (!st.headers && !st.done) {
-            if (!wait_news(R, seen)) {
-                ok = false;
+            if (!(ok = wait_news(R, &seen)))
                 break;
-            }
-            zn_mutex_lock(&R->lock);
-            seen = R->news;
-            zn_mutex_unlock(&R->lock);
             continue;
         }
         size_t n;
@@ -248,15 +245,8 @@ static bool run_once(struct conn *c, const char *method, const char *url, const 
             }
             break;
         }
-        if (st.buffered > 0)
-            continue;
-        if (!wait_news(R, seen)) {
-            ok = false;
+        if (st.buffered == 0 && !(ok = wait_news(R, &seen)))
             break;
-        }
-        zn_mutex_lock(&R->lock);
-        seen = R->news;
-        zn_mutex_unlock(&R->lock);
     }
     zn_httpc_release(hr);
     if (out->err == ZN_ETOOBIG && out->errmsg[0] == '\0')
