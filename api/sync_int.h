@@ -1,5 +1,6 @@
 /*
- * api/sync_int.h - private to api/: the pull-through mirror (extensions.sync onDemand).
+ * api/sync_int.h - private to api/: the mirror (extensions.sync): onDemand pull-through in
+ * sync.c, periodic sync (pollInterval) in sync_poll.c, which sync.c starts and stops.
  *
  * sync_util.c holds the pure parsers and rules (unit-tested); sync.c the engine: one
  * control thread that talks to upstreams through common/httpc and writes into the store,
