@@ -14,7 +14,7 @@ import time
 import requests
 
 from oci_util import OCI_INDEX, OCI_MANIFEST, Registry, canon, digest
-from test_sync import DEADLINE, Distribution, creds_file, metric, wait_for  # noqa: F401
+from test_sync import DEADLINE, Distribution, TokenFront, creds_file, metric, wait_for  # noqa: F401
 
 ACCEPT = {"Accept": ", ".join([OCI_INDEX, OCI_MANIFEST])}
 EMPTY = b"{}"
@@ -196,6 +196,27 @@ def test_poll_distribution_upstream(zinc_factory, tmp_path):
         check_image(m, "team/a", digest(sig), sig)
         assert metric(mirror, "zinc_sync_poll_images_total", {"result": "failed"}) == 0
     finally:
+        dist.close()
+
+
+def test_poll_bearer_token_flow(zinc_factory, tmp_path):
+    """Docker Hub's way: Bearer challenges, tokens from a realm that wants the credentialsFile's
+    Basic credentials, scope registry:catalog:* for the catalog and repository:<name>:pull."""
+    dist = Distribution()
+    front = TokenFront(dist)
+    try:
+        body, _ = dist.registry().push_image("org/tool", "v2", [b"token layer"])
+        cfg = poll_config([front.url])
+        cfg["extensions"]["sync"]["credentialsFile"] = creds_file(str(tmp_path), front.url)
+        mirror = zinc_factory(cfg)
+        m = Registry(mirror.url)
+        wait_for(lambda: rounds(mirror) >= 1, timeout=DEADLINE * 3, what="a whole poll round")
+        check_image(m, "org/tool", "v2", body)
+        scopes = {q["scope"][0] for q, _ in front.token_requests}
+        assert scopes == {"registry:catalog:*", "repository:org/tool:pull"}
+        assert all(a is not None and a.startswith("Basic ") for _, a in front.token_requests)
+    finally:
+        front.close()
         dist.close()
 
 
