@@ -44,7 +44,7 @@
 #define PAGE 100
 #define DEPTH_MAX 4
 #define ACCEPT_MANIFESTS                                                                                                           \
-    "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "                             \
+    "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "                                \
     "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
 #define REFERRERS_TYPE "application/vnd.oci.image.index.v1+json"
 
@@ -128,13 +128,13 @@ static bool pause_ns(struct preg *R, uint64_t ns)
 
 typedef struct resp {
     int status;
-    zn_err_t err;       /* ZN_OK; ZN_EIO transport; ZN_ETOOBIG body too large; ZN_ECANCELED-like: stop */
+    zn_err_t err; /* ZN_OK; ZN_EIO transport; ZN_ETOOBIG body too large; ZN_ECANCELED-like: stop */
     char errmsg[128];
     char www_auth[2048];
     char link[2048];
     char dcd[ZN_DIGEST_STR_MAX + 8];
     char ctype[ZN_MEDIA_TYPE_MAX + 64];
-    zn_buf_t body;      /* when not streaming into an upload */
+    zn_buf_t body; /* when not streaming into an upload */
 } resp_t;
 
 /* One request, run to its end. With upl, a 200's body goes into the upload session (at most
@@ -356,7 +356,7 @@ struct copy {
     const struct job *j;
     char scope[ZN_SYNC_NAME_MAX + 32];
     bool stopped;
-    bool stored; /* the job's tagged manifest went into the store */
+    bool stored;   /* the job's tagged manifest went into the store */
     char why[256]; /* first failure */
 };
 
@@ -493,8 +493,8 @@ static bool copy_manifest_body(struct copy *k, const char *tag, const zn_digest_
     char detail[256];
     zn_storage_put_t res;
     const char *tags[1] = {tag};
-    err = zn_storage_manifest_put_tags(k->c->R->P->st, k->j->repo, tags, tag != NULL ? 1 : 0, d, mt[0] != '\0' ? mt : NULL, bytes, len,
-                                       &res, detail, sizeof(detail));
+    err = zn_storage_manifest_put_tags(k->c->R->P->st, k->j->repo, tags, tag != NULL ? 1 : 0, d, mt[0] != '\0' ? mt : NULL, bytes,
+                                       len, &res, detail, sizeof(detail));
     if (err != ZN_OK) {
         copy_fail(k, "manifest %s not stored: %s", d->str, detail);
         return false;
@@ -512,7 +512,8 @@ static bool copy_referrers(struct copy *k, const zn_digest_t *subject, int depth
     if (depth >= DEPTH_MAX || hex == NULL)
         return true;
     if (snprintf(path, sizeof(path), "/v2/%s/referrers/%s", k->j->up, subject->str) >= (int)sizeof(path) ||
-        snprintf(schema_tag, sizeof(schema_tag), "%.*s-%s", (int)(hex - subject->str), subject->str, hex + 1) >= (int)sizeof(schema_tag))
+        snprintf(schema_tag, sizeof(schema_tag), "%.*s-%s", (int)(hex - subject->str), subject->str, hex + 1) >=
+            (int)sizeof(schema_tag))
         return true;
     resp_t r = {0};
     const char *tag = NULL;
@@ -551,7 +552,8 @@ static bool copy_referrers(struct copy *k, const zn_digest_t *subject, int depth
         copy_fail(k, "referrers of %s: not an index", subject->str);
     size_t i;
     json_t *desc;
-    json_array_foreach(ms, i, desc) {
+    json_array_foreach(ms, i, desc)
+    {
         if (!ok)
             break;
         json_t *dg = json_object_get(desc, "digest");
@@ -665,7 +667,8 @@ static bool list_pages(struct conn *c, const char *base, const char *first, cons
         }
         size_t i;
         json_t *v;
-        json_array_foreach(a, i, v) {
+        json_array_foreach(a, i, v)
+        {
             if (!json_is_string(v))
                 continue;
             if (++total > max) {
@@ -781,7 +784,8 @@ static bool poll_round(struct conn *c)
     R->njobs = 0;
     zn_mutex_unlock(&R->lock);
     free(jobs);
-    atomic_fetch_add(&R->P->runs, 1);
+    if (listed)
+        atomic_fetch_add(&R->P->runs, 1);
     zn_log(ZN_LOG_INFO, "sync poll: round done", ZN_LSTR("url", r->urls[0]), ZN_LUINT("images", njobs));
     return true;
 }

@@ -522,7 +522,8 @@ static void render_sync(zn_metrics_t *m, out_t *o)
     out_header(o, "zinc_sync_poll_images_total", "counter", "Images the periodic sync (pollInterval) copied or failed to copy");
     out_printf(o, "zinc_sync_poll_images_total{result=\"copied\"} %llu\n", (unsigned long long)st.poll_images_copied);
     out_printf(o, "zinc_sync_poll_images_total{result=\"failed\"} %llu\n", (unsigned long long)st.poll_images_failed);
-    out_header(o, "zinc_sync_poll_rounds_total", "counter", "Rounds of the periodic sync that listed and copied everything");
+    out_header(o, "zinc_sync_poll_rounds_total", "counter",
+               "Rounds of the periodic sync that listed the upstream catalog and ended every copy they started");
     out_printf(o, "zinc_sync_poll_rounds_total %llu\n", (unsigned long long)st.poll_runs);
 }
 
