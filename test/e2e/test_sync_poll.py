@@ -14,7 +14,8 @@ import time
 import requests
 
 from oci_util import OCI_INDEX, OCI_MANIFEST, Registry, canon, digest
-from test_sync import DEADLINE, Distribution, TokenFront, creds_file, metric, wait_for  # noqa: F401
+from test_sync import (DEADLINE, Distribution, Relay, TokenFront, blob_files, creds_file, metric,  # noqa: F401
+                       upload_files, wait_for)
 
 ACCEPT = {"Accept": ", ".join([OCI_INDEX, OCI_MANIFEST])}
 EMPTY = b"{}"
@@ -155,15 +156,32 @@ def test_poll_zinc_upstream(zinc_factory):
 
 
 def test_poll_stops_promptly(zinc_factory):
-    """A shutdown does not wait for the next poll (1 h away) nor for a stuck upstream."""
+    """A shutdown waits neither for the next poll (1 h away) nor for a stuck transfer."""
     up = zinc_factory()
-    Registry(up.url).push_image("a/b", "1", [b"x"])
+    u = Registry(up.url)
+    u.push_image("a/b", "1", [b"x"])
     mirror = zinc_factory(poll_config([up.url], pollInterval="1h"))
     wait_for(lambda: rounds(mirror) >= 1, timeout=DEADLINE * 2, what="the first round")
     assert Registry(mirror.url).get("/v2/a/b/tags/list").json()["tags"] == ["1"]
     t0 = time.monotonic()
     mirror.stop()
     assert time.monotonic() - t0 < 30  # far below the interval, generous for a loaded machine
+
+    # a blob transfer held mid-way by the relay (the HTTP client's idle timeout is 60 s)
+    big = b"".join(i.to_bytes(8, "big") + bytes(1 << 16) for i in range(64))  # ~4 MiB
+    u.push_image("a/big", "1", [big])
+    relay = Relay(int(up.url.rsplit(":", 1)[1]), hold_after=1 << 20)
+    try:
+        held = zinc_factory(poll_config([relay.url], pollInterval="1h", content=[{"prefix": "a/big"}]))
+        wait_for(lambda: relay.holding >= 1, what="the blob transfer to be held")
+        t0 = time.monotonic()
+        held.stop()
+        assert time.monotonic() - t0 < 30
+        # the cut transfer left neither the blob nor its upload session behind
+        assert digest(big).split(":")[1] not in blob_files(held.root, "a/big")
+        assert upload_files(held.root, "a/big") == []
+    finally:
+        relay.cut()
 
 
 # ---- Distribution (htpasswd, no referrers API) ----------------------------------------------------
