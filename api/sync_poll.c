@@ -388,7 +388,11 @@ static bool copy_blob(struct copy *k, const zn_digest_t *d)
     zn_storage_t *st = k->c->R->P->st;
     uint64_t size;
     char path[ZN_SYNC_NAME_MAX + ZN_DIGEST_STR_MAX + 16];
+    char from[ZN_REPO_NAME_MAX + 1];
     if (zn_storage_blob_stat(st, k->j->repo, d, &size) == ZN_OK)
+        return true;
+    /* another repository of the store has it (dedupe index): mounted, not fetched again */
+    if (zn_storage_blob_locate(st, d, from, sizeof(from)) == ZN_OK && zn_storage_blob_mount(st, k->j->repo, from, d) == ZN_OK)
         return true;
     if (snprintf(path, sizeof(path), "/v2/%s/blobs/%s", k->j->up, d->str) >= (int)sizeof(path)) {
         copy_fail(k, "name too long");

@@ -184,6 +184,22 @@ def test_poll_stops_promptly(zinc_factory):
         relay.cut()
 
 
+def test_poll_mounts_blobs_the_store_has(zinc_factory):
+    """A layer another local repository already holds is mounted, not fetched again."""
+    up = zinc_factory()
+    u = Registry(up.url)
+    shared, own = b"a layer both repositories use", b"a layer only the new image has"
+    mirror = zinc_factory(poll_config([up.url], content=[{"prefix": "new/**"}]))
+    m = Registry(mirror.url)
+    m.push_blob("local/other", shared)  # pushed to the mirror itself, before upstream has the image
+    body, _ = u.push_image("new/app", "v1", [shared, own])
+    wait_for(lambda: tags_of(m, "new/app") == ["v1"], timeout=DEADLINE * 2, what="the image")
+    check_image(m, "new/app", "v1", body)
+    gets = [l.get("path") for l in up.log_lines() if l.get("method") == "GET" and "/blobs/" in (l.get("path") or "")]
+    assert "/v2/new/app/blobs/" + digest(own) in gets  # fetched
+    assert "/v2/new/app/blobs/" + digest(shared) not in gets  # mounted from local/other
+
+
 # ---- Distribution (htpasswd, no referrers API) ----------------------------------------------------
 
 
