@@ -143,7 +143,7 @@ bool zn_api_sync_stats(zn_api_t *api, zn_api_sync_stats_t *out)
     zn_sync_stats(api->sync, &st);
     *out = (zn_api_sync_stats_t){st.blob_hits,     st.blob_misses,     st.blob_fetched,     st.blob_failed,
                                  st.manifest_hits, st.manifest_misses, st.manifest_fetched, st.manifest_failed,
-                                 st.manifest_revalidated};
+                                 st.manifest_revalidated, st.poll_images_copied, st.poll_images_failed, st.poll_runs};
     return true;
 }
 

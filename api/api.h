@@ -127,6 +127,8 @@ zn_err_t zn_api_scrub(const zn_config_t *cfg, zn_api_scrub_report_fn report, voi
 typedef struct zn_api_sync_stats {
     uint64_t blob_hits, blob_misses, blob_fetched, blob_failed;
     uint64_t manifest_hits, manifest_misses, manifest_fetched, manifest_failed, manifest_revalidated;
+    /* periodic sync (pollInterval): images copied or updated, images that failed, rounds done */
+    uint64_t poll_images_copied, poll_images_failed, poll_runs;
 } zn_api_sync_stats_t;
 /* False (out untouched) when no mirror is configured. Thread-safe. */
 bool zn_api_sync_stats(zn_api_t *api, zn_api_sync_stats_t *out);

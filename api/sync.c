@@ -32,7 +32,6 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +133,7 @@ struct zn_sync {
     struct checked *checked; /* last revalidation per repo:tag */
     size_t nchecked;
     zn_sync_stats_t stats;
+    zn_sync_poll_t *poll;    /* periodic sync (sync_poll.c), NULL without pollInterval */
     /* control thread only */
     char *chunk; /* CHUNK bytes */
     struct authc authc[AUTHC_MAX];
@@ -270,19 +270,10 @@ static void next_upstream(struct obj *o)
     o->step = S_START;
 }
 
-/* "host[:port]" of a registry URL. */
-static void url_host(const char *url, char *out, size_t len)
-{
-    const char *h = strstr(url, "://");
-    h = h != NULL ? h + 3 : url;
-    if (!fmt(out, len, "%.*s", (int)strcspn(h, "/"), h))
-        out[0] = '\0'; /* no credentials for an over-long host */
-}
-
 static const zn_sync_cred_t *creds_for(zn_sync_t *s, const char *url)
 {
     char host[512];
-    url_host(url, host, sizeof(host));
+    zn_sync_url_host(url, host, sizeof(host));
     return zn_sync_creds_find(&s->creds, host);
 }
 
@@ -372,37 +363,10 @@ static void step_start(zn_sync_t *s, struct obj *o)
     o->step = S_REQ;
 }
 
-static void base64(const char *in, char *out, size_t len)
-{
-    if (4 * ((strlen(in) + 2) / 3) + 1 > len) {
-        out[0] = '\0';
-        return;
-    }
-    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in, (int)strlen(in));
-}
-
-/* Percent-encodes s into out for a query value. */
-static bool qenc(const char *s, char *out, size_t len)
-{
-    size_t n = 0;
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-                     c == '_' || c == '~';
-        if (n + 4 >= len)
-            return false;
-        if (!(plain ? fmt(out + n, len - n, "%c", c) : fmt(out + n, len - n, "%%%02X", c)))
-            return false;
-        n += plain ? 1 : 3;
-    }
-    out[n] = '\0';
-    return true;
-}
-
 /* A 401: answer its challenge. Returns false if it cannot be answered. */
 static bool handle_401(zn_sync_t *s, struct obj *o)
 {
-    char hdr[2048], url[4096], svc[768], scope[1536], basic[1024], b64[1400];
+    char hdr[2048], url[4096], basic[1500], want[ZN_SYNC_NAME_MAX + 32];
     zn_sync_challenge_t ch;
     const zn_sync_cred_t *cred = creds_for(s, s->sc->registries[o->reg].urls[o->url]);
 
@@ -410,28 +374,19 @@ static bool handle_401(zn_sync_t *s, struct obj *o)
         zn_sync_challenge_parse(hdr, &ch) != ZN_OK)
         return false;
     o->tried_auth = true;
-    b64[0] = '\0';
-    if (cred != NULL && snprintf(basic, sizeof(basic), "%s:%s", cred->user, cred->pass) < (int)sizeof(basic))
-        base64(basic, b64, sizeof(b64));
+    if (!zn_sync_basic_auth(cred, basic, sizeof(basic)))
+        basic[0] = '\0';
     zn_httpc_release(o->hr);
     o->hr = NULL;
     if (strcmp(ch.scheme, "Basic") == 0) {
-        if (b64[0] == '\0')
-            return false;
-        if (!fmt(o->auth, sizeof(o->auth), "Basic %s", b64))
+        if (basic[0] == '\0' || !fmt(o->auth, sizeof(o->auth), "%s", basic))
             return false;
         authc_put(s, o, 300);
         o->step = S_START;
         return true;
     }
-    if (strcmp(ch.scheme, "Bearer") != 0 || ch.realm[0] == '\0')
-        return false;
-    char want[ZN_SYNC_NAME_MAX + 32];
-    if (!fmt(want, sizeof(want), "repository:%s:pull", o->up) || !qenc(ch.service, svc, sizeof(svc)) || !qenc(want, scope, sizeof(scope)))
-        return false;
-    int n = snprintf(url, sizeof(url), "%s%sservice=%s&scope=%s", ch.realm, strchr(ch.realm, '?') ? "&" : "?", svc, scope);
-    char basic_auth[1500];
-    if (!fmt(basic_auth, sizeof(basic_auth), "%s%s", b64[0] != '\0' ? "Basic " : "", b64) || n < 0 || n >= (int)sizeof(url) || start_http(s, o, "GET", url, basic_auth, false) != ZN_OK)
+    if (!fmt(want, sizeof(want), "repository:%s:pull", o->up) || !zn_sync_token_url(&ch, want, url, sizeof(url)) ||
+        start_http(s, o, "GET", url, basic, false) != ZN_OK)
         return false;
     zn_buf_release(&o->body);
     zn_buf_init(&o->body, TOKEN_MAX);
@@ -463,24 +418,18 @@ static void step_token(zn_sync_t *s, struct obj *o)
     zn_httpc_poll(o->hr, &st);
     if (!st.done)
         return;
-    json_t *j = st.err == ZN_OK && st.status == 200 ? json_loadb(o->body.p, o->body.len, 0, NULL) : NULL;
-    json_t *t = json_object_get(j, "token");
-    if (!json_is_string(t))
-        t = json_object_get(j, "access_token");
+    uint64_t ttl;
     zn_httpc_release(o->hr);
     o->hr = NULL;
-    if (!json_is_string(t) || snprintf(o->auth, sizeof(o->auth), "Bearer %s", json_string_value(t)) >= (int)sizeof(o->auth)) {
+    if (st.err != ZN_OK || st.status != 200 || !zn_sync_token_parse(o->body.p, o->body.len, o->auth, sizeof(o->auth), &ttl)) {
         zn_log(ZN_LOG_WARN, "sync: no token from the upstream's token service", ZN_LSTR("repo", o->repo),
                ZN_LINT("status", st.status));
+        o->auth[0] = '\0';
         o->any_error = true;
-        json_decref(j);
         next_upstream(o);
         return;
     }
-    /* tokens say how long they live (expires_in, default 60 s); reuse them a bit less long */
-    json_int_t ttl = json_integer_value(json_object_get(j, "expires_in"));
-    authc_put(s, o, ttl > 10 && ttl < 86400 ? (uint64_t)ttl - 5 : 55);
-    json_decref(j);
+    authc_put(s, o, ttl);
     o->step = S_START; /* tried_auth stays set: a second 401 moves on */
 }
 
@@ -1191,6 +1140,7 @@ void zn_sync_stats(zn_sync_t *s, zn_sync_stats_t *out)
     zn_mutex_lock(&s->lock);
     *out = s->stats;
     zn_mutex_unlock(&s->lock);
+    zn_sync_poll_stats(s->poll, out);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------------ */
@@ -1216,7 +1166,7 @@ zn_err_t zn_sync_new(const zn_config_t *cfg, zn_storage_t *st, zn_sync_t **out, 
 
     *out = NULL;
     for (size_t i = 0; sc != NULL && sc->enable && i < sc->nregistries; i++)
-        any = any || sc->registries[i].on_demand;
+        any = any || sc->registries[i].on_demand || sc->registries[i].poll_interval_ns > 0;
     if (!any)
         return ZN_OK;
     zn_sync_t *s = zn_calloc(1, sizeof(*s));
@@ -1247,6 +1197,8 @@ zn_err_t zn_sync_new(const zn_config_t *cfg, zn_storage_t *st, zn_sync_t **out, 
         goto fail;
     }
     s->started = true;
+    if ((e = zn_sync_poll_new(cfg, st, &s->creds, s->tls, s->http, &s->poll, err, errlen)) != ZN_OK)
+        goto fail;
     *out = s;
     return ZN_OK;
 fail:
@@ -1258,6 +1210,7 @@ void zn_sync_free(zn_sync_t *s)
 {
     if (s == NULL)
         return;
+    zn_sync_poll_free(s->poll); /* before the client and settings it borrows */
     if (s->started) {
         zn_mutex_lock(&s->lock);
         s->stop = true;

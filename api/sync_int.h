@@ -1,5 +1,6 @@
 /*
- * api/sync_int.h - private to api/: the pull-through mirror (extensions.sync onDemand).
+ * api/sync_int.h - private to api/: the mirror (extensions.sync): onDemand pull-through in
+ * sync.c, periodic sync (pollInterval) in sync_poll.c, which sync.c starts and stops.
  *
  * sync_util.c holds the pure parsers and rules (unit-tested); sync.c the engine: one
  * control thread that talks to upstreams through common/httpc and writes into the store,
@@ -15,6 +16,7 @@
 
 #include "config/config.h"
 #include "storage/storage.h"
+#include "common/httpc.h"
 
 #define ZN_SYNC_NAME_MAX 255
 
@@ -59,6 +61,49 @@ bool zn_sync_semver_valid(const char *tag);
 /* The content entry's tag rules (regex, excludeRegex, semver) let `tag` through. c NULL = yes. */
 bool zn_sync_tag_allowed(const zn_config_sync_content_t *c, const char *tag);
 
+/* ---- periodic sync (sync_util.c) ---- */
+
+/* The local name of upstream repository `upstream` for registry r (zot's
+ * getContentByUpstreamRepo + getRepoDestination): the first content prefix glob that matches
+ * it, mapped through destination/stripPrefix; without content rules the same name. Only a
+ * name that zn_sync_upstream_name maps back to `upstream` is accepted, so both kinds of
+ * sync agree. ZN_ENOENT when no rule covers it, ZN_ETOOBIG when a name does not fit. */
+zn_err_t zn_sync_local_name(const zn_config_sync_registry_t *r, const char *upstream, char *out, size_t len,
+                            const zn_config_sync_content_t **content);
+
+/* The target of the rel="next" link of a Link header (RFC 8288), as a path starting with
+ * "/v2/" (an absolute URL keeps only its path and query: the next page is asked of the same
+ * upstream). ZN_ENOENT when there is no next link, ZN_EINVAL when malformed. */
+zn_err_t zn_sync_link_next(const char *hdr, char *out, size_t len);
+
+/* "host[:port]" of a registry URL ("" when it does not fit). */
+void zn_sync_url_host(const char *url, char *out, size_t len);
+/* "Basic <base64(user:pass)>" for cred, "" when cred is NULL; false when it does not fit. */
+bool zn_sync_basic_auth(const zn_sync_cred_t *cred, char *out, size_t len);
+/* The token request URL for a Bearer challenge: realm?service=...&scope=<scope>. */
+bool zn_sync_token_url(const zn_sync_challenge_t *ch, const char *scope, char *out, size_t len);
+/* A token service's answer ({"token"|"access_token", "expires_in"}) to "Bearer <token>" in
+ * auth, and how long to reuse it in *ttl_s. false when there is no usable token. */
+bool zn_sync_token_parse(const char *body, size_t len, char *auth, size_t auth_len, uint64_t *ttl_s);
+
+/* A referrers tag schema tag (sha256-<hex>, copied with its subject) or one of cosign's legacy
+ * tags (sha256-<hex>.sig/.att/.sbom, which zot copies only with syncLegacyCosignTags, a key
+ * zinc does not implement): no image of its own, skipped as zot skips them. */
+bool zn_sync_schema_tag(const char *tag);
+
+/* What a manifest references, in the order the store needs them before the manifest itself:
+ * an index's child manifests, an image's config and layers (or an artifact's blobs). */
+#define ZN_SYNC_REFS_MAX 512
+typedef struct zn_sync_refs {
+    bool index;
+    zn_digest_t children[ZN_SYNC_REFS_MAX];
+    size_t nchildren;
+    zn_digest_t blobs[ZN_SYNC_REFS_MAX];
+    size_t nblobs;
+} zn_sync_refs_t;
+/* ZN_EINVAL when not JSON or a descriptor is malformed, ZN_ETOOBIG past ZN_SYNC_REFS_MAX. */
+zn_err_t zn_sync_manifest_refs(const char *bytes, size_t len, zn_sync_refs_t *out);
+
 /* ---- sync.c ------------------------------------------------------------------------------- */
 
 typedef struct zn_sync zn_sync_t;
@@ -67,7 +112,20 @@ typedef struct zn_sync zn_sync_t;
 typedef struct zn_sync_stats {
     uint64_t blob_hits, blob_misses, blob_fetched, blob_failed;
     uint64_t manifest_hits, manifest_misses, manifest_fetched, manifest_failed, manifest_revalidated;
+    uint64_t poll_images_copied, poll_images_failed, poll_runs; /* periodic sync (sync_poll.c) */
 } zn_sync_stats_t;
+
+/* ---- sync_poll.c: periodic sync (pollInterval) -------------------------------------------- */
+
+typedef struct zn_sync_poll zn_sync_poll_t;
+/* Starts one poll thread (and its copiers) per registry with pollInterval > 0. creds, tls
+ * and http are borrowed from the mirror and outlive it. *out NULL when none polls. */
+zn_err_t zn_sync_poll_new(const zn_config_t *cfg, zn_storage_t *st, const zn_sync_creds_t *creds, zn_httpc_tls_t *const *tls,
+                          zn_httpc_t *http, zn_sync_poll_t **out, char *err, size_t errlen);
+/* Stops and joins every thread (promptly: transfers are aborted). NULL is a no-op. */
+void zn_sync_poll_free(zn_sync_poll_t *p);
+/* Adds the periodic counters to out. */
+void zn_sync_poll_stats(zn_sync_poll_t *p, zn_sync_stats_t *out);
 
 /* Starts the mirror when cfg->extensions.sync enables an onDemand registry: reads the
  * credentials file, the registries' TLS settings, starts the threads. *out is NULL when

@@ -8,8 +8,7 @@
  * manifestCheckInterval only with onDemand, prefixes valid globs), plus zinc's own:
  * URLs must be http(s)://host[:port] without a path, tag regexes must compile (POSIX ERE;
  * zot uses Go's RE2, which differs only in rarely used syntax), onlySigned is refused
- * with onDemand (zinc does not verify signatures), and pollInterval is a warning while zinc
- * has no periodic sync (such a registry is then not used).
+ * with onDemand or pollInterval (zinc does not verify signatures).
  */
 #include <regex.h>
 #include <stdio.h>
@@ -150,7 +149,7 @@ static zn_err_t check_content(cfg_walk_t *w, const cfg_keypath_t *kp, zn_config_
 
 static zn_err_t check_registry(cfg_walk_t *w, const cfg_keypath_t *kp, zn_config_sync_registry_t *r)
 {
-    cfg_keypath_t urls = {kp, "urls", 0}, poll = {kp, "pollInterval", 0}, mci = {kp, "manifestCheckInterval", 0};
+    cfg_keypath_t urls = {kp, "urls", 0}, mci = {kp, "manifestCheckInterval", 0};
     cfg_keypath_t retries = {kp, "maxRetries", 0}, signed_ = {kp, "onlySigned", 0};
     zn_err_t err;
 
@@ -172,12 +171,9 @@ static zn_err_t check_registry(cfg_walk_t *w, const cfg_keypath_t *kp, zn_config
         return cfg_fail(w, &mci, "requires onDemand to be enabled (as in zot)");
     /* Mirroring unsigned images for a user who asked for signed ones only would be worse
      * than refusing to start. */
-    if (r->only_signed && r->on_demand)
+    if (r->only_signed && (r->on_demand || r->poll_interval_ns != 0))
         return cfg_fail(w, &signed_, "not implemented by zinc (signatures are not verified); remove it or set it to false");
-    if (r->poll_interval_ns != 0)
-        cfg_warn(w, &poll, "periodic sync is not implemented by zinc yet, ignored%s",
-                 r->on_demand ? " (onDemand mirroring is)" : "; this registry is not used");
-    else if (!r->on_demand)
+    if (r->poll_interval_ns == 0 && !r->on_demand)
         cfg_warn(w, kp, "neither onDemand nor pollInterval: this registry is not used");
     for (size_t i = 0; i < r->ncontent; i++) {
         cfg_keypath_t content = {kp, "content", 0}, c = {&content, NULL, i};

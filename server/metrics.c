@@ -475,6 +475,12 @@ static void render_sync(zn_metrics_t *m, out_t *o)
     out_printf(o, "zinc_sync_fetches_total{kind=\"manifest\",result=\"failed\"} %llu\n", (unsigned long long)st.manifest_failed);
     out_printf(o, "zinc_sync_fetches_total{kind=\"manifest\",result=\"unchanged\"} %llu\n",
                (unsigned long long)st.manifest_revalidated);
+    out_header(o, "zinc_sync_poll_images_total", "counter", "Images the periodic sync (pollInterval) copied or failed to copy");
+    out_printf(o, "zinc_sync_poll_images_total{result=\"copied\"} %llu\n", (unsigned long long)st.poll_images_copied);
+    out_printf(o, "zinc_sync_poll_images_total{result=\"failed\"} %llu\n", (unsigned long long)st.poll_images_failed);
+    out_header(o, "zinc_sync_poll_rounds_total", "counter",
+               "Rounds of the periodic sync that listed the upstream catalog and ended every copy they started");
+    out_printf(o, "zinc_sync_poll_rounds_total %llu\n", (unsigned long long)st.poll_runs);
 }
 
 void zn_metrics_set_api(zn_metrics_t *m, zn_api_t *api)

@@ -476,13 +476,13 @@ class TokenFront:
                     return self._send(200, json.dumps({"token": "tok:" + scope, "expires_in": 300}).encode(),
                                       [("Content-Type", "application/json")])
                 repo = u.path[len("/v2/"):].rsplit("/", 2)[0]
-                scope = "repository:%s:pull" % repo
+                scope = "registry:catalog:*" if u.path == "/v2/_catalog" else "repository:%s:pull" % repo
                 if self.headers.get("Authorization") != "Bearer tok:" + scope:
                     chal = 'Bearer realm="http://127.0.0.1:%d/token",service="front",scope="%s"' % (front.port, scope)
                     return self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', [("WWW-Authenticate", chal)])
                 hdrs = {k: v for k, v in self.headers.items() if k.lower() == "accept"}
                 r = requests.request(self.command, dist.url + self.path, headers=hdrs, auth=(USER, PASSWORD), timeout=60)
-                keep = [(k, v) for k, v in r.headers.items() if k.lower() in ("content-type", "docker-content-digest")]
+                keep = [(k, v) for k, v in r.headers.items() if k.lower() in ("content-type", "docker-content-digest", "link")]
                 self._send(r.status_code, r.content, keep)
 
             do_HEAD = do_GET

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/sync_int.h"
@@ -162,11 +164,200 @@ static void test_tag_filters(void **state)
     assert_false(zn_sync_tag_allowed(&c, "latest4"));
 }
 
+static void expect_local(zn_config_sync_content_t *cs, size_t n, const char *upstream, const char *want)
+{
+    zn_config_sync_registry_t r = {0};
+    const zn_config_sync_content_t *c;
+    char out[ZN_SYNC_NAME_MAX + 1];
+    r.content = cs;
+    r.ncontent = n;
+    zn_err_t err = zn_sync_local_name(&r, upstream, out, sizeof(out), &c);
+    if (want == NULL) {
+        if (err != ZN_ENOENT)
+            fail_msg("%s: expected no mapping, got %s", upstream, out);
+        return;
+    }
+    if (err != ZN_OK)
+        fail_msg("%s: expected %s, got error %d", upstream, want, err);
+    assert_string_equal(out, want);
+    assert_non_null(c);
+}
+
+/* upstream -> local (periodic sync), zot's getRepoDestination, and back again */
+static void test_local_names(void **state)
+{
+    zn_config_sync_content_t a[] = {content("/repo1/repo", "/repo", true)};
+    expect_local(a, 1, "repo1/repo", "repo");
+    expect_local(a, 1, "repo1/other", NULL);
+    zn_config_sync_content_t b[] = {content("/repo1/repo", "/repo", false)};
+    expect_local(b, 1, "repo1/repo", "repo/repo1/repo");
+    zn_config_sync_content_t c[] = {content("/repo1/**", "/repo", true)};
+    expect_local(c, 1, "repo1/repo2/x", "repo/repo2/x");
+    expect_local(c, 1, "repo2/x", NULL);
+    zn_config_sync_content_t d[] = {content("library/**", NULL, false)};
+    expect_local(d, 1, "library/alpine", "library/alpine");
+    expect_local(d, 1, "alpine", NULL);
+    zn_config_sync_content_t e[] = {content("/other/**", "/mirrored", true), content("lib/**", NULL, false)};
+    expect_local(e, 2, "other/tool", "mirrored/tool");
+    expect_local(e, 2, "lib/app", "lib/app");
+    expect_local(e, 2, "skip/me", NULL);
+    /* a name whose local form maps back to another upstream is refused: upstream "a/y" would
+     * be local "lib/y", which the on-demand direction (first rule wins) reads as "x/y" */
+    zn_config_sync_content_t f[] = {content("x/**", "/lib", true), content("a/**", "/lib", true)};
+    expect_local(f, 2, "x/y", "lib/y");
+    expect_local(f, 2, "a/y", NULL);
+    zn_config_sync_registry_t r = {0};
+    const zn_config_sync_content_t *cc;
+    char out[ZN_SYNC_NAME_MAX + 1];
+    assert_int_equal(zn_sync_local_name(&r, "library/alpine", out, sizeof(out), &cc), ZN_OK);
+    assert_string_equal(out, "library/alpine");
+    assert_int_equal(zn_sync_local_name(&r, "", out, sizeof(out), &cc), ZN_ENOENT);
+    assert_int_equal(zn_sync_local_name(&r, "library/alpine", out, 5, &cc), ZN_ETOOBIG);
+}
+
+static void test_link_next(void **state)
+{
+    char out[256];
+    assert_int_equal(zn_sync_link_next("</v2/_catalog?last=b&n=100>; rel=\"next\"", out, sizeof(out)), ZN_OK);
+    assert_string_equal(out, "/v2/_catalog?last=b&n=100");
+    /* absolute URLs keep their path only; unquoted rel; several links; rel lists */
+    assert_int_equal(zn_sync_link_next("<https://evil.example:1/v2/r/tags/list?n=2&last=x>;rel=next", out, sizeof(out)), ZN_OK);
+    assert_string_equal(out, "/v2/r/tags/list?n=2&last=x");
+    assert_int_equal(zn_sync_link_next("</v2/a?p=1>; rel=\"prev\", </v2/a?p=3>; title=\"x, y\"; rel=\"last next\"", out, sizeof(out)),
+                     ZN_OK);
+    assert_string_equal(out, "/v2/a?p=3");
+    assert_int_equal(zn_sync_link_next("</v2/a?p=1>; REL=\"Next\"", out, sizeof(out)), ZN_OK);
+    assert_string_equal(out, "/v2/a?p=1");
+    /* no next link */
+    assert_int_equal(zn_sync_link_next("</v2/a?p=1>; rel=\"prev\"", out, sizeof(out)), ZN_ENOENT);
+    assert_int_equal(zn_sync_link_next("", out, sizeof(out)), ZN_ENOENT);
+    assert_int_equal(zn_sync_link_next("</v2/a>; rel=\"nextpage\"", out, sizeof(out)), ZN_ENOENT);
+    /* malformed, or not a registry path */
+    assert_int_equal(zn_sync_link_next("/v2/a; rel=next", out, sizeof(out)), ZN_EINVAL);
+    assert_int_equal(zn_sync_link_next("</v2/a; rel=next", out, sizeof(out)), ZN_EINVAL);
+    assert_int_equal(zn_sync_link_next("</other/path>; rel=next", out, sizeof(out)), ZN_EINVAL);
+    assert_int_equal(zn_sync_link_next("<http://host>; rel=next", out, sizeof(out)), ZN_EINVAL);
+    assert_int_equal(zn_sync_link_next("</v2/a b>; rel=next", out, sizeof(out)), ZN_EINVAL);
+    assert_int_equal(zn_sync_link_next("</v2/_catalog?last=b&n=100>; rel=next", out, 10), ZN_ETOOBIG);
+}
+
+static void test_tokens(void **state)
+{
+    char out[512];
+    zn_sync_cred_t cred = {.host = "h", .user = "user", .pass = "pa:ss"};
+    assert_true(zn_sync_basic_auth(&cred, out, sizeof(out)));
+    assert_string_equal(out, "Basic dXNlcjpwYTpzcw==");
+    assert_true(zn_sync_basic_auth(NULL, out, sizeof(out)));
+    assert_string_equal(out, "");
+    assert_false(zn_sync_basic_auth(&cred, out, 10));
+    zn_sync_challenge_t ch = {.scheme = "Bearer", .realm = "https://auth.example/token", .service = "registry example"};
+    assert_true(zn_sync_token_url(&ch, "repository:lib/a:pull", out, sizeof(out)));
+    assert_string_equal(out, "https://auth.example/token?service=registry%20example&scope=repository%3Alib%2Fa%3Apull");
+    memcpy(ch.realm, "https://a/t?x=1", 16);
+    assert_true(zn_sync_token_url(&ch, "registry:catalog:*", out, sizeof(out)));
+    assert_string_equal(out, "https://a/t?x=1&service=registry%20example&scope=registry%3Acatalog%3A%2A");
+    assert_false(zn_sync_token_url(&ch, "repository:lib/a:pull", out, 20));
+    zn_sync_challenge_t basic = {.scheme = "Basic", .realm = "r"};
+    assert_false(zn_sync_token_url(&basic, "x", out, sizeof(out)));
+    uint64_t ttl;
+    const char *t1 = "{\"token\":\"abc\",\"expires_in\":300}";
+    assert_true(zn_sync_token_parse(t1, strlen(t1), out, sizeof(out), &ttl));
+    assert_string_equal(out, "Bearer abc");
+    assert_true(ttl == 295);
+    const char *t2 = "{\"access_token\":\"xyz\"}";
+    assert_true(zn_sync_token_parse(t2, strlen(t2), out, sizeof(out), &ttl));
+    assert_string_equal(out, "Bearer xyz");
+    assert_true(ttl == 55);
+    const char *t3 = "{\"token\":\"\"}";
+    assert_false(zn_sync_token_parse(t3, strlen(t3), out, sizeof(out), &ttl));
+    assert_false(zn_sync_token_parse("not json", 8, out, sizeof(out), &ttl));
+    assert_false(zn_sync_token_parse(t1, strlen(t1), out, 8, &ttl));
+    char host[64];
+    zn_sync_url_host("https://reg.example:5000", host, sizeof(host));
+    assert_string_equal(host, "reg.example:5000");
+    zn_sync_url_host("https://reg.example:5000", host, 4);
+    assert_string_equal(host, "");
+}
+
+static void test_schema_tag(void **state)
+{
+    const char *hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    char t[128];
+    assert_true(snprintf(t, sizeof(t), "sha256-%s", hex) < (int)sizeof(t));
+    assert_true(zn_sync_schema_tag(t));
+    assert_true(snprintf(t, sizeof(t), "sha256-%s.sig", hex) < (int)sizeof(t));
+    assert_true(zn_sync_schema_tag(t));
+    assert_true(snprintf(t, sizeof(t), "sha256-%s.sbom", hex) < (int)sizeof(t));
+    assert_true(zn_sync_schema_tag(t));
+    assert_true(snprintf(t, sizeof(t), "sha256-%s.tar", hex) < (int)sizeof(t));
+    assert_false(zn_sync_schema_tag(t));
+    assert_true(snprintf(t, sizeof(t), "sha256-%.63s", hex) < (int)sizeof(t));
+    assert_false(zn_sync_schema_tag(t));
+    assert_true(snprintf(t, sizeof(t), "sha256-%sa", hex) < (int)sizeof(t));
+    assert_false(zn_sync_schema_tag(t));
+    assert_false(zn_sync_schema_tag("sha256-XYZ"));
+    assert_false(zn_sync_schema_tag("v1.0.0"));
+}
+
+#define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+#define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+#define D3 "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+
+static zn_err_t refs_of(const char *json, zn_sync_refs_t *r)
+{
+    return zn_sync_manifest_refs(json, strlen(json), r);
+}
+
+/* What has to be in the store before a manifest, in order */
+static void test_manifest_refs(void **state)
+{
+    zn_sync_refs_t *r = malloc(sizeof(*r));
+    assert_int_equal(refs_of("{\"config\":{\"digest\":\"" D1 "\"},\"layers\":[{\"digest\":\"" D2 "\"},{\"digest\":\"" D3
+                             "\"},{\"digest\":\"" D2 "\"}],\"subject\":{\"digest\":\"" D3 "\"}}",
+                             r),
+                     ZN_OK);
+    assert_false(r->index);
+    assert_int_equal(r->nchildren, 0);
+    assert_int_equal(r->nblobs, 3); /* config first, a repeated layer once, the subject is no dependency */
+    assert_string_equal(r->blobs[0].str, D1);
+    assert_string_equal(r->blobs[1].str, D2);
+    assert_string_equal(r->blobs[2].str, D3);
+    assert_int_equal(refs_of("{\"manifests\":[{\"digest\":\"" D2 "\"},{\"digest\":\"" D1 "\"}]}", r), ZN_OK);
+    assert_true(r->index);
+    assert_int_equal(r->nchildren, 2);
+    assert_string_equal(r->children[0].str, D2);
+    assert_string_equal(r->children[1].str, D1);
+    assert_int_equal(r->nblobs, 0);
+    assert_int_equal(refs_of("{\"blobs\":[{\"digest\":\"" D1 "\"}]}", r), ZN_OK);
+    assert_int_equal(r->nblobs, 1);
+    assert_int_equal(refs_of("{\"manifests\":[]}", r), ZN_OK);
+    assert_true(r->index);
+    /* malformed */
+    assert_int_equal(refs_of("[]", r), ZN_EINVAL);
+    assert_int_equal(refs_of("{\"layers\":{}}", r), ZN_EINVAL);
+    assert_int_equal(refs_of("{\"layers\":[{\"digest\":\"sha256:12\"}]}", r), ZN_EINVAL);
+    assert_int_equal(refs_of("{\"layers\":[{\"size\":1}]}", r), ZN_EINVAL);
+    assert_int_equal(refs_of("{\"config\":\"" D1 "\"}", r), ZN_EINVAL);
+    assert_int_equal(refs_of("{\"manifests\":[{\"digest\":\"" D2 "\"}],\"config\":{\"digest\":\"" D1 "\"}}", r), ZN_EINVAL);
+    assert_int_equal(r->nchildren, 0); /* cleared on error */
+    /* too many */
+    char *big = malloc(100 * (ZN_SYNC_REFS_MAX + 2));
+    size_t n = (size_t)sprintf(big, "{\"layers\":[");
+    for (int i = 0; i <= ZN_SYNC_REFS_MAX; i++)
+        n += (size_t)sprintf(big + n, "%s{\"digest\":\"sha256:%064x\"}", i ? "," : "", i);
+    sprintf(big + n, "]}");
+    assert_int_equal(refs_of(big, r), ZN_ETOOBIG);
+    free(big);
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_challenge), cmocka_unit_test(test_creds),       cmocka_unit_test(test_names),
         cmocka_unit_test(test_semver),    cmocka_unit_test(test_tag_filters),
+        cmocka_unit_test(test_local_names), cmocka_unit_test(test_link_next), cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_manifest_refs), cmocka_unit_test(test_schema_tag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,6 +55,17 @@ static void test_sync_defaults(void **state)
     parse_ok("{" ROOT ",\"extensions\":{\"sync\":{\"enable\":false,\"registries\":[{\"urls\":[]}]}}}", &c, &w);
     assert_false(c.extensions.sync->enable); /* disabled: not checked further */
     zn_config_release(&c);
+    /* periodic sync is implemented: pollInterval alone, or with onDemand, warns about nothing */
+    parse_ok(SYNC("{\"urls\":[\"http://x\"],\"pollInterval\":\"6h\"}"), &c, &w);
+    assert_int_equal(w.n, 0);
+    assert_true(c.extensions.sync->registries[0].poll_interval_ns == 6 * 3600 * 1000000000ull);
+    zn_config_release(&c);
+    parse_ok(SYNC("{" OD ",\"pollInterval\":\"6h\"}"), &c, &w);
+    assert_int_equal(w.n, 0);
+    zn_config_release(&c);
+    expect_error(SYNC("{\"urls\":[\"http://x\"],\"pollInterval\":\"6h\",\"onlySigned\":true}"),
+                 "config.json: extensions.sync.registries[0].onlySigned: not implemented by zinc (signatures are not "
+                 "verified); remove it or set it to false");
     parse_ok("{" ROOT "}", &c, &w);
     assert_null(c.extensions.sync);
     zn_config_release(&c);
@@ -96,12 +107,6 @@ static void test_sync_warnings(void **state)
 {
     expect_one_warning(SYNC("{" OD ",\"reqConcurrent\":30}"),
                        "config.json: extensions.sync.registries[0].reqConcurrent: not implemented by zinc, ignored");
-    expect_one_warning(SYNC("{\"urls\":[\"http://x\"],\"pollInterval\":\"6h\"}"),
-                       "config.json: extensions.sync.registries[0].pollInterval: periodic sync is not implemented by zinc yet, "
-                       "ignored; this registry is not used");
-    expect_one_warning(SYNC("{" OD ",\"pollInterval\":\"6h\"}"),
-                       "config.json: extensions.sync.registries[0].pollInterval: periodic sync is not implemented by zinc yet, "
-                       "ignored (onDemand mirroring is)");
     expect_one_warning(SYNC("{\"urls\":[\"http://x\"]}"),
                        "config.json: extensions.sync.registries[0]: neither onDemand nor pollInterval: this registry is not used");
     expect_one_warning("{" ROOT ",\"extensions\":{\"sync\":{\"downloadDir\":\"/tmp\",\"registries\":[{" OD "}]}}}",
