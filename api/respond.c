@@ -107,6 +107,9 @@ int zn_api_send_storage_error(h2o_req_t *req, zn_err_t err, zn_oci_code_t enoent
         return zn_api_send_error_status(req, 413, ZN_OCI_SIZE_INVALID, detail);
     case ZN_EUNSUPP:
         return zn_api_send_error(req, ZN_OCI_UNSUPPORTED, detail);
+    case ZN_EAGAIN: /* S3 throttling (SlowDown, 503) outlasted the driver's bounded retries */
+        zn_api_header_addf(req, "retry-after", "%d", 1);
+        return zn_api_send_error_status(req, 503, ZN_OCI_TOO_MANY_REQUESTS, "storage backend busy, retry later");
     default:
         break;
     }
