@@ -11,7 +11,7 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         gcc libc6-dev make cmake pkg-config protobuf-c-compiler \
         libh2o-evloop-dev libssl-dev libjansson-dev libargon2-dev libcrypt-dev zlib1g-dev \
-        libprotobuf-c-dev libunwind-dev libdw-dev libelf-dev \
+        libprotobuf-c-dev libunwind-dev libdw-dev libelf-dev libcurl4-openssl-dev \
     && rm -rf /var/lib/apt/lists/*
 # One COPY of the sources .dockerignore lets through (tests, docs and benchmarks do not
 # change the binary, so editing them keeps this stage cached). One layer, not one per
@@ -24,11 +24,11 @@ RUN cd /src && cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZN_BUILD
 
 FROM debian:bookworm-slim
 # The runtime packages of the libraries in CMakeLists.txt: libh2o-evloop, OpenSSL, jansson,
-# argon2, libcrypt, zlib, protobuf-c, libunwind, elfutils (libdw/libelf).
+# argon2, libcrypt, zlib, protobuf-c, libunwind, elfutils (libdw/libelf), libcurl (the S3 driver).
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libh2o-evloop0.13 libssl3 libjansson4 libargon2-1 libcrypt1 zlib1g libprotobuf-c1 libunwind8 \
-        libdw1 libelf1 \
+        libdw1 libelf1 libcurl4 \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old \
         /var/log/apt /var/log/dpkg.log /var/log/alternatives.log \
     && groupadd --system --gid 10001 zinc \

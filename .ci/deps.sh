@@ -6,7 +6,7 @@
 set -eu
 
 BUILD="gcc make cmake pkg-config libc6-dev libh2o-evloop-dev libssl-dev libjansson-dev libargon2-dev
-libcrypt-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler libunwind-dev libdw-dev libelf-dev curl ca-certificates"
+libcrypt-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler libunwind-dev libdw-dev libelf-dev libcurl4-openssl-dev curl ca-certificates"
 TEST="libcmocka-dev python3 python3-pytest python3-requests golang-go graphviz skopeo openssl
 docker.io mmdebstrap uidmap apache2-utils wrk nginx-light docker-registry podman clang libclang-rt-14-dev
 ceph-mon ceph-osd radosgw ceph-common"
