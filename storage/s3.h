@@ -97,6 +97,10 @@ zn_err_t s3_append_read(st_append_t *a, uint64_t off, void *buf, size_t len, siz
 zn_err_t s3_append_commit(st_append_t *a, const char *key, bool exclusive);
 zn_err_t s3_append_remove(st_append_t *a);
 void s3_append_close(st_append_t *a);
+/* Aborts the multipart upload open on key, if any (GC deletes a stale session by its key). */
+zn_err_t s3_upload_abort(s3_t *s, const char *key);
+/* The id of the multipart upload open on key into id ("" if none). */
+zn_err_t s3_upload_find(s3_t *s, const char *key, char *id, size_t idlen);
 
 #define S3_COPY_MAX (5ull << 30) /* CopyObject's limit */
 

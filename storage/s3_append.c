@@ -250,6 +250,37 @@ static zn_err_t list_parts(s3_app_t *a)
     return err;
 }
 
+zn_err_t s3_upload_abort(s3_t *s, const char *key)
+{
+    s3_app_t *a = app_new(s, key);
+    zn_err_t err = find_upload(a);
+    if (err == ZN_OK && a->upload_id[0] != '\0') {
+        zn_buf_t q;
+        zn_buf_init(&q, 2048);
+        if ((err = upload_query(a, &q, "")) == ZN_OK) {
+            s3_req_t r = {.method = "DELETE", .key = key, .query = q.p};
+            err = s3_do(s, &r);
+        }
+        zn_buf_release(&q);
+    }
+    a->gone = true;
+    s3_append_close((st_append_t *)a);
+    return err == ZN_ENOENT ? ZN_OK : err;
+}
+
+zn_err_t s3_upload_find(s3_t *s, const char *key, char *id, size_t idlen)
+{
+    s3_app_t *a = app_new(s, key);
+    zn_err_t err = find_upload(a);
+    if (err == ZN_OK) {
+        int n = snprintf(id, idlen, "%s", a->upload_id);
+        err = n < 0 || (size_t)n >= idlen ? ZN_EINVAL : ZN_OK;
+    }
+    a->gone = true;
+    s3_append_close((st_append_t *)a);
+    return err;
+}
+
 zn_err_t s3_append_open(st_driver_t *d, const char *key, st_append_t **out, uint64_t *size)
 {
     s3_t *s = (s3_t *)d;

@@ -160,7 +160,12 @@ static zn_err_t d_del(st_driver_t *d, const char *key)
     if (err != ZN_OK)
         return err;
     r = (s3_req_t){.method = "DELETE", .key = key, .query = ""};
-    return s3_do(s, &r);
+    if ((err = s3_do(s, &r)) != ZN_OK)
+        return err;
+    /* an upload session's parts would stay (and be billed) after GC deletes its key */
+    if (strstr(key, "/.uploads/") != NULL && s3_upload_abort(s, key) != ZN_OK)
+        zn_log(ZN_LOG_WARN, "s3: could not abort the multipart upload of a deleted session", ZN_LSTR("key", key));
+    return ZN_OK;
 }
 
 /* ---- listing ------------------------------------------------------------------------------ */

@@ -141,6 +141,28 @@ static void test_multipart_resume(void **state)
     free(back);
 }
 
+/* GC deletes a stale session by its key: the multipart upload holding its parts goes too. */
+static void test_session_delete_aborts(void **state)
+{
+    c_env_t *e = *state;
+    const size_t N = (5u << 20) + 10;
+    char *data = malloc(N), id[512];
+    st_append_t *a;
+    bool torn = false;
+
+    fill(data, N, 11);
+    assert_int_equal(e->ops->append_create(e->d, UPLOAD_KEY, &a), ZN_OK);
+    assert_int_equal(e->ops->append_write(a, 0, data, N, &torn), ZN_OK);
+    e->ops->append_close(a);
+    assert_int_equal(s3_upload_find((s3_t *)e->d, UPLOAD_KEY, id, sizeof(id)), ZN_OK);
+    assert_true(id[0] != '\0'); /* one part went out */
+    assert_int_equal(e->ops->del(e->d, UPLOAD_KEY), ZN_OK);
+    assert_int_equal(s3_upload_find((s3_t *)e->d, UPLOAD_KEY, id, sizeof(id)), ZN_OK);
+    assert_string_equal(id, "");
+    assert_int_equal(e->ops->append_open(e->d, UPLOAD_KEY, &a, &(uint64_t){0}), ZN_ENOENT);
+    free(data);
+}
+
 /* Range reads of an object larger than what open keeps in memory, and a replaced object
  * reads as ZN_EIO, never as the new version's bytes. */
 static void test_range_reads(void **state)
@@ -362,6 +384,7 @@ int main(void)
     int failed = contract_main();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_multipart_resume, c_setup, c_teardown),
+        cmocka_unit_test_setup_teardown(test_session_delete_aborts, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_range_reads, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_put_if_race, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_list_pagination, c_setup, c_teardown),
