@@ -141,6 +141,42 @@ static void test_multipart_resume(void **state)
     free(back);
 }
 
+/* What a crash right after an UploadPart leaves: the tail object saved at the last close
+ * (whose bytes now open part 1) beside the part. A second handle opened then stands for
+ * the restart: it must count those bytes once (5 MiB), not twice (6 MiB). */
+static void test_multipart_crash_window(void **state)
+{
+    c_env_t *e = *state;
+    const size_t T = 1u << 20, W = (4u << 20) + (512u << 10);
+    char *data = malloc(T + W);
+    st_append_t *a, *b;
+    uint64_t size;
+    bool torn = false;
+
+    fill(data, T + W, 5);
+    assert_int_equal(e->ops->append_create(e->d, UPLOAD_KEY, &a), ZN_OK);
+    assert_int_equal(e->ops->append_write(a, 0, data, T, &torn), ZN_OK);
+    e->ops->append_close(a); /* tail object: 1 MiB, after 0 parts */
+    assert_int_equal(e->ops->append_open(e->d, UPLOAD_KEY, &a, &size), ZN_OK);
+    assert_int_equal(size, T);
+    assert_int_equal(e->ops->append_write(a, T, data + T, W, &torn), ZN_OK); /* part 1 sent, 512 KiB buffered */
+    assert_int_equal(e->ops->append_open(e->d, UPLOAD_KEY, &b, &size), ZN_OK);
+    assert_int_equal(size, 5u << 20);
+    e->ops->append_close(b);
+    e->ops->append_close(a); /* saves the 512 KiB tail after 1 part */
+    assert_int_equal(e->ops->append_open(e->d, UPLOAD_KEY, &a, &size), ZN_OK);
+    assert_int_equal(size, T + W);
+    assert_int_equal(e->ops->append_commit(a, e->blob_key, false), ZN_OK);
+    e->ops->append_close(a);
+    char *text;
+    size_t len;
+    assert_int_equal(e->ops->get(e->d, e->blob_key, T + W, &text, &len, NULL), ZN_OK);
+    assert_int_equal(len, T + W);
+    assert_memory_equal(text, data, T + W);
+    free(text);
+    free(data);
+}
+
 /* GC deletes a stale session by its key: the multipart upload holding its parts goes too. */
 static void test_session_delete_aborts(void **state)
 {
@@ -384,6 +420,7 @@ int main(void)
     int failed = contract_main();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_multipart_resume, c_setup, c_teardown),
+        cmocka_unit_test_setup_teardown(test_multipart_crash_window, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_session_delete_aborts, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_range_reads, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_put_if_race, c_setup, c_teardown),
