@@ -4,10 +4,10 @@
  * A GET streams the blob from storage's blob object with an h2o generator: each `proceed`
  * reads one bounded chunk into the request's buffer and sends it (the shape of h2o's
  * lib/handler/file.c: one pread per call on the filesystem driver, nothing copied or
- * allocated per chunk), so memory stays constant whatever the blob size. Range requests get 206 with Content-Range; a malformed,
- * multi-part or unsatisfiable range gets 416 with `Content-Range: bytes *\/size` (Go's
- * http.ServeContent, which docker/distribution uses, does the same). HEAD sends the
- * headers with the full Content-Length and no body.
+ * allocated per chunk), so memory stays constant whatever the blob size. Range requests get
+ * 206 with Content-Range; a malformed, multi-part or unsatisfiable range gets 416 with
+ * `Content-Range: bytes *\/size` (Go's http.ServeContent, which docker/distribution uses,
+ * does the same). HEAD sends the headers with the full Content-Length and no body.
  *
  * A whole-blob GET hashes the bytes as it streams them and holds back the last chunk until
  * the digest is known: when the file no longer matches its digest (bit rot, a hand edit)

@@ -9,8 +9,9 @@
  *
  * A pass only reads through the driver (one bounded buffer, ST_COPY_CHUNK pieces); it runs
  * on the calling thread, which is the CLI's main thread or the store's "scrub" thread
- * (maint.c), never a worker. Quarantine is a rename on the filesystem (fs-only for now). `max_bps` (0 = unlimited) paces it so a periodic pass over a big store does
- * not compete with clients; *stop is read between chunks.
+ * (maint.c), never a worker. Quarantine is a rename on the filesystem (fs-only for now).
+ * `max_bps` (0 = unlimited) paces it so a periodic pass over a big store does not compete
+ * with clients; *stop is read between chunks.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -30,7 +30,8 @@ static zn_err_t add_entry(void *data, json_t *idx, bool *changed)
         assert_int_equal(st_ops(e->st)->put(e->st->drv, "r/index.json", dump, strlen(dump), false), ZN_OK);
         free(dump);
     }
-    json_array_append_new(json_object_get(idx, "manifests"), json_pack("{s:s,s:s,s:i}", "mediaType", "x", "digest", "sha256:ours", "size", 1));
+    json_array_append_new(json_object_get(idx, "manifests"),
+                          json_pack("{s:s,s:s,s:i}", "mediaType", "x", "digest", "sha256:ours", "size", 1));
     *changed = true;
     return ZN_OK;
 }
