@@ -249,7 +249,8 @@ static zn_err_t d_list(st_driver_t *d, const char *prefix, st_list_fn fn, void *
     zn_buf_init(&q, 8192);
     zn_buf_init(&b, S3_LIST_MAX);
     zn_buf_init(&full, KEY_MAX + 2);
-    if (zn_buf_printf(&full, "%s%s/", s->prefix, prefix) != ZN_OK) {
+    /* "" is the store's root: rootdirectory's own prefix (or the bucket's top) */
+    if (zn_buf_printf(&full, "%s%s%s", s->prefix, prefix, prefix[0] != '\0' ? "/" : "") != ZN_OK) {
         err = ZN_EINVAL;
         goto done;
     }
@@ -267,8 +268,8 @@ static zn_err_t d_list(st_driver_t *d, const char *prefix, st_list_fn fn, void *
         if ((err = s3_do(s, &r)) != ZN_OK || (err = list_page(&b, &ls, token, sizeof(token))) != ZN_OK)
             goto done;
     } while (token[0] != '\0' && !ls.stopped);
-    if (!ls.any)
-        err = ZN_ENOENT;
+    if (!ls.any && prefix[0] != '\0')
+        err = ZN_ENOENT; /* the root exists while empty, as the filesystem root does */
 done:
     zn_buf_release(&q);
     zn_buf_release(&b);

@@ -411,6 +411,57 @@ static void test_zot_layout(void **state)
     zn_storage_manifest_release(&got);
 }
 
+/* Catalog, tags and GC run on S3: an orphan blob and a stale upload session go, the
+ * tagged image's blobs stay, another repository is untouched. */
+static void test_gc_and_catalog(void **state)
+{
+    c_env_t *e = *state;
+    zn_storage_t *st = e->t->st;
+    zn_storage_list_t l;
+    /* an empty bucket is an empty catalog, not an unreadable root */
+    assert_int_equal(zn_storage_catalog(st, NULL, SIZE_MAX, NULL, NULL, &l), ZN_OK);
+    assert_int_equal(l.count, 0);
+    zn_storage_list_release(&l);
+    zn_digest_t layer = t_push_blob(st, "lib/app", "layer", 5);
+    zn_digest_t config = t_push_blob(st, "lib/app", "{}", 2);
+    zn_digest_t orphan = t_push_blob(st, "lib/app", "orphan", 6);
+    zn_digest_t other = t_push_blob(st, "other", "kept", 4);
+    char *m = t_manifest(&config, 2, &layer, 5, NULL, NULL), detail[256], uuid[ZN_UUID_LEN + 1];
+    zn_storage_put_t res;
+    zn_upload_t *up;
+    assert_int_equal(zn_storage_manifest_put(st, "lib/app", "v1", NULL, "application/vnd.oci.image.manifest.v1+json", m,
+                                             strlen(m), &res, detail, sizeof(detail)),
+                     ZN_OK);
+    free(m);
+    assert_int_equal(zn_storage_upload_start(st, "lib/app", uuid, &up), ZN_OK);
+    assert_int_equal(zn_storage_upload_write(up, "partial", 7), ZN_OK);
+    zn_storage_upload_close(up);
+
+    assert_int_equal(zn_storage_catalog(st, NULL, SIZE_MAX, NULL, NULL, &l), ZN_OK);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.names[0], "lib/app");
+    assert_string_equal(l.names[1], "other");
+    zn_storage_list_release(&l);
+    assert_int_equal(zn_storage_tags_list(st, "lib/app", NULL, 10, &l), ZN_OK);
+    assert_int_equal(l.count, 1);
+    assert_string_equal(l.names[0], "v1");
+    zn_storage_list_release(&l);
+
+    zn_storage_gc_stats_t gs;
+    uint64_t later = zn_now_wall_ns() + 3600ull * 1000000000ull;
+    assert_int_equal(zn_storage_gc_repo(st, "lib/app", later, &gs), ZN_OK);
+    assert_int_equal(gs.blobs, 1);
+    assert_int_equal(gs.uploads, 1);
+    uint64_t size;
+    assert_int_equal(zn_storage_blob_stat(st, "lib/app", &orphan, &size), ZN_ENOENT);
+    assert_int_equal(zn_storage_blob_stat(st, "lib/app", &layer, &size), ZN_OK);
+    assert_int_equal(zn_storage_blob_stat(st, "lib/app", &config, &size), ZN_OK);
+    assert_int_equal(zn_storage_blob_stat(st, "other", &other, &size), ZN_OK);
+    zn_storage_manifest_t got;
+    assert_int_equal(zn_storage_manifest_get(st, "lib/app", "v1", false, &got), ZN_OK);
+    zn_storage_manifest_release(&got);
+}
+
 int main(void)
 {
     if (getenv("S3_ENDPOINT") == NULL) {
@@ -426,6 +477,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_if_race, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_list_pagination, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_zot_layout, c_setup, c_teardown),
+        cmocka_unit_test_setup_teardown(test_gc_and_catalog, c_setup, c_teardown),
     };
     return failed | cmocka_run_group_tests_name("s3", tests, NULL, NULL);
 }
