@@ -411,6 +411,43 @@ static void test_zot_layout(void **state)
     zn_storage_manifest_release(&got);
 }
 
+/* An upload pushed in three requests (close and reopen between, as PATCHes do) through
+ * the storage API: 12 MiB, so parts go out between the requests. */
+static void test_upload_in_requests(void **state)
+{
+    c_env_t *e = *state;
+    zn_storage_t *st = e->t->st;
+    const size_t N = 4u << 20;
+    char *data = malloc(3 * N), uuid[ZN_UUID_LEN + 1];
+    zn_upload_t *up;
+    zn_digest_t d;
+
+    fill(data, 3 * N, 13);
+    zn_digest_of(ZN_DIGEST_SHA256, data, 3 * N, &d);
+    assert_int_equal(zn_storage_upload_start(st, "big", uuid, &up), ZN_OK);
+    assert_int_equal(zn_storage_upload_write(up, data, N), ZN_OK);
+    zn_storage_upload_close(up);
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(zn_storage_upload_open(st, "big", uuid, &up), ZN_OK);
+        assert_int_equal(zn_storage_upload_write(up, data + (size_t)i * N, N), ZN_OK);
+        if (i < 2)
+            zn_storage_upload_close(up);
+    }
+    assert_int_equal(zn_storage_upload_finish(up, &d), ZN_OK);
+    zn_storage_blob_t *b;
+    assert_int_equal(zn_storage_blob_open(st, "big", &d, &b), ZN_OK);
+    char *back = malloc(3 * N);
+    size_t got;
+    for (size_t off = 0; off < 3 * N; off += got) {
+        assert_int_equal(zn_storage_blob_read(b, off, back + off, 1u << 20, &got), ZN_OK);
+        assert_true(got > 0);
+    }
+    assert_memory_equal(back, data, 3 * N);
+    zn_storage_blob_close(b);
+    free(back);
+    free(data);
+}
+
 /* Catalog, tags and GC run on S3: an orphan blob and a stale upload session go, the
  * tagged image's blobs stay, another repository is untouched. */
 static void test_gc_and_catalog(void **state)
@@ -478,6 +515,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_pagination, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_zot_layout, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_gc_and_catalog, c_setup, c_teardown),
+        cmocka_unit_test_setup_teardown(test_upload_in_requests, c_setup, c_teardown),
     };
     return failed | cmocka_run_group_tests_name("s3", tests, NULL, NULL);
 }
