@@ -448,6 +448,29 @@ static void test_upload_in_requests(void **state)
     free(data);
 }
 
+/* Known gap, pinned so it stays a clean refusal: after a restart, a session whose bytes
+ * are partly in multipart parts cannot be re-hashed (parts of an unfinished upload are
+ * unreadable; uploads.c does not keep its hash state beside the session yet), so
+ * upload_open refuses it with ZN_EUNSUPP and nothing is published. */
+static void test_upload_restart_gap(void **state)
+{
+    c_env_t *e = *state;
+    const size_t N = (5u << 20) + 1;
+    char *data = malloc(N), uuid[ZN_UUID_LEN + 1], err[256];
+    zn_upload_t *up;
+
+    fill(data, N, 17);
+    assert_int_equal(zn_storage_upload_start(e->t->st, "big", uuid, &up), ZN_OK);
+    assert_int_equal(zn_storage_upload_write(up, data, N), ZN_OK);
+    zn_storage_upload_close(up);
+    zn_storage_free(e->t->st);
+    assert_int_equal(zn_storage_open(&e->t->cfg, &e->t->st, err, sizeof(err)), ZN_OK);
+    e->d = e->t->st->drv;
+    assert_int_equal(zn_storage_upload_open(e->t->st, "big", uuid, &up), ZN_EUNSUPP);
+    assert_null(up);
+    free(data);
+}
+
 /* Catalog, tags and GC run on S3: an orphan blob and a stale upload session go, the
  * tagged image's blobs stay, another repository is untouched. */
 static void test_gc_and_catalog(void **state)
@@ -516,6 +539,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_zot_layout, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_gc_and_catalog, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_upload_in_requests, c_setup, c_teardown),
+        cmocka_unit_test_setup_teardown(test_upload_restart_gap, c_setup, c_teardown),
     };
     return failed | cmocka_run_group_tests_name("s3", tests, NULL, NULL);
 }
