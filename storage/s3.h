@@ -17,7 +17,7 @@
 #include "storage/driver.h"
 #include "storage/s3_sign.h"
 
-#define S3_ATTEMPTS 4          /* one try and three retries */
+#define S3_ATTEMPTS 4 /* one try and three retries */
 #define S3_ERRBODY_MAX (64u << 10)
 #define S3_LIST_MAX (4u << 20) /* a ListObjectsV2 / ListParts page answer */
 #define S3_MAX_HDRS 8
@@ -26,9 +26,9 @@ typedef struct s3_pool s3_pool_t;
 
 typedef struct s3 {
     st_driver_t base;
-    char *base_url;  /* "http(s)://host[:port]" */
-    char *host;      /* the Host header (bucket.host for virtual-hosted style) */
-    bool path_style; /* "/<bucket>/<key>" */
+    char *base_url;        /* "http(s)://host[:port]" */
+    char *host;            /* the Host header (bucket.host for virtual-hosted style) */
+    bool path_style;       /* "/<bucket>/<key>" */
     char *bucket, *prefix; /* prefix: "<rootdirectory>/" or "" */
     char *region, *access_key, *secret_key;
     bool skipverify;
@@ -46,18 +46,18 @@ typedef struct s3_req {
     size_t body_len;
     st_s3_hdr_t hdrs[S3_MAX_HDRS]; /* extra headers, all signed */
     size_t nhdrs;
-    zn_buf_t *out;  /* the 2xx body goes here (bounded by its max: ZN_ETOOBIG)... */
-    char *dst;      /* ...or into dst[0..dst_cap) (more is ZN_EIO: the server sent too much) */
+    zn_buf_t *out; /* the 2xx body goes here (bounded by its max: ZN_ETOOBIG)... */
+    char *dst;     /* ...or into dst[0..dst_cap) (more is ZN_EIO: the server sent too much) */
     size_t dst_cap;
 
-    long status;        /* the last attempt's HTTP status, 0 if none answered */
-    size_t got;         /* bytes stored into dst */
-    st_version_t etag;  /* the ETag header without its quotes (len 0 if none) */
-    uint64_t length;    /* Content-Length, when has_length */
+    long status;       /* the last attempt's HTTP status, 0 if none answered */
+    size_t got;        /* bytes stored into dst */
+    st_version_t etag; /* the ETag header without its quotes (len 0 if none) */
+    uint64_t length;   /* Content-Length, when has_length */
     bool has_length;
-    uint64_t mtime_ns;  /* Last-Modified, 0 if none */
-    uint64_t total;     /* Content-Range's total, 0 if none */
-    char code[64];      /* the S3 error <Code> of a failed request */
+    uint64_t mtime_ns;    /* Last-Modified, 0 if none */
+    uint64_t total;       /* Content-Range's total, 0 if none */
+    char code[64];        /* the S3 error <Code> of a failed request */
     unsigned retry_after; /* seconds, from Retry-After, 0 if none */
     uint64_t zinc_parts;  /* x-amz-meta-zinc-parts of a session's tail object (s3_append.c) */
     bool has_zinc_parts;

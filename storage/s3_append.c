@@ -390,8 +390,7 @@ static zn_err_t mp_complete(s3_app_t *a)
     if (zn_buf_append(&body, "<CompleteMultipartUpload>", 25) != ZN_OK)
         goto done;
     for (size_t i = 0; i < a->nparts; i++)
-        if (zn_buf_printf(&body, "<Part><PartNumber>%zu</PartNumber><ETag>\"%s\"</ETag></Part>", i + 1, a->parts[i].etag) !=
-            ZN_OK)
+        if (zn_buf_printf(&body, "<Part><PartNumber>%zu</PartNumber><ETag>\"%s\"</ETag></Part>", i + 1, a->parts[i].etag) != ZN_OK)
             goto done;
     if (zn_buf_append(&body, "</CompleteMultipartUpload>", 26) != ZN_OK || upload_query(a, &q, "") != ZN_OK)
         goto done;
@@ -484,8 +483,7 @@ void s3_append_close(st_append_t *_a)
     if (a == NULL)
         return;
     if (!a->gone && a->dirty && tail_put(a, false) != ZN_OK)
-        zn_log(ZN_LOG_WARN, "s3: could not save an upload session's tail; it resumes shorter",
-               ZN_LSTR("key", a->key));
+        zn_log(ZN_LOG_WARN, "s3: could not save an upload session's tail; it resumes shorter", ZN_LSTR("key", a->key));
     free(a->parts);
     free(a->buf);
     free(a->key);

@@ -46,7 +46,6 @@
 
 #define KEY_MAX 1024 /* S3's limit on a key, prefix included */
 
-
 static s3_t *S(st_driver_t *d)
 {
     return (s3_t *)d;
@@ -116,7 +115,7 @@ static zn_err_t d_get(st_driver_t *d, const char *key, size_t max, char **out, s
 }
 
 zn_err_t s3_put_cond(s3_t *s, const char *key, const void *bytes, size_t len, const char *hname, const char *hval,
-                         st_version_t *now)
+                     st_version_t *now)
 {
     s3_req_t r = {.method = "PUT", .key = key, .query = "", .body = bytes, .body_len = len};
     if (!s3_key_ok(s, key))
@@ -259,8 +258,8 @@ static zn_err_t d_list(st_driver_t *d, const char *prefix, st_list_fn fn, void *
         q.len = 0;
         if (zn_buf_printf(&q, "list-type=2&delimiter=%%2F&max-keys=%u&prefix=", s->page_size) != ZN_OK ||
             st_s3_uri_encode(&q, full.p, full.len, false) != ZN_OK ||
-            (token[0] != '\0' &&
-             (zn_buf_append(&q, "&continuation-token=", 20) != ZN_OK || st_s3_uri_encode(&q, token, strlen(token), false) != ZN_OK))) {
+            (token[0] != '\0' && (zn_buf_append(&q, "&continuation-token=", 20) != ZN_OK ||
+                                  st_s3_uri_encode(&q, token, strlen(token), false) != ZN_OK))) {
             err = ZN_EINVAL;
             goto done;
         }

@@ -281,8 +281,8 @@ static zn_err_t build_path(s3_t *s, const s3_req_t *r, zn_buf_t *path)
 static bool retryable(const s3_req_t *r, CURLcode cc)
 {
     if (cc != CURLE_OK)
-        return cc == CURLE_COULDNT_CONNECT || cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_SEND_ERROR ||
-               cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING || cc == CURLE_PARTIAL_FILE;
+        return cc == CURLE_COULDNT_CONNECT || cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR ||
+               cc == CURLE_GOT_NOTHING || cc == CURLE_PARTIAL_FILE;
     return r->status == 500 || r->status == 502 || r->status == 503 || r->status == 504 || r->status == 429;
 }
 

@@ -45,8 +45,8 @@ zn_err_t st_s3_uri_encode(zn_buf_t *b, const char *s, size_t n, bool keep_slash)
     static const char digits[] = "0123456789ABCDEF";
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                     c == '_' || c == '.' || c == '~' || (keep_slash && c == '/');
+        bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                     c == '.' || c == '~' || (keep_slash && c == '/');
         char esc[3] = {'%', digits[c >> 4], digits[c & 15]};
         zn_err_t err = plain ? zn_buf_append(b, &s[i], 1) : zn_buf_append(b, esc, 3);
         if (err != ZN_OK)
@@ -201,8 +201,8 @@ zn_err_t st_s3_sign(const st_s3_sign_t *s, char *auth, size_t authlen)
     hmac(k, sizeof(k), "aws4_request", k);
     hmac(k, sizeof(k), sts, k);
     hex(k, sizeof(k), sig);
-    n = snprintf(auth, authlen, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s", s->access_key,
-                 scope, names.len > 0 ? names.p : "", sig);
+    n = snprintf(auth, authlen, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s", s->access_key, scope,
+                 names.len > 0 ? names.p : "", sig);
     err = n < 0 || (size_t)n >= authlen ? ZN_EINVAL : ZN_OK;
 done:
     OPENSSL_cleanse(kbuf, sizeof(kbuf));

@@ -32,7 +32,7 @@ typedef struct st_s3_sign {
     const char *path;  /* encoded, starting with '/' */
     const char *query; /* encoded "a=1&b" (no '?'), or "" */
     const st_s3_hdr_t *hdrs;
-    size_t nhdrs; /* at most ST_S3_MAX_HDRS */
+    size_t nhdrs;             /* at most ST_S3_MAX_HDRS */
     const char *payload_hash; /* hex SHA-256 of the body, or ST_S3_UNSIGNED */
     const char *amz_date;     /* YYYYMMDDTHHMMSSZ, also sent as x-amz-date */
 } st_s3_sign_t;

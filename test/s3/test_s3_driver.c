@@ -366,8 +366,8 @@ static void test_zot_layout(void **state)
     zn_digest_t config = t_push_blob(st, "lib/app", "{}", 2);
     char *m = t_manifest(&config, 2, &layer, 11, NULL, NULL), detail[256];
     zn_storage_put_t res;
-    assert_int_equal(zn_storage_manifest_put(st, "lib/app", "v1", NULL, "application/vnd.oci.image.manifest.v1+json", m,
-                                             strlen(m), &res, detail, sizeof(detail)),
+    assert_int_equal(zn_storage_manifest_put(st, "lib/app", "v1", NULL, "application/vnd.oci.image.manifest.v1+json", m, strlen(m),
+                                             &res, detail, sizeof(detail)),
                      ZN_OK);
     free(m);
 
@@ -489,8 +489,8 @@ static void test_gc_and_catalog(void **state)
     char *m = t_manifest(&config, 2, &layer, 5, NULL, NULL), detail[256], uuid[ZN_UUID_LEN + 1];
     zn_storage_put_t res;
     zn_upload_t *up;
-    assert_int_equal(zn_storage_manifest_put(st, "lib/app", "v1", NULL, "application/vnd.oci.image.manifest.v1+json", m,
-                                             strlen(m), &res, detail, sizeof(detail)),
+    assert_int_equal(zn_storage_manifest_put(st, "lib/app", "v1", NULL, "application/vnd.oci.image.manifest.v1+json", m, strlen(m),
+                                             &res, detail, sizeof(detail)),
                      ZN_OK);
     free(m);
     assert_int_equal(zn_storage_upload_start(st, "lib/app", uuid, &up), ZN_OK);

@@ -86,8 +86,7 @@ static void fake_stop(fake_t *f)
     f->stop = 1;
     shutdown(f->lfd, SHUT_RDWR); /* wakes accept */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     (void)connect(fd, (struct sockaddr *)&a, sizeof(a));
     close(fd);
     pthread_join(f->th, NULL);
@@ -99,9 +98,15 @@ static st_driver_t *driver_for(const fake_t *f)
 {
     char ep[64], err[256];
     snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", f->port);
-    zn_config_s3_t c = {.name = "s3", .region = "us-east-1", .bucket = "bkt", .regionendpoint = ep,
-                        .rootdirectory = "root", .accesskey = "AK", .secretkey = "SK",
-                        .forcepathstyle = true, .chunksize = 5u << 20};
+    zn_config_s3_t c = {.name = "s3",
+                        .region = "us-east-1",
+                        .bucket = "bkt",
+                        .regionendpoint = ep,
+                        .rootdirectory = "root",
+                        .accesskey = "AK",
+                        .secretkey = "SK",
+                        .forcepathstyle = true,
+                        .chunksize = 5u << 20};
     st_driver_t *d = st_s3_driver_new(&c, err, sizeof(err));
     assert_non_null(d);
     return d;
@@ -247,9 +252,8 @@ static void test_blob_key_digest(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_throttling_bounded), cmocka_unit_test(test_not_retried),
-        cmocka_unit_test(test_oversized_answers),  cmocka_unit_test(test_list_pages),
-        cmocka_unit_test(test_xml),                cmocka_unit_test(test_blob_key_digest),
+        cmocka_unit_test(test_throttling_bounded), cmocka_unit_test(test_not_retried), cmocka_unit_test(test_oversized_answers),
+        cmocka_unit_test(test_list_pages),         cmocka_unit_test(test_xml),         cmocka_unit_test(test_blob_key_digest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

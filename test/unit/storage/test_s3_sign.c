@@ -145,8 +145,8 @@ static void test_bad_input(void **state)
     st_s3_hdr_t many[ST_S3_MAX_HDRS + 1];
     for (size_t i = 0; i < ST_S3_MAX_HDRS + 1; i++)
         many[i] = (st_s3_hdr_t){"x-h", "v"};
-    st_s3_sign_t s = {SUITE_AK, SUITE_SK, "us-east-1", "s3", "GET", "/", "", many, ST_S3_MAX_HDRS + 1,
-                      ST_S3_EMPTY_SHA256, SUITE_DATE};
+    st_s3_sign_t s = {SUITE_AK, SUITE_SK,           "us-east-1",        "s3",      "GET", "/", "",
+                      many,     ST_S3_MAX_HDRS + 1, ST_S3_EMPTY_SHA256, SUITE_DATE};
     assert_int_equal(st_s3_sign(&s, auth, sizeof(auth)), ZN_EINVAL);
     s.nhdrs = 1;
     s.amz_date = "2015-08-30";
@@ -162,9 +162,12 @@ static void test_bad_input(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_suite_get_vanilla), cmocka_unit_test(test_suite_post_vanilla),
-        cmocka_unit_test(test_suite_query),       cmocka_unit_test(test_s3_get_object_range),
-        cmocka_unit_test(test_query_bare_keys_and_ties), cmocka_unit_test(test_uri_encode),
+        cmocka_unit_test(test_suite_get_vanilla),
+        cmocka_unit_test(test_suite_post_vanilla),
+        cmocka_unit_test(test_suite_query),
+        cmocka_unit_test(test_s3_get_object_range),
+        cmocka_unit_test(test_query_bare_keys_and_ties),
+        cmocka_unit_test(test_uri_encode),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
