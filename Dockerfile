@@ -24,7 +24,7 @@ RUN cd /src && cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZN_BUILD
 
 FROM debian:bookworm-slim
 # The runtime packages of the libraries in CMakeLists.txt: libh2o-evloop, OpenSSL, jansson,
-# argon2, libcrypt, zlib, protobuf-c, libunwind, elfutils (libdw/libelf).
+# argon2, libcrypt, zlib, protobuf-c, libunwind, elfutils (libdw/libelf), libcurl (the S3 driver).
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libh2o-evloop0.13 libcurl4 libssl3 libjansson4 libargon2-1 libcrypt1 zlib1g libprotobuf-c1 libunwind8 \

@@ -8,7 +8,10 @@ set -eu
 BUILD="gcc make cmake pkg-config libc6-dev libh2o-evloop-dev libcurl4-openssl-dev libssl-dev libjansson-dev libargon2-dev
 libcrypt-dev zlib1g-dev libprotobuf-c-dev protobuf-c-compiler libunwind-dev libdw-dev libelf-dev curl ca-certificates"
 TEST="libcmocka-dev python3 python3-pytest python3-requests golang-go graphviz skopeo openssl
-docker.io mmdebstrap uidmap apache2-utils wrk nginx-light docker-registry podman clang libclang-rt-14-dev"
+docker.io mmdebstrap uidmap apache2-utils wrk nginx-light docker-registry podman clang libclang-rt-14-dev
+ceph-mon ceph-osd radosgw ceph-common"
+# ceph-*/radosgw: test/s3/rgw.py runs a single-node RGW (S3) for the S3 driver tests; no ceph-mgr
+# (it drags in Python modules the tests never use), installed without recommends like the rest.
 # test/e2e/test_bench_harness.py runs the whole harness on tiny sizes, so the test set already
 # holds everything `make bench` drives.
 BENCH=""

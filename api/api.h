@@ -40,6 +40,8 @@ typedef enum zn_oci_code {
     ZN_OCI_PAGINATION_NUMBER_INVALID,
     ZN_OCI_AUTHN_REQUIRED, /* 401, authentication failed: zot's single object, not a list */
     ZN_OCI_SIZE_TOO_LARGE, /* 413 SIZE_INVALID: a body over a configured maximum */
+    ZN_OCI_BACKEND_BUSY,   /* 503 TOOMANYREQUESTS + Retry-After: the storage backend throttles */
+    ZN_OCI_UNAVAILABLE,    /* 502 UNAVAILABLE: the cluster member owning the repository is down */
     ZN_OCI_CODE_MAX
 } zn_oci_code_t;
 
@@ -52,6 +54,7 @@ typedef struct zn_oci_error {
     int status;
     const char *detail_json;
     bool bare; /* the body is the error object itself, not {"errors":[...]} (zot's authn 401) */
+    int retry_after; /* seconds for a Retry-After header, 0 = none */
 } zn_oci_error_t;
 /* Never NULL: codes out of range give INTERNAL's row. */
 const zn_oci_error_t *zn_api_error(zn_oci_code_t code);
@@ -64,6 +67,9 @@ int zn_api_error_status(zn_oci_code_t code);
  * table's detail, else {}), else a NUL-terminated string sent as a JSON string (invalid
  * UTF-8: {}). Returns 0 (h2o handler convention). */
 int zn_api_send_error_status(h2o_req_t *req, int status, zn_oci_code_t code, const char *detail);
+/* The JSON body such an answer carries, in the request's pool (len 0 if out of memory): for
+ * a response another module assembles (the cluster proxy's 502). */
+h2o_iovec_t zn_api_error_body(h2o_req_t *req, zn_oci_code_t code, const char *detail);
 static inline int zn_api_send_error(h2o_req_t *req, zn_oci_code_t code, const char *detail)
 {
     return zn_api_send_error_status(req, 0, code, detail);

@@ -41,6 +41,8 @@ static const zn_oci_error_t codes[ZN_OCI_CODE_MAX] = {
     [ZN_OCI_PAGINATION_NUMBER_INVALID] = {"PAGINATION_NUMBER_INVALID", "invalid number of results requested", 400},
     [ZN_OCI_AUTHN_REQUIRED] = {"UNAUTHORIZED", "authentication required", 401, AUTHN_DESCRIPTION, true},
     [ZN_OCI_SIZE_TOO_LARGE] = {"SIZE_INVALID", "provided length did not match content length", 413},
+    [ZN_OCI_BACKEND_BUSY] = {"TOOMANYREQUESTS", "storage backend busy, retry later", 503, NULL, false, 1},
+    [ZN_OCI_UNAVAILABLE] = {"UNAVAILABLE", "cluster member unavailable", 502},
 };
 
 /* What each internal error means. `as` picks the resource's code from zn_api_codes_t. */
@@ -64,6 +66,8 @@ static const struct {
     [ZN_EBUSY] = {true, AS_TABLE, ZN_OCI_INTERNAL},
     [ZN_EUNSUPP] = {true, AS_TABLE, ZN_OCI_UNSUPPORTED},
     [ZN_EDENIED] = {true, AS_TABLE, ZN_OCI_INTERNAL},
+    /* S3 throttling (SlowDown, 503) or an unreachable endpoint outlasted the driver's retries */
+    [ZN_EAGAIN] = {true, AS_TABLE, ZN_OCI_BACKEND_BUSY},
 };
 #define ERRS_N (sizeof(errs) / sizeof(errs[0]))
 
@@ -112,14 +116,31 @@ static json_t *detail_of(const zn_oci_error_t *e, const char *detail)
     return d != NULL ? d : json_object(); /* NULL: detail was not valid UTF-8 */
 }
 
-int zn_api_send_error_status(h2o_req_t *req, int status, zn_oci_code_t code, const char *detail)
+/* The body's text (malloc'd), or NULL if jansson ran out of memory. */
+static char *error_text(const zn_oci_error_t *e, const char *detail)
 {
-    const zn_oci_error_t *e = zn_api_error(code);
     json_t *err = json_pack("{s:s,s:s,s:o}", "code", e->code, "message", e->message, "detail", detail_of(e, detail));
     json_t *body = err != NULL && !e->bare ? json_pack("{s:[o]}", "errors", err) : err;
     char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-
     json_decref(body);
+    return text;
+}
+
+h2o_iovec_t zn_api_error_body(h2o_req_t *req, zn_oci_code_t code, const char *detail)
+{
+    char *text = error_text(zn_api_error(code), detail);
+    h2o_iovec_t out = text != NULL ? h2o_strdup(&req->pool, text, strlen(text)) : h2o_iovec_init(NULL, 0);
+    free(text);
+    return out;
+}
+
+int zn_api_send_error_status(h2o_req_t *req, int status, zn_oci_code_t code, const char *detail)
+{
+    const zn_oci_error_t *e = zn_api_error(code);
+    char *text = error_text(e, detail);
+
+    if (e->retry_after > 0)
+        (void)zn_edge_header_addf(req, "retry-after", "%d", e->retry_after); /* a small number always fits */
     if (text == NULL) /* out of memory in jansson: still answer with the status */
         return zn_edge_send(req, status != 0 ? status : e->status, NULL, NULL, 0);
     zn_edge_send(req, status != 0 ? status : e->status, "application/json", text, strlen(text));

@@ -38,6 +38,8 @@ const char *zn_err_str(zn_err_t err)
         return "unsupported";
     case ZN_EDENIED:
         return "denied";
+    case ZN_EAGAIN:
+        return "backend busy, retry later";
     }
     return "unknown error";
 }

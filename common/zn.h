@@ -36,6 +36,7 @@ typedef enum zn_err {
     ZN_EBUSY,    /* resource in use */
     ZN_EUNSUPP,  /* valid but not supported */
     ZN_EDENIED,  /* not allowed */
+    ZN_EAGAIN,   /* the backend is throttling or unavailable: try again later (503 + Retry-After) */
 } zn_err_t;
 
 /* Static, never NULL. */

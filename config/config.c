@@ -155,6 +155,43 @@ static const cfg_field_t http_fields[] = {
 
 /* ---- storage, log, extensions, zinc --------------------------------------------------- */
 
+#define S3(m) offsetof(zn_config_s3_t, m)
+#define ZN_S3_CHUNK_MIN (5u << 20)
+#define ZN_S3_CHUNK_MAX (64u << 20)
+#define ZN_S3_CHUNK_DEFAULT (16u << 20)
+
+static const cfg_field_t s3_fields[] = {
+    {.name = "name", .kind = CFG_STR, .off = S3(name)},
+    {.name = "region", .kind = CFG_STR, .off = S3(region)},
+    {.name = "bucket", .kind = CFG_STR, .off = S3(bucket)},
+    {.name = "regionendpoint", .kind = CFG_STR, .off = S3(regionendpoint)},
+    {.name = "rootdirectory", .kind = CFG_STR, .off = S3(rootdirectory)},
+    {.name = "accesskey", .kind = CFG_STR, .off = S3(accesskey)},
+    {.name = "secretkey", .kind = CFG_STR, .off = S3(secretkey)},
+    {.name = "secure", .kind = CFG_BOOL, .off = S3(secure), .flags = CFG_F_PRESENT, .present_off = S3(secure_set)},
+    {.name = "skipverify", .kind = CFG_BOOL, .off = S3(skipverify)},
+    {.name = "forcepathstyle", .kind = CFG_BOOL, .off = S3(forcepathstyle)},
+    {.name = "chunksize", .kind = CFG_U64, .off = S3(chunksize), .min = ZN_S3_CHUNK_MIN, .max = ZN_S3_CHUNK_MAX},
+    /* distribution's other s3-aws parameters: known, not implemented */
+    WARN("v4auth"),
+    WARN("encrypt"),
+    WARN("keyid"),
+    WARN("storageclass"),
+    WARN("objectacl"),
+    WARN("sessiontoken"),
+    WARN("useragent"),
+    WARN("usedualstack"),
+    WARN("accelerate"),
+    WARN("loglevel"),
+    WARN("multipartcopychunksize"),
+    WARN("multipartcopymaxconcurrency"),
+    WARN("multipartcopythresholdsize"),
+    WARN("maxrequestspersecond"),
+    WARN("maxretries"),
+    WARN("checksumdisabled"),
+    {NULL},
+};
+
 static const cfg_field_t storage_fields[] = {
     {.name = "rootDirectory", .kind = CFG_STR, .off = CFG(storage.root_directory)},
     {.name = "dedupe", .kind = CFG_BOOL, .off = CFG(storage.dedupe)},
@@ -170,7 +207,11 @@ static const cfg_field_t storage_fields[] = {
     WARN("maxRepos"),
     WARN("remoteCache"),
     WARN("redirectBlobURL"),
-    WARN("storageDriver"),
+    {.name = "storageDriver",
+     .kind = CFG_PTROBJ,
+     .off = CFG(storage.driver),
+     .sub = s3_fields,
+     .elem_size = sizeof(zn_config_s3_t)},
     WARN("cacheDriver"),
     WARN("retention"),
     WARN("gcTimeWindow"),
@@ -258,6 +299,68 @@ static void drop_empty(char **s)
     }
 }
 
+/* Drops leading and trailing '/' (distribution joins rootdirectory and keys with one). */
+static void trim_slashes(char **s)
+{
+    if (*s == NULL)
+        return;
+    char *p = *s;
+    size_t len = strlen(p), start = 0;
+    while (start < len && p[start] == '/')
+        start++;
+    while (len > start && p[len - 1] == '/')
+        len--;
+    memmove(p, p + start, len - start);
+    p[len - start] = '\0';
+}
+
+static zn_err_t check_s3(cfg_walk_t *w, zn_config_s3_t *s3)
+{
+    cfg_keypath_t st = {NULL, "storage", 0}, drv = {&st, "storageDriver", 0};
+    cfg_keypath_t name = {&drv, "name", 0}, region = {&drv, "region", 0}, bucket = {&drv, "bucket", 0};
+    cfg_keypath_t ak = {&drv, "accesskey", 0}, ep = {&drv, "regionendpoint", 0}, root = {&drv, "rootdirectory", 0};
+
+    drop_empty(&s3->regionendpoint);
+    drop_empty(&s3->accesskey);
+    drop_empty(&s3->secretkey);
+    if (s3->name == NULL)
+        return cfg_fail(w, &name, "required (\"s3\")");
+    if (strcmp(s3->name, "s3") != 0)
+        return cfg_fail(w, &name, "unsupported driver \"%s\" (zinc has s3)", s3->name);
+    if (s3->region == NULL || s3->region[0] == '\0')
+        return cfg_fail(w, &region, "required");
+    for (const char *p = s3->region; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+            return cfg_fail(w, &region, "\"%s\": lower-case letters, digits and '-' only", s3->region);
+    if (s3->bucket == NULL || s3->bucket[0] == '\0')
+        return cfg_fail(w, &bucket, "required");
+    size_t blen = strlen(s3->bucket);
+    if (blen < 3 || blen > 63)
+        return cfg_fail(w, &bucket, "\"%s\": 3 to 63 characters", s3->bucket);
+    for (const char *p = s3->bucket; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+            return cfg_fail(w, &bucket, "\"%s\": lower-case letters, digits, '.' and '-' only", s3->bucket);
+    if ((s3->accesskey == NULL) != (s3->secretkey == NULL) || s3->accesskey == NULL)
+        return cfg_fail(w, &ak, "accesskey and secretkey are both required (zinc reads no IAM, environment or "
+                                "instance credentials)");
+    if (s3->regionendpoint != NULL) {
+        const char *h = s3->regionendpoint;
+        if (strncmp(h, "http://", 7) == 0 || strncmp(h, "https://", 8) == 0)
+            h = strchr(h, ':') + 3;
+        if (*h == '\0' || strpbrk(h, "/?#@ ") != NULL)
+            return cfg_fail(w, &ep, "\"%s\": expected [http(s)://]host[:port]", s3->regionendpoint);
+    }
+    trim_slashes(&s3->rootdirectory);
+    if (s3->rootdirectory != NULL && (strstr(s3->rootdirectory, "//") != NULL || strlen(s3->rootdirectory) > 512))
+        return cfg_fail(w, &root, "\"%s\": empty path component or longer than 512", s3->rootdirectory);
+    drop_empty(&s3->rootdirectory);
+    if (!s3->secure_set)
+        s3->secure = true;
+    if (s3->chunksize == 0)
+        s3->chunksize = ZN_S3_CHUNK_DEFAULT;
+    return ZN_OK;
+}
+
 static zn_err_t check_storage(cfg_walk_t *w, zn_config_t *cfg)
 {
     cfg_keypath_t st = {NULL, "storage", 0}, root = {&st, "rootDirectory", 0};
@@ -265,6 +368,8 @@ static zn_err_t check_storage(cfg_walk_t *w, zn_config_t *cfg)
 
     if (cfg->storage.root_directory == NULL || cfg->storage.root_directory[0] == '\0')
         return cfg_fail(w, &root, "required");
+    if (cfg->storage.driver != NULL && check_s3(w, cfg->storage.driver) != ZN_OK)
+        return ZN_EINVAL;
     if (cfg->storage.gc)
         return ZN_OK;
     if (!(w->seen & SEEN_GC_DELAY))

@@ -85,6 +85,21 @@ typedef struct zn_config_sync {
     size_t nregistries;
 } zn_config_sync_t;
 
+/* storage.storageDriver: zot's S3 keys (distribution's s3-aws parameters). */
+typedef struct zn_config_s3 {
+    char *name;           /* "s3", required */
+    char *region;         /* required (any value RGW/MinIO accept, e.g. us-east-1) */
+    char *bucket;         /* required */
+    char *regionendpoint; /* "http(s)://host[:port]" or "host[:port]"; NULL: AWS's s3.<region>.amazonaws.com */
+    char *rootdirectory;  /* key prefix inside the bucket, '/' trimmed at both ends; NULL: none */
+    char *accesskey, *secretkey; /* both required: no IAM or instance credentials yet */
+    bool secure;          /* https when regionendpoint has no scheme; default true */
+    bool secure_set;
+    bool skipverify;      /* do not verify the endpoint's TLS certificate */
+    bool forcepathstyle;  /* <endpoint>/<bucket>/<key> instead of <bucket>.<endpoint>/<key> */
+    uint64_t chunksize;   /* multipart part size: default 16 MiB, 5 MiB (S3's minimum) to 64 MiB */
+} zn_config_s3_t;
+
 typedef struct zn_config {
     char *path; /* the file read, or NULL for built-in defaults */
     char *dist_spec_version;
@@ -99,6 +114,7 @@ typedef struct zn_config {
         uint64_t max_blob_size; /* zinc: storage.maxBlobSize, default 64 GiB */
         uint64_t max_manifest_size; /* zinc: storage.maxManifestSize, default 4 MiB */
         bool mount_without_from;    /* zinc: storage.mountWithoutFrom, default true */
+        zn_config_s3_t *driver;     /* storage.storageDriver, NULL: the filesystem */
     } storage;
 
     struct {

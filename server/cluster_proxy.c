@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <openssl/err.h>
 
 #include "api/api.h"
@@ -161,18 +160,10 @@ static const char *proxy_error(h2o_req_t *req)
 h2o_iovec_t zn_cluster_unavailable_body(h2o_req_t *req, const char *member, const char *why)
 {
     char detail[512];
-    h2o_iovec_t out = {NULL, 0};
 
     if ((size_t)snprintf(detail, sizeof(detail), "cluster member %s: %s", member, why) >= sizeof(detail))
         detail[sizeof(detail) - 1] = '\0'; /* the member and h2o's reason are bounded; never reached */
-    json_t *body = json_pack("{s:[{s:s,s:s,s:s}]}", "errors", "code", "UNAVAILABLE", "message", "cluster member unavailable",
-                             "detail", detail);
-    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (text != NULL)
-        out = h2o_strdup(&req->pool, text, strlen(text));
-    free(text);
-    return out;
+    return zn_api_error_body(req, ZN_OCI_UNAVAILABLE, detail);
 }
 
 static void on_setup_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostream_t **slot)

@@ -125,7 +125,8 @@ typedef struct st_driver_ops {
      * ZN_EDIGEST if they do not match (nothing written), ZN_ENOENT if from is absent. */
     zn_err_t (*copy)(st_driver_t *d, const char *from, const char *to, const zn_digest_t *digest);
     /* Makes sure the "directory" prefix exists (fs: mkdir -p, parents fsynced with commit;
-     * S3: nothing). put and append_create need their key's directory to exist. */
+     * S3: nothing, and a prefix lists only once a key is under it). put and append_create
+     * need their key's directory to exist. */
     zn_err_t (*mkdirs)(st_driver_t *d, const char *prefix);
     /* Sets the object's modification time to now (GC ages objects by it). Best effort. */
     void (*touch)(st_driver_t *d, const char *key);

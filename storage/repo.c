@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "storage/internal.h"
+#include "storage/s3.h"
 
 static const char layout_json[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
 static const char empty_index_json[] = "{\"schemaVersion\":2,\"manifests\":[]}";
@@ -252,7 +253,18 @@ zn_err_t zn_storage_open(const zn_config_t *cfg, zn_storage_t **out, char *errbu
     st_map_init(&st->retired);
     st_map_init(&st->uploads);
     st_map_init(&st->infos);
-    st->drv = st_fs_driver_new(st);
+    if (cfg->storage.driver != NULL) {
+        /* S3 holds the repositories; rootDirectory stays the local home of .zinc/tmp and
+         * the dedupe index, as zot keeps its cache database there with S3 */
+        char derr[256];
+        if ((st->drv = st_s3_driver_new(cfg->storage.driver, derr, sizeof(derr))) == NULL) {
+            open_error(errbuf, errlen, "%s", derr);
+            zn_storage_free(st);
+            return ZN_EINVAL;
+        }
+    } else {
+        st->drv = st_fs_driver_new(st);
+    }
     if ((err = st_mkdirs(st, st->root)) != ZN_OK || (err = st_tmp_dir_init(st)) != ZN_OK ||
         (err = st_dedupe_init(st)) != ZN_OK) {
         open_error(errbuf, errlen, "storage.rootDirectory: %s: %s", st->root, zn_err_str(err));

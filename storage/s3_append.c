@@ -1,0 +1,491 @@
+/*
+ * storage/s3_append.c - the S3 driver's append sessions (see s3_driver.c's header for the
+ * layout): a tail object at the session key holding the bytes not yet sent as a part,
+ * plus a multipart upload on the same key for the full parts.
+ *
+ * The tail object carries x-amz-meta-zinc-parts: how many parts existed when it was
+ * written. A part is only sent when the buffer (which starts with the tail's bytes) is
+ * full, so a tail recorded before the last part is a prefix of a part already sent: on
+ * reopen it is dropped, never counted twice. That is what makes a crash between an
+ * UploadPart and the next tail write safe (the session reopens at the parts' size).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/internal.h"
+#include "storage/s3.h"
+
+#define UPLOAD_ID_MAX 512
+#define MAX_PARTS 10000
+#define BUF_MIN (64u << 10)
+
+typedef struct s3_part {
+    uint64_t size;
+    char etag[ST_VERSION_MAX + 1];
+} s3_part_t;
+
+typedef struct s3_app {
+    s3_t *s;
+    char *key;
+    char upload_id[UPLOAD_ID_MAX]; /* "" until the first part is sent */
+    s3_part_t *parts;              /* parts[i] is part number i + 1 */
+    size_t nparts, cap;
+    uint64_t flushed; /* bytes in parts */
+    char *buf;        /* the tail, at most part_size bytes */
+    size_t blen, bcap;
+    bool dirty;     /* the tail object is behind buf */
+    bool completed; /* the multipart upload was completed onto the session key */
+    bool gone;      /* committed or removed: nothing to write back at close */
+} s3_app_t;
+
+static s3_app_t *app_new(s3_t *s, const char *key)
+{
+    s3_app_t *a = zn_calloc(1, sizeof(*a));
+    a->s = s;
+    a->key = zn_strdup(key);
+    return a;
+}
+
+static zn_err_t buf_reserve(s3_app_t *a, size_t need)
+{
+    if (need <= a->bcap)
+        return ZN_OK;
+    size_t cap = a->bcap > 0 ? a->bcap : BUF_MIN;
+    while (cap < need)
+        cap *= 2;
+    if (cap > a->s->part_size)
+        cap = a->s->part_size;
+    if (cap < need)
+        return ZN_ETOOBIG;
+    a->buf = zn_realloc(a->buf, cap);
+    a->bcap = cap;
+    return ZN_OK;
+}
+
+/* Writes the tail object (buf) with the parts count it follows. */
+static zn_err_t tail_put(s3_app_t *a, bool exclusive)
+{
+    char n[24];
+    int k = snprintf(n, sizeof(n), "%zu", a->nparts);
+    if (k < 0 || (size_t)k >= sizeof(n))
+        return ZN_EINVAL;
+    s3_req_t r = {.method = "PUT", .key = a->key, .query = "", .body = a->buf, .body_len = a->blen};
+    s3_req_hdr(&r, "x-amz-meta-zinc-parts", n);
+    if (exclusive)
+        s3_req_hdr(&r, "if-none-match", "*");
+    zn_err_t err = s3_do(a->s, &r);
+    if (err == ZN_OK)
+        a->dirty = false;
+    return exclusive && err == ST_ECONFLICT ? ZN_EEXIST : err;
+}
+
+/* "uploadId=<id>" (encoded) into q. */
+static zn_err_t upload_query(const s3_app_t *a, zn_buf_t *q, const char *before)
+{
+    if (zn_buf_printf(q, "%suploadId=", before) != ZN_OK)
+        return ZN_EINVAL;
+    return st_s3_uri_encode(q, a->upload_id, strlen(a->upload_id), false);
+}
+
+static zn_err_t mp_create(s3_app_t *a)
+{
+    zn_buf_t b;
+    zn_slice_t v;
+    zn_buf_init(&b, S3_ERRBODY_MAX);
+    s3_req_t r = {.method = "POST", .key = a->key, .query = "uploads", .out = &b};
+    zn_err_t err = s3_do(a->s, &r);
+    const char *p = b.p;
+    if (err == ZN_OK && (p == NULL || !s3_xml_next(&p, b.p + b.len, "UploadId", &v) || v.n == 0 ||
+                         s3_xml_text(v, a->upload_id, sizeof(a->upload_id)) != ZN_OK))
+        err = ZN_EIO;
+    zn_buf_release(&b);
+    return err;
+}
+
+/* Sends buf[0..n) as the next part. */
+static zn_err_t part_put(s3_app_t *a, size_t n)
+{
+    zn_buf_t q;
+    zn_err_t err;
+    if (a->nparts == MAX_PARTS)
+        return ZN_ETOOBIG;
+    if (a->upload_id[0] == '\0' && (err = mp_create(a)) != ZN_OK)
+        return err;
+    zn_buf_init(&q, 2048);
+    if (zn_buf_printf(&q, "partNumber=%zu", a->nparts + 1) != ZN_OK || upload_query(a, &q, "&") != ZN_OK) {
+        zn_buf_release(&q);
+        return ZN_EINVAL;
+    }
+    s3_req_t r = {.method = "PUT", .key = a->key, .query = q.p, .body = a->buf, .body_len = n};
+    err = s3_do(a->s, &r);
+    zn_buf_release(&q);
+    if (err == ZN_OK && r.etag.len == 0)
+        err = ZN_EIO;
+    if (err != ZN_OK)
+        return err;
+    if (a->nparts == a->cap) {
+        a->cap = a->cap > 0 ? a->cap * 2 : 16;
+        a->parts = zn_realloc(a->parts, a->cap * sizeof(a->parts[0]));
+    }
+    s3_part_t *pt = &a->parts[a->nparts++];
+    pt->size = n;
+    memcpy(pt->etag, r.etag.v, r.etag.len);
+    pt->etag[r.etag.len] = '\0';
+    a->flushed += n;
+    return ZN_OK;
+}
+
+zn_err_t s3_append_create(st_driver_t *d, const char *key, st_append_t **out)
+{
+    s3_t *s = (s3_t *)d;
+    if (!s3_key_ok(s, key))
+        return ZN_EINVAL;
+    s3_app_t *a = app_new(s, key);
+    zn_err_t err = tail_put(a, true);
+    if (err != ZN_OK) {
+        a->gone = true;
+        s3_append_close((st_append_t *)a);
+        return err;
+    }
+    *out = (st_append_t *)a;
+    return ZN_OK;
+}
+
+/* The multipart upload open on the session key, if any (ListMultipartUploads). */
+static zn_err_t find_upload(s3_app_t *a)
+{
+    zn_buf_t q, b, full;
+    zn_err_t err = ZN_EINVAL;
+    zn_slice_t blk, v;
+    char key[1100];
+
+    zn_buf_init(&q, 4096);
+    zn_buf_init(&b, S3_LIST_MAX);
+    zn_buf_init(&full, 1100);
+    if (zn_buf_printf(&full, "%s%s", a->s->prefix, a->key) != ZN_OK || zn_buf_append(&q, "uploads&prefix=", 15) != ZN_OK ||
+        st_s3_uri_encode(&q, full.p, full.len, false) != ZN_OK)
+        goto done;
+    s3_req_t r = {.method = "GET", .key = NULL, .query = q.p, .out = &b};
+    if ((err = s3_do(a->s, &r)) != ZN_OK)
+        goto done;
+    const char *p = b.p, *end = b.p + b.len;
+    while (p != NULL && s3_xml_next(&p, end, "Upload", &blk)) {
+        const char *c = blk.p;
+        if (!s3_xml_next(&c, blk.p + blk.n, "Key", &v) || s3_xml_text(v, key, sizeof(key)) != ZN_OK)
+            continue;
+        c = blk.p;
+        if (strcmp(key, full.p) == 0 && s3_xml_next(&c, blk.p + blk.n, "UploadId", &v) &&
+            s3_xml_text(v, a->upload_id, sizeof(a->upload_id)) == ZN_OK)
+            break; /* session keys are random uuids: one upload each */
+        a->upload_id[0] = '\0';
+    }
+done:
+    zn_buf_release(&q);
+    zn_buf_release(&b);
+    zn_buf_release(&full);
+    return err;
+}
+
+/* Fills parts from ListParts, page by page. */
+static zn_err_t list_parts(s3_app_t *a)
+{
+    zn_buf_t q, b;
+    zn_err_t err = ZN_OK;
+    uint64_t marker = 0, u;
+    char num[32];
+    zn_slice_t blk, v;
+    bool more = true;
+
+    zn_buf_init(&q, 2048);
+    zn_buf_init(&b, S3_LIST_MAX);
+    while (more && err == ZN_OK) {
+        q.len = 0;
+        if (zn_buf_printf(&q, "max-parts=1000&part-number-marker=%llu", (unsigned long long)marker) != ZN_OK ||
+            upload_query(a, &q, "&") != ZN_OK) {
+            err = ZN_EINVAL;
+            break;
+        }
+        s3_req_t r = {.method = "GET", .key = a->key, .query = q.p, .out = &b};
+        if ((err = s3_do(a->s, &r)) != ZN_OK)
+            break;
+        const char *p = b.p, *end = b.p + b.len;
+        while (p != NULL && s3_xml_next(&p, end, "Part", &blk)) {
+            const char *c = blk.p, *ce = blk.p + blk.n;
+            s3_part_t pt;
+            if (!s3_xml_next(&c, ce, "PartNumber", &v) || s3_xml_text(v, num, sizeof(num)) != ZN_OK ||
+                zn_parse_u64(zn_slice(num, strlen(num)), MAX_PARTS, &u) != ZN_OK || u != a->nparts + 1) {
+                err = ZN_EIO; /* a gap or disorder: the session cannot be resumed safely */
+                break;
+            }
+            c = blk.p;
+            if (!s3_xml_next(&c, ce, "Size", &v) || s3_xml_text(v, num, sizeof(num)) != ZN_OK ||
+                zn_parse_u64(zn_slice(num, strlen(num)), 5ull << 30, &pt.size) != ZN_OK) {
+                err = ZN_EIO;
+                break;
+            }
+            c = blk.p;
+            if (!s3_xml_next(&c, ce, "ETag", &v) || s3_xml_text(v, pt.etag, sizeof(pt.etag)) != ZN_OK) {
+                err = ZN_EIO;
+                break;
+            }
+            size_t el = strlen(pt.etag);
+            if (el >= 2 && pt.etag[0] == '"' && pt.etag[el - 1] == '"') {
+                memmove(pt.etag, pt.etag + 1, el - 2);
+                pt.etag[el - 2] = '\0';
+            }
+            if (a->nparts == a->cap) {
+                a->cap = a->cap > 0 ? a->cap * 2 : 16;
+                a->parts = zn_realloc(a->parts, a->cap * sizeof(a->parts[0]));
+            }
+            a->parts[a->nparts++] = pt;
+            a->flushed += pt.size;
+            marker = u;
+        }
+        p = b.p;
+        more = err == ZN_OK && p != NULL && s3_xml_next(&p, end, "IsTruncated", &v) && zn_slice_eq(v, "true");
+    }
+    zn_buf_release(&q);
+    zn_buf_release(&b);
+    return err;
+}
+
+zn_err_t s3_upload_abort(s3_t *s, const char *key)
+{
+    s3_app_t *a = app_new(s, key);
+    zn_err_t err = find_upload(a);
+    if (err == ZN_OK && a->upload_id[0] != '\0') {
+        zn_buf_t q;
+        zn_buf_init(&q, 2048);
+        if ((err = upload_query(a, &q, "")) == ZN_OK) {
+            s3_req_t r = {.method = "DELETE", .key = key, .query = q.p};
+            err = s3_do(s, &r);
+        }
+        zn_buf_release(&q);
+    }
+    a->gone = true;
+    s3_append_close((st_append_t *)a);
+    return err == ZN_ENOENT ? ZN_OK : err;
+}
+
+zn_err_t s3_upload_find(s3_t *s, const char *key, char *id, size_t idlen)
+{
+    s3_app_t *a = app_new(s, key);
+    zn_err_t err = find_upload(a);
+    if (err == ZN_OK) {
+        int n = snprintf(id, idlen, "%s", a->upload_id);
+        err = n < 0 || (size_t)n >= idlen ? ZN_EINVAL : ZN_OK;
+    }
+    a->gone = true;
+    s3_append_close((st_append_t *)a);
+    return err;
+}
+
+zn_err_t s3_append_open(st_driver_t *d, const char *key, st_append_t **out, uint64_t *size)
+{
+    s3_t *s = (s3_t *)d;
+    zn_buf_t b;
+    zn_err_t err;
+    if (!s3_key_ok(s, key))
+        return ZN_EINVAL;
+    s3_app_t *a = app_new(s, key);
+    zn_buf_init(&b, s->part_size);
+    s3_req_t r = {.method = "GET", .key = key, .query = "", .out = &b};
+    err = s3_do(s, &r);
+    if (err == ZN_ETOOBIG) {
+        /* larger than a part: a multipart upload completed onto the session key by a commit
+         * that did not get to its copy; the session is that object, ready to be copied */
+        uint64_t len;
+        r = (s3_req_t){.method = "HEAD", .key = key, .query = ""};
+        if ((err = s3_do(s, &r)) == ZN_OK && !r.has_length)
+            err = ZN_EIO;
+        len = r.length;
+        if (err == ZN_OK) {
+            a->completed = true;
+            a->flushed = len;
+        }
+    } else if (err == ZN_OK && (err = find_upload(a)) == ZN_OK && a->upload_id[0] != '\0') {
+        err = list_parts(a);
+    }
+    if (err == ZN_OK && !a->completed) {
+        if (!r.has_zinc_parts) {
+            err = ZN_EIO; /* not a session object this driver wrote */
+        } else if (r.zinc_parts == a->nparts && b.len > 0) {
+            size_t len;
+            a->blen = a->bcap = b.len;
+            a->buf = zn_buf_detach(&b, &len);
+        } else if (r.zinc_parts > a->nparts) {
+            err = ZN_EIO; /* parts lost: the recorded tail follows parts that are gone */
+        }
+        /* fewer parts recorded than listed: the tail is a prefix of a part sent later */
+    }
+    zn_buf_release(&b);
+    if (err != ZN_OK) {
+        a->gone = true;
+        s3_append_close((st_append_t *)a);
+        return err;
+    }
+    *size = a->flushed + a->blen;
+    *out = (st_append_t *)a;
+    return ZN_OK;
+}
+
+zn_err_t s3_append_write(st_append_t *_a, uint64_t off, const void *p, size_t n, bool *torn)
+{
+    s3_app_t *a = (s3_app_t *)_a;
+    const char *src = p;
+    size_t parts0 = a->nparts, blen0 = a->blen;
+    size_t ps = a->s->part_size;
+    zn_err_t err;
+
+    if (a->gone || a->completed || off != a->flushed + a->blen)
+        return ZN_EINVAL;
+    while (n > 0) {
+        size_t take = ps - a->blen < n ? ps - a->blen : n;
+        if ((err = buf_reserve(a, a->blen + take)) != ZN_OK)
+            goto fail;
+        memcpy(a->buf + a->blen, src, take);
+        a->blen += take;
+        a->dirty = true;
+        src += take;
+        n -= take;
+        if (a->blen == ps) {
+            if ((err = part_put(a, ps)) != ZN_OK)
+                goto fail;
+            a->blen = 0;
+        }
+    }
+    return ZN_OK;
+fail:
+    if (a->nparts == parts0)
+        a->blen = blen0; /* nothing sent: back to off, the buffer still holds the old tail */
+    else
+        *torn = true;
+    return err;
+}
+
+zn_err_t s3_append_read(st_append_t *_a, uint64_t off, void *buf, size_t len, size_t *got)
+{
+    s3_app_t *a = (s3_app_t *)_a;
+    *got = 0;
+    /* the tail is in memory; parts of an unfinished multipart upload cannot be read back */
+    if (off < a->flushed)
+        return ZN_EUNSUPP;
+    uint64_t rel = off - a->flushed;
+    if (rel >= a->blen)
+        return ZN_OK;
+    size_t n = a->blen - (size_t)rel < len ? a->blen - (size_t)rel : len;
+    memcpy(buf, a->buf + rel, n);
+    *got = n;
+    return ZN_OK;
+}
+
+static zn_err_t mp_complete(s3_app_t *a)
+{
+    zn_buf_t body, q, b;
+    zn_err_t err = ZN_EINVAL;
+    zn_buf_init(&body, (size_t)a->nparts * 128 + 128);
+    zn_buf_init(&q, 2048);
+    zn_buf_init(&b, S3_ERRBODY_MAX);
+    if (zn_buf_append(&body, "<CompleteMultipartUpload>", 25) != ZN_OK)
+        goto done;
+    for (size_t i = 0; i < a->nparts; i++)
+        if (zn_buf_printf(&body, "<Part><PartNumber>%zu</PartNumber><ETag>\"%s\"</ETag></Part>", i + 1, a->parts[i].etag) != ZN_OK)
+            goto done;
+    if (zn_buf_append(&body, "</CompleteMultipartUpload>", 26) != ZN_OK || upload_query(a, &q, "") != ZN_OK)
+        goto done;
+    s3_req_t r = {.method = "POST", .key = a->key, .query = q.p, .body = body.p, .body_len = body.len, .out = &b};
+    /* 200 with an <Error> body is S3's way to fail a completion that took long */
+    if ((err = s3_do(a->s, &r)) == ZN_OK && b.p != NULL && memmem(b.p, b.len, "<Error>", 7) != NULL)
+        err = ZN_EIO;
+    if (err == ZN_OK) {
+        a->completed = true;
+        a->upload_id[0] = '\0';
+    }
+done:
+    zn_buf_release(&body);
+    zn_buf_release(&q);
+    zn_buf_release(&b);
+    return err;
+}
+
+static zn_err_t del_key(s3_t *s, const char *key)
+{
+    s3_req_t r = {.method = "DELETE", .key = key, .query = ""};
+    return s3_do(s, &r);
+}
+
+zn_err_t s3_append_commit(st_append_t *_a, const char *key, bool exclusive)
+{
+    s3_app_t *a = (s3_app_t *)_a;
+    zn_err_t err;
+    s3_req_t r = {.method = "HEAD", .key = key, .query = ""};
+
+    if (a->gone || !s3_key_ok(a->s, key))
+        return ZN_EINVAL;
+    if (a->nparts == 0 && !a->completed) {
+        /* never filled a part: one conditional PUT, then the session object goes */
+        err = s3_put_cond(a->s, key, a->buf, a->blen, exclusive ? "if-none-match" : NULL, "*", NULL);
+        if (err == ST_ECONFLICT && exclusive)
+            return ZN_EEXIST;
+        if (err != ZN_OK)
+            return err;
+        a->gone = true;
+        (void)del_key(a->s, a->key); /* a left-over session object is GC's to sweep */
+        return ZN_OK;
+    }
+    if (a->flushed + a->blen > S3_COPY_MAX)
+        return ZN_ETOOBIG; /* the final copy would need UploadPartCopy: not built */
+    if (exclusive && (err = s3_do(a->s, &r)) != ZN_ENOENT)
+        return err == ZN_OK ? ZN_EEXIST : err;
+    if (!a->completed) {
+        if (a->blen > 0) {
+            if ((err = part_put(a, a->blen)) != ZN_OK)
+                return err;
+            a->blen = 0;
+        }
+        if ((err = mp_complete(a)) != ZN_OK)
+            return err;
+    }
+    if ((err = s3_copy_object(a->s, a->key, key, false)) != ZN_OK)
+        return err;
+    a->gone = true;
+    (void)del_key(a->s, a->key);
+    return ZN_OK;
+}
+
+zn_err_t s3_append_remove(st_append_t *_a)
+{
+    s3_app_t *a = (s3_app_t *)_a;
+    zn_err_t err = ZN_OK;
+    if (a->upload_id[0] != '\0') {
+        zn_buf_t q;
+        zn_buf_init(&q, 2048);
+        if (upload_query(a, &q, "") != ZN_OK) {
+            zn_buf_release(&q);
+            return ZN_EINVAL;
+        }
+        s3_req_t r = {.method = "DELETE", .key = a->key, .query = q.p};
+        err = s3_do(a->s, &r);
+        zn_buf_release(&q);
+        if (err != ZN_OK && err != ZN_ENOENT)
+            return err;
+        a->upload_id[0] = '\0';
+    }
+    err = del_key(a->s, a->key);
+    a->gone = true;
+    return err == ZN_ENOENT ? ZN_OK : err;
+}
+
+void s3_append_close(st_append_t *_a)
+{
+    s3_app_t *a = (s3_app_t *)_a;
+    if (a == NULL)
+        return;
+    if (!a->gone && a->dirty && tail_put(a, false) != ZN_OK)
+        zn_log(ZN_LOG_WARN, "s3: could not save an upload session's tail; it resumes shorter", ZN_LSTR("key", a->key));
+    free(a->parts);
+    free(a->buf);
+    free(a->key);
+    free(a);
+}
