@@ -63,8 +63,8 @@ static void test_every_err_maps(void **state)
     const zn_api_codes_t as = {ZN_OCI_BLOB_UNKNOWN, ZN_OCI_MANIFEST_INVALID};
     bool internal;
 
-    /* ZN_EDENIED is the last zn_err_t */
-    for (int e = ZN_OK; e <= ZN_EDENIED; e++) {
+    /* ZN_EAGAIN is the last zn_err_t */
+    for (int e = ZN_OK; e <= ZN_EAGAIN; e++) {
         zn_oci_code_t c = zn_api_err_code((zn_err_t)e, &as, &internal);
         if (c >= ZN_OCI_CODE_MAX)
             fail_msg("zn_err %d maps to no OCI code", e);
@@ -83,7 +83,13 @@ static void test_every_err_maps(void **state)
     assert_true(internal);
     assert_int_equal(zn_api_err_code(ZN_ENOMEM, &as, &internal), ZN_OCI_INTERNAL);
     assert_true(internal);
-    assert_int_equal(zn_api_err_code((zn_err_t)(ZN_EDENIED + 1), &as, &internal), ZN_OCI_INTERNAL);
+    /* a throttling backend: 503 with Retry-After, not an internal error */
+    assert_int_equal(zn_api_err_code(ZN_EAGAIN, &as, &internal), ZN_OCI_BACKEND_BUSY);
+    assert_false(internal);
+    assert_int_equal(zn_api_error_status(ZN_OCI_BACKEND_BUSY), 503);
+    assert_int_equal(zn_api_error(ZN_OCI_BACKEND_BUSY)->retry_after, 1);
+    assert_int_equal(zn_api_error_status(ZN_OCI_UNAVAILABLE), 502);
+    assert_int_equal(zn_api_err_code((zn_err_t)(ZN_EAGAIN + 1), &as, &internal), ZN_OCI_INTERNAL);
     assert_true(internal);
 }
 
