@@ -78,10 +78,6 @@ h2o_http1client_ctx_t *zn_cluster_client(zn_cluster_t *c, h2o_context_t *ctx);
  * upstream request line as is (h2o 2.2.5 does not check an HTTP/2 :path). */
 bool zn_cluster_wire_safe(h2o_iovec_t v);
 
-/* cluster_proxy.c: the OCI error body (in req's pool) for a member that cannot answer:
- * code UNAVAILABLE, detail naming the member and why. base NULL if it cannot be built. */
-h2o_iovec_t zn_cluster_unavailable_body(h2o_req_t *req, const char *member, const char *why);
-
 /* cluster_catalog.c: the GET /v2/_catalog row that merges every member's page (register
  * it with app = the zn_server_t, before the API's own catalog row so it wins). */
 const zn_route_def_t *zn_cluster_catalog_route(void);

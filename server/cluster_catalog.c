@@ -87,20 +87,12 @@ static bool collect(h2o_req_t *req, catalog_fetch_t *f, char ***names, size_t *n
 
 static void send_unavailable(catalog_job_t *job, catalog_fetch_t *f, const char *why)
 {
-    h2o_req_t *req = job->req;
     const char *member = zn_cluster_member(job->c, f->member);
-    h2o_iovec_t body = zn_cluster_unavailable_body(req, member, why);
+    char detail[512];
 
     zn_log(ZN_LOG_ERROR, "cluster: catalog of a member failed", ZN_LSTR("member", member), ZN_LSTR("error", why));
-    if (body.base == NULL) {
-        zn_api_send_error_status(req, 502, ZN_OCI_INTERNAL, why);
-        return;
-    }
-    req->res.status = 502;
-    req->res.reason = "Bad Gateway";
-    req->res.content_length = body.len;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    h2o_send_inline(req, body.base, body.len);
+    zn_errf(detail, sizeof(detail), "cluster member %s: %s", member, why); /* cut with "..." if ever too long */
+    zn_api_send_error_status(job->req, 0, ZN_OCI_UNAVAILABLE, detail);
 }
 
 static void complete(catalog_job_t *job)

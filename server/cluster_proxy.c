@@ -157,7 +157,9 @@ static const char *proxy_error(h2o_req_t *req)
     return NULL;
 }
 
-h2o_iovec_t zn_cluster_unavailable_body(h2o_req_t *req, const char *member, const char *why)
+/* The OCI error body (in req's pool) for a member that cannot answer: the table's UNAVAILABLE,
+ * detail naming the member and why. base NULL if it cannot be built. */
+static h2o_iovec_t unavailable_body(h2o_req_t *req, const char *member, const char *why)
 {
     char detail[512];
 
@@ -177,7 +179,7 @@ static void on_setup_ostream(h2o_filter_t *_self, h2o_req_t *req, h2o_ostream_t 
         char owner_why[256];
         if ((size_t)snprintf(owner_why, sizeof(owner_why), "%s (it owns this repository)", why) >= sizeof(owner_why))
             owner_why[sizeof(owner_why) - 1] = '\0'; /* h2o's reasons are short: not reached */
-        h2o_iovec_t body = zn_cluster_unavailable_body(req, member, owner_why);
+        h2o_iovec_t body = unavailable_body(req, member, owner_why);
         zn_log(ZN_LOG_ERROR, "cluster: proxying to the owner failed", ZN_LSTR("member", member), ZN_LSTR("error", why),
                ZN_LSTRN("path", req->input.path.base, req->input.path.len));
         if (body.base != NULL) {
