@@ -88,15 +88,22 @@ static uint64_t mtime_ns(const struct stat *sb)
 
 /* ---- whole objects ------------------------------------------------------------------------ */
 
-static zn_err_t fs_stat(st_driver_t *d, const char *key, uint64_t *size, uint64_t *mtime)
+/* stat(2) of the file behind key. */
+static zn_err_t stat_key(st_driver_t *d, const char *key, struct stat *sb)
 {
     char path[PATH_MAX];
-    struct stat sb;
     zn_err_t err = key_path(d, path, key);
     if (err != ZN_OK)
         return err;
-    if (stat(path, &sb) != 0)
-        return st_errno(errno);
+    return stat(path, sb) == 0 ? ZN_OK : st_errno(errno);
+}
+
+static zn_err_t fs_stat(st_driver_t *d, const char *key, uint64_t *size, uint64_t *mtime)
+{
+    struct stat sb;
+    zn_err_t err = stat_key(d, key, &sb);
+    if (err != ZN_OK)
+        return err;
     if (!S_ISREG(sb.st_mode))
         return ZN_ENOENT;
     if (size != NULL)
@@ -141,13 +148,10 @@ static zn_err_t fs_get(st_driver_t *d, const char *key, size_t max, char **out, 
 
 static zn_err_t fs_version(st_driver_t *d, const char *key, st_version_t *ver)
 {
-    char path[PATH_MAX];
     struct stat sb;
-    zn_err_t err = key_path(d, path, key);
+    zn_err_t err = stat_key(d, key, &sb);
     if (err != ZN_OK)
         return err;
-    if (stat(path, &sb) != 0)
-        return st_errno(errno);
     stamp(&sb, ver);
     return ZN_OK;
 }
