@@ -298,7 +298,9 @@ def test_cpu_profile_under_push_pull(server, gohome, tmp_path):
     assert any(re.search(r"SHA256|sha256|libcrypto|memmove|memcpy|pwrite|pread|writev|read|sendfile", f)
                for f in flat), flat
     # zinc's own functions, with the file and line they are at
-    cum = pprof(gohome, ["-top", "-cum", "-lines", "-nodecount=60"], path)
+    # every node (no count or fraction cut): under ASan and load the allocator's and h2o's frames
+    # alone can fill a top 60, pushing the storage write below the cut
+    cum = pprof(gohome, ["-top", "-cum", "-lines", "-nodecount=100000", "-nodefraction=0"], path)
     assert re.search(r"zn_storage_upload_write \S*storage/uploads\.c:\d+", cum), cum
     # bodies are hashed and written on the upload pool (api/body.c), not on a worker
     assert re.search(r"run_write \S*api/body\.c:\d+", cum), cum
