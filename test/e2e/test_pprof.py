@@ -449,8 +449,9 @@ def test_heap_estimates_retained_request_bodies(server, gohome, tmp_path):
     try:
         for i in range(K):
             s = socket.create_connection(("127.0.0.1", server.port))
-            s.sendall(b"PUT /v2/slow/blobs/uploads/%d HTTP/1.1\r\nHost: x\r\n"
-                      b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % (i, LENGTH))
+            # a manifest PUT: h2o buffers it (upload routes stream their bodies to the pool instead)
+            s.sendall(b"PUT /v2/slow/manifests/t%d HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: %d\r\n\r\n" % (i, LENGTH))
             s.sendall(b"\0" * SENT)
             socks.append(s)
         deadline = time.time() + 10 * SLOW

@@ -78,8 +78,9 @@ def test_pull_through_zinc(zinc_factory):
     cfg = json.loads(body)["config"]["digest"]
     assert m.get("/v2/lib/app/blobs/" + cfg).status_code == 200
     # everything landed in the mirror's store: the manifest once its blobs were there
-    wait_for(lambda: m.get("/v2/lib/app/tags/list").status_code == 200, what="tag stored")
-    assert m.get("/v2/lib/app/tags/list").json()["tags"] == ["v1"]
+    # (the repository can exist, with no tag yet, before the pending manifest is stored)
+    wait_for(lambda: (lambda r: r.status_code == 200 and r.json().get("tags") == ["v1"])(m.get("/v2/lib/app/tags/list")),
+             what="tag stored")
     assert digest(layers[0]).split(":")[1] in blob_files(mirror.root, "lib/app")
     up.stop()
     # upstream gone: the cached image is still served
