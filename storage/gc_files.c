@@ -114,18 +114,9 @@ static bool only_layout(const char *dir)
 
 static void retire(gc_repo_t *g)
 {
-    char key[32];
-    zn_storage_t *st = g->st;
-    /* a pointer prints in at most 18 bytes ("0x" + 16 hex digits) */
-    if ((size_t)snprintf(key, sizeof(key), "%p", (void *)g->repo) >= sizeof(key))
-        abort();
-    if (st_map_get(&st->repos, g->name) == g->repo) { /* repos_lock held */
-        st_map_del(&st->repos, g->name);
-        st_map_put(&st->retired, key, g->repo);
-    }
-    json_decref(g->repo->idx); /* the repository lock is held */
+    st_repo_retire_locked(g->st, g->repo); /* repos_lock held */
+    json_decref(g->repo->idx);             /* the repository lock is held */
     g->repo->idx = NULL;
-    g->repo->gc_epoch++;
 }
 
 /* Removes dir and its parents up to (not including) the root while they are empty. */

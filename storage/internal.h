@@ -45,7 +45,8 @@ void st_map_each(const st_map_t *m, bool (*fn)(void *data, const char *key, void
 /* ---- the store ------------------------------------------------------------------------------- */
 
 /* Recently read manifests of a repository, by digest. Content is immutable for a digest
- * and a GET finds the digest in index.json first, so entries never go stale. */
+ * and a GET finds the digest in index.json first (whose version is checked on every
+ * request, index.c), so entries never go stale, whatever another process does. */
 #define ST_MCACHE_SLOTS 8
 #define ST_MCACHE_ENTRY_MAX (64 * 1024)
 typedef struct st_mcache_entry {
@@ -54,6 +55,11 @@ typedef struct st_mcache_entry {
     size_t len;
     uint64_t used; /* LRU clock */
 } st_mcache_entry_t;
+
+/* A repository found in the table is trusted to exist for this long after its oci-layout
+ * was last seen; then the next lookup looks again, and drops the entry if another process
+ * (a replica's GC) removed the repository. Creating one always looks (st_repo_create). */
+#define ST_REPO_RECHECK_NS 1000000000ull
 
 /* One repository known to exist. Never freed before the store. */
 typedef struct st_repo {
@@ -64,6 +70,7 @@ typedef struct st_repo {
     json_t *idx;     /* parsed index.json, never mutated once published (readers incref it) */
     st_version_t idx_ver; /* the driver's version of index.json that idx was parsed from */
     _Atomic uint64_t gc_epoch; /* bumped under `lock` whenever GC removed blobs (gc.c) */
+    _Atomic uint64_t seen_ns;  /* monotonic time its oci-layout was last seen (repo.c) */
 } st_repo_t;
 
 struct zn_storage {
@@ -143,8 +150,13 @@ zn_err_t st_errno(int e);
 
 /* ---- repositories (repo.c) ------------------------------------------------------------------- */
 
-/* The cached repository, or ZN_ENOENT if it does not exist (nothing is cached then). */
+/* The cached repository, or ZN_ENOENT if it does not exist (nothing is cached then). An
+ * entry older than ST_REPO_RECHECK_NS is checked again first. */
 zn_err_t st_repo_find(zn_storage_t *st, const char *name, st_repo_t **out);
+/* Takes repo out of the table (repos_lock held) when it is still the entry for its name,
+ * into st->retired: a request may still hold the pointer. Bumps its gc_epoch, so that a
+ * manifest PUT that checked its blobs before checks again. */
+void st_repo_retire_locked(zn_storage_t *st, st_repo_t *repo);
 /* Creates the layout if missing (safe against concurrent creators) and returns it. */
 zn_err_t st_repo_create(zn_storage_t *st, const char *name, st_repo_t **out);
 void st_repo_free(void *repo);

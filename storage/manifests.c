@@ -179,6 +179,7 @@ struct put_edit {
     /* GC may have removed a referenced blob after the check: then check again, under the lock */
     st_repo_t *checked_repo; /* the repository as it was when checked, NULL if it did not exist */
     uint64_t checked_epoch;
+    bool shared; /* another process's GC may run: always check again under the lock */
     struct put_check *check;
 };
 
@@ -219,7 +220,7 @@ static zn_err_t put_edit(void *data, json_t *idx, bool *changed)
     struct put_edit *e = data;
     zn_err_t err;
 
-    bool stale = e->checked_repo == NULL || e->checked_repo->gc_epoch != e->checked_epoch;
+    bool stale = e->shared || e->checked_repo == NULL || e->checked_repo->gc_epoch != e->checked_epoch;
     if (stale && (err = put_recheck(e->check)) != ZN_OK)
         return err;
 
@@ -286,7 +287,12 @@ zn_err_t zn_storage_manifest_put_tags(zn_storage_t *st, const char *repo, const 
     res->subject = chk.subject;
     if ((err = st_repo_create(st, repo, &r)) != ZN_OK || (err = store_bytes(st, repo, &res->digest, bytes, len)) != ZN_OK)
         return err;
-    struct put_edit e = {tags, ntags, res->digest.str, chk.media_type, len, before == r ? before : NULL, epoch, &pc};
+    /* gc_epoch tells only this process's GC. With a driver repository lock (fs: flock) the
+     * GC of another zinc on the same root sweeps under the same lock this edit runs under,
+     * so checking the blobs again there closes the race with it too; without one (S3) there
+     * is no cross-process lock to check under, and gcDelay is the guard (README). */
+    bool shared = st_ops(st)->lock_repo != NULL;
+    struct put_edit e = {tags, ntags, res->digest.str, chk.media_type, len, before == r ? before : NULL, epoch, shared, &pc};
     return st_index_edit(st, r, put_edit, &e);
 }
 

@@ -2,8 +2,10 @@
  * storage/repo.c - opening the store and the table of repositories known to exist.
  *
  * A repository exists when <root>/<name>/oci-layout exists (zot's rule). Entries are added
- * to the table the first time a repository is found or created and live as long as the
- * store; each carries the lock and the cached index.json of index.c. Creation is safe
+ * to the table the first time a repository is found or created; each carries the lock and
+ * the cached index.json of index.c. Another process on the same store (a replica, zot) may
+ * remove a repository: an entry is trusted for ST_REPO_RECHECK_NS (1 s) after its layout
+ * was last seen, then looked at again and dropped if gone, and creation always looks. Creation is safe
  * against concurrent creators (this process or another): files are linked into place only
  * if absent, so an existing index.json is never clobbered.
  */
@@ -42,7 +44,44 @@ void st_repo_free(void *p)
     free(repo);
 }
 
-zn_err_t st_repo_find(zn_storage_t *st, const char *name, st_repo_t **out)
+void st_repo_retire_locked(zn_storage_t *st, st_repo_t *repo)
+{
+    char key[32];
+    /* a pointer prints in at most 18 bytes ("0x" + 16 hex digits) */
+    if ((size_t)snprintf(key, sizeof(key), "%p", (void *)repo) >= sizeof(key))
+        abort();
+    if (st_map_get(&st->repos, repo->name) == repo) {
+        st_map_del(&st->repos, repo->name);
+        st_map_put(&st->retired, key, repo);
+    }
+    repo->gc_epoch++;
+}
+
+/* Whether the cached entry still names a repository: trusted for max_age after its layout
+ * was last seen (0: look now). When the layout is gone (another process removed the
+ * repository) the entry leaves the table; a backend error keeps it (the request's next
+ * call reports that error). */
+static bool still_there(zn_storage_t *st, st_repo_t *repo, uint64_t max_age)
+{
+    char key[PATH_MAX];
+    uint64_t now = zn_now_mono_ns();
+    if (now - repo->seen_ns < max_age)
+        return true;
+    if (st_repo_key(key, repo->name, "oci-layout") != ZN_OK)
+        return false;
+    zn_err_t err = st_ops(st)->stat(st->drv, key, NULL, NULL);
+    if (err != ZN_ENOENT) {
+        if (err == ZN_OK)
+            repo->seen_ns = now;
+        return true;
+    }
+    zn_mutex_lock(&st->repos_lock);
+    st_repo_retire_locked(st, repo);
+    zn_mutex_unlock(&st->repos_lock);
+    return false;
+}
+
+static zn_err_t find(zn_storage_t *st, const char *name, uint64_t max_age, st_repo_t **out)
 {
     char key[PATH_MAX];
     st_repo_t *repo;
@@ -52,7 +91,7 @@ zn_err_t st_repo_find(zn_storage_t *st, const char *name, st_repo_t **out)
     zn_mutex_lock(&st->repos_lock);
     repo = st_map_get(&st->repos, name);
     zn_mutex_unlock(&st->repos_lock);
-    if (repo != NULL) {
+    if (repo != NULL && still_there(st, repo, max_age)) {
         *out = repo;
         return ZN_OK;
     }
@@ -63,6 +102,7 @@ zn_err_t st_repo_find(zn_storage_t *st, const char *name, st_repo_t **out)
 
     repo = zn_calloc(1, sizeof(*repo));
     repo->name = zn_strdup(name);
+    repo->seen_ns = zn_now_mono_ns();
     zn_mutex_init(&repo->lock, "storage.repo");
     zn_mutex_lock(&st->repos_lock);
     st_repo_t *raced = st_map_get(&st->repos, name);
@@ -75,6 +115,11 @@ zn_err_t st_repo_find(zn_storage_t *st, const char *name, st_repo_t **out)
     }
     *out = repo;
     return ZN_OK;
+}
+
+zn_err_t st_repo_find(zn_storage_t *st, const char *name, st_repo_t **out)
+{
+    return find(st, name, ST_REPO_RECHECK_NS, out);
 }
 
 /*
@@ -196,14 +241,16 @@ static zn_err_t create_locked(zn_storage_t *st, const char *name)
 
 zn_err_t st_repo_create(zn_storage_t *st, const char *name, st_repo_t **out)
 {
-    zn_err_t err = st_repo_find(st, name, out);
+    /* look at the layout now, not within the table's bound: another process may have
+     * removed the repository, and writing into it as if it were there loses the push */
+    zn_err_t err = find(st, name, 0, out);
 
     if (err != ZN_ENOENT)
         return err;
     /* creators of `x` and `x/blobs` must not both pass the collision check */
     zn_mutex_lock(&st->create_lock);
-    if ((err = st_repo_find(st, name, out)) == ZN_ENOENT && (err = create_locked(st, name)) == ZN_OK)
-        err = st_repo_find(st, name, out);
+    if ((err = find(st, name, 0, out)) == ZN_ENOENT && (err = create_locked(st, name)) == ZN_OK)
+        err = find(st, name, 0, out);
     zn_mutex_unlock(&st->create_lock);
     return err;
 }
