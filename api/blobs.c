@@ -115,9 +115,11 @@ static int stream_blob(h2o_req_t *req, zn_api_t *api, const char *repo, const zn
     memset(g, 0, sizeof(*g));
     g->blob = blob; /* closed by on_dispose when the pool goes, if not before */
 
-    const char *url = zn_storage_blob_redirect_url(blob);
+    /* zot's redirectBlobURL: a whole-blob GET goes to the store (an S3 presigned URL); HEAD
+     * and Range requests are answered here, as zot does */
+    bool whole_get = range.p == NULL && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
+    const char *url = whole_get ? zn_storage_blob_redirect_url(blob) : NULL;
     if (url != NULL) {
-        /* a driver that serves the bytes itself (zot's redirectBlobURL): HEAD too, as zot */
         zn_api_header_add_str(req, "docker-content-digest", d->str);
         h2o_send_redirect(req, 307, "Temporary Redirect", url, strlen(url));
         return 0; /* g (and blob) go with the pool */

@@ -206,7 +206,7 @@ static const cfg_field_t storage_fields[] = {
     WARN("fastRestart"),
     WARN("maxRepos"),
     WARN("remoteCache"),
-    WARN("redirectBlobURL"),
+    {.name = "redirectBlobURL", .kind = CFG_BOOL, .off = CFG(storage.redirect_blob_url)},
     {.name = "storageDriver",
      .kind = CFG_PTROBJ,
      .off = CFG(storage.driver),

@@ -114,6 +114,7 @@ typedef struct zn_config {
         uint64_t max_blob_size; /* zinc: storage.maxBlobSize, default 64 GiB */
         uint64_t max_manifest_size; /* zinc: storage.maxManifestSize, default 4 MiB */
         bool mount_without_from;    /* zinc: storage.mountWithoutFrom, default true */
+        bool redirect_blob_url;     /* storage.redirectBlobURL: false; only S3 stores redirect */
         zn_config_s3_t *driver;     /* storage.storageDriver, NULL: the filesystem */
     } storage;
 

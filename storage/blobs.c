@@ -16,6 +16,7 @@
 struct zn_storage_blob {
     const st_driver_ops_t *ops;
     st_object_t *obj;
+    bool redirect; /* storage.redirectBlobURL, for a stored blob (not an upload's follower) */
 };
 
 static zn_err_t blob_key(zn_storage_t *st, char *key, const char *repo, const zn_digest_t *d)
@@ -40,6 +41,7 @@ zn_err_t zn_storage_blob_open(zn_storage_t *st, const char *repo, const zn_diges
     if ((err = blob_key(st, key, repo, d)) != ZN_OK || (err = st_ops(st)->open(st->drv, key, &obj)) != ZN_OK)
         return err;
     *out = st_blob_wrap(st, obj);
+    (*out)->redirect = st->cfg->storage.redirect_blob_url;
     return ZN_OK;
 }
 
@@ -48,6 +50,7 @@ zn_storage_blob_t *st_blob_wrap(zn_storage_t *st, st_object_t *obj)
     zn_storage_blob_t *b = zn_malloc(sizeof(*b));
     b->ops = st_ops(st);
     b->obj = obj;
+    b->redirect = false;
     return b;
 }
 
@@ -63,7 +66,7 @@ zn_err_t zn_storage_blob_read(zn_storage_blob_t *b, uint64_t off, void *buf, siz
 
 const char *zn_storage_blob_redirect_url(zn_storage_blob_t *b)
 {
-    return b->ops->object_redirect != NULL ? b->ops->object_redirect(b->obj) : NULL;
+    return b->redirect && b->ops->object_redirect != NULL ? b->ops->object_redirect(b->obj) : NULL;
 }
 
 void zn_storage_blob_close(zn_storage_blob_t *b)

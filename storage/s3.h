@@ -73,6 +73,10 @@ void s3_req_hdr(s3_req_t *r, const char *name, const char *value);
  * out's max), ZN_EIO (anything else). r->status and r->code tell more. */
 zn_err_t s3_do(s3_t *s, s3_req_t *r);
 
+/* A presigned GET URL for key, valid for expires seconds from now (redirectBlobURL), into
+ * *url (the caller's). */
+zn_err_t s3_presign_get(s3_t *s, const char *key, unsigned expires, char **url);
+
 /* The next <tag>...</tag> in [*p, end): its inner text in *val, *p moved past it. */
 bool s3_xml_next(const char **p, const char *end, const char *tag, zn_slice_t *val);
 /* XML text (entities &amp; &lt; &gt; &quot; &apos; decoded) into buf[cap], NUL-terminated.

@@ -353,6 +353,7 @@ typedef struct s3_obj {
     uint64_t size;
     st_version_t etag;
     char *bytes; /* whole content when size <= SMALL_MAX */
+    char *url;   /* presigned GET, made on the first object_redirect */
 } s3_obj_t;
 
 static zn_err_t d_open(st_driver_t *d, const char *key, st_object_t **out)
@@ -447,9 +448,16 @@ static zn_err_t d_object_read(st_object_t *_o, uint64_t off, void *buf, size_t l
     return ZN_OK;
 }
 
-static const char *d_object_redirect(st_object_t *o)
+/* How long a redirect stays valid: distribution's s3 driver's URLFor default, long enough
+ * for a slow pull of a big layer to start (S3 checks the expiry when the GET begins). */
+#define PRESIGN_EXPIRES (20u * 60u)
+
+static const char *d_object_redirect(st_object_t *_o)
 {
-    return NULL; /* presigned GET URLs (zot's redirectBlobURL) are not built yet */
+    s3_obj_t *o = (s3_obj_t *)_o;
+    if (o->url == NULL && s3_presign_get(o->s, o->key, PRESIGN_EXPIRES, &o->url) != ZN_OK)
+        return NULL; /* cannot sign (a key too long for a URL): the bytes are streamed instead */
+    return o->url;
 }
 
 static void d_object_close(st_object_t *_o)
@@ -458,6 +466,7 @@ static void d_object_close(st_object_t *_o)
     if (o == NULL)
         return;
     free(o->bytes);
+    free(o->url);
     free(o->key);
     free(o);
 }

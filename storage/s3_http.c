@@ -471,3 +471,22 @@ done:
     zn_buf_release(&x.err);
     return err;
 }
+
+zn_err_t s3_presign_get(s3_t *s, const char *key, unsigned expires, char **url)
+{
+    zn_buf_t path;
+    char date[17];
+    s3_req_t r = {.method = "GET", .key = key, .query = ""};
+
+    *url = NULL;
+    zn_buf_init(&path, URL_MAX - 256);
+    zn_err_t err = build_path(s, &r, &path);
+    if (err == ZN_OK) {
+        st_s3_amz_date(time(NULL), date);
+        st_s3_sign_t sg = {.access_key = s->access_key, .secret_key = s->secret_key, .region = s->region, .service = "s3",
+                           .method = "GET", .path = path.p, .query = "", .amz_date = date};
+        err = st_s3_presign(&sg, s->base_url, expires, url);
+    }
+    zn_buf_release(&path);
+    return err;
+}

@@ -168,26 +168,27 @@ static void hmac(const void *key, size_t keylen, const char *msg, unsigned char 
     OPENSSL_cleanse(md, sizeof(md));
 }
 
-zn_err_t st_s3_sign(const st_s3_sign_t *s, char *auth, size_t authlen)
+/* The hex signature of the canonical request made of s (its query as given) and the
+ * credential scope "day/region/service/aws4_request"; the signed names into names. */
+static zn_err_t signature(const st_s3_sign_t *s, zn_buf_t *names, char scope[160], char sig[65])
 {
     zn_err_t err = ZN_EINVAL;
-    zn_buf_t canon, names;
-    char day[9], scope[160], creq_hash[65], sts[400], sig[65], kbuf[160];
+    zn_buf_t canon;
+    char day[9], creq_hash[65], sts[400], kbuf[160];
     unsigned char k[32];
 
     zn_buf_init(&canon, CANON_MAX);
-    zn_buf_init(&names, 1024);
     if (s->amz_date == NULL || strlen(s->amz_date) != 16 || s->amz_date[8] != 'T')
         goto done;
     memcpy(day, s->amz_date, 8);
     day[8] = '\0';
     if (zn_buf_printf(&canon, "%s\n%s\n", s->method, s->path) != ZN_OK || canon_query(&canon, s->query) != ZN_OK ||
-        zn_buf_append(&canon, "\n", 1) != ZN_OK || canon_headers(s, &canon, &names) != ZN_OK ||
-        zn_buf_printf(&canon, "\n%s\n%s", names.len > 0 ? names.p : "", s->payload_hash) != ZN_OK)
+        zn_buf_append(&canon, "\n", 1) != ZN_OK || canon_headers(s, &canon, names) != ZN_OK ||
+        zn_buf_printf(&canon, "\n%s\n%s", names->len > 0 ? names->p : "", s->payload_hash) != ZN_OK)
         goto done;
     st_s3_sha256_hex(canon.p, canon.len, creq_hash);
-    int n = snprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", day, s->region, s->service);
-    if (n < 0 || (size_t)n >= sizeof(scope))
+    int n = snprintf(scope, 160, "%s/%s/%s/aws4_request", day, s->region, s->service);
+    if (n < 0 || n >= 160)
         goto done;
     n = snprintf(sts, sizeof(sts), "AWS4-HMAC-SHA256\n%s\n%s\n%s", s->amz_date, scope, creq_hash);
     if (n < 0 || (size_t)n >= sizeof(sts))
@@ -201,13 +202,76 @@ zn_err_t st_s3_sign(const st_s3_sign_t *s, char *auth, size_t authlen)
     hmac(k, sizeof(k), "aws4_request", k);
     hmac(k, sizeof(k), sts, k);
     hex(k, sizeof(k), sig);
-    n = snprintf(auth, authlen, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s", s->access_key, scope,
-                 names.len > 0 ? names.p : "", sig);
-    err = n < 0 || (size_t)n >= authlen ? ZN_EINVAL : ZN_OK;
+    err = ZN_OK;
 done:
     OPENSSL_cleanse(kbuf, sizeof(kbuf));
     OPENSSL_cleanse(k, sizeof(k));
     zn_buf_release(&canon);
+    return err;
+}
+
+zn_err_t st_s3_sign(const st_s3_sign_t *s, char *auth, size_t authlen)
+{
+    zn_buf_t names;
+    char scope[160], sig[65];
+
+    zn_buf_init(&names, 1024);
+    zn_err_t err = signature(s, &names, scope, sig);
+    if (err == ZN_OK) {
+        int n = snprintf(auth, authlen, "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s", s->access_key,
+                         scope, names.len > 0 ? names.p : "", sig);
+        err = n < 0 || (size_t)n >= authlen ? ZN_EINVAL : ZN_OK;
+    }
+    zn_buf_release(&names);
+    return err;
+}
+
+#define PRESIGN_MAX (8u << 10)
+
+zn_err_t st_s3_presign(const st_s3_sign_t *s, const char *base_url, unsigned expires, char **out)
+{
+    zn_buf_t q, names;
+    char scope[160], sig[65];
+    const char *host = strstr(base_url, "://");
+    zn_err_t err = ZN_EINVAL;
+
+    *out = NULL;
+    if (host == NULL || host[3] == '\0' || expires == 0 || expires > 604800 || s->amz_date == NULL ||
+        strlen(s->amz_date) != 16)
+        return ZN_EINVAL;
+    host += 3;
+    zn_buf_init(&q, PRESIGN_MAX);
+    zn_buf_init(&names, 64);
+    /* the scope goes into X-Amz-Credential before it is signed: build it the same way */
+    int n = snprintf(scope, sizeof(scope), "%.8s/%s/%s/aws4_request", s->amz_date, s->region, s->service);
+    if (n < 0 || (size_t)n >= sizeof(scope))
+        goto done;
+    if (zn_buf_printf(&q, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=") != ZN_OK ||
+        st_s3_uri_encode(&q, s->access_key, strlen(s->access_key), false) != ZN_OK ||
+        zn_buf_append(&q, "%2F", 3) != ZN_OK || st_s3_uri_encode(&q, scope, strlen(scope), false) != ZN_OK ||
+        zn_buf_printf(&q, "&X-Amz-Date=%s&X-Amz-Expires=%u&X-Amz-SignedHeaders=host%s%s", s->amz_date, expires,
+                      s->query[0] != '\0' ? "&" : "", s->query) != ZN_OK)
+        goto done;
+    st_s3_hdr_t hosthdr = {"host", host};
+    st_s3_sign_t p = *s;
+    p.query = q.p;
+    p.hdrs = &hosthdr;
+    p.nhdrs = 1;
+    p.payload_hash = ST_S3_UNSIGNED;
+    if ((err = signature(&p, &names, scope, sig)) != ZN_OK)
+        goto done;
+    zn_buf_t url;
+    zn_buf_init(&url, PRESIGN_MAX);
+    if (zn_buf_printf(&url, "%s%s?%s&X-Amz-Signature=%s", base_url, s->path, q.p, sig) != ZN_OK) {
+        zn_buf_release(&url);
+        err = ZN_EINVAL;
+        goto done;
+    }
+    size_t len;
+    *out = zn_buf_detach(&url, &len);
+    zn_buf_release(&url);
+done:
+    zn_buf_release(&q);
     zn_buf_release(&names);
     return err;
 }

@@ -42,6 +42,13 @@ typedef struct st_s3_sign {
  * does not fit. */
 zn_err_t st_s3_sign(const st_s3_sign_t *s, char *auth, size_t authlen);
 
+/* A presigned URL (SigV4 query authentication, "UNSIGNED-PAYLOAD", only host signed):
+ * base_url ("http(s)://host[:port]", the host signed as it appears there) + s->path +
+ * "?" + the X-Amz-* parameters and s->query, the signature last. s->hdrs and
+ * s->payload_hash are ignored; s->amz_date is the signing time, valid for expires seconds
+ * (1..604800). On ZN_OK *out is the caller's (malloc'd). ZN_EINVAL on bad input. */
+zn_err_t st_s3_presign(const st_s3_sign_t *s, const char *base_url, unsigned expires, char **out);
+
 /* Appends the RFC 3986 encoding S3 wants (unreserved A-Z a-z 0-9 - _ . ~ kept, the rest
  * %XX upper-case; '/' kept when keep_slash) of s[0..n) to b. */
 zn_err_t st_s3_uri_encode(zn_buf_t *b, const char *s, size_t n, bool keep_slash);

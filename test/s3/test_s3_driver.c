@@ -3,7 +3,8 @@
  * test/unit/storage/test_driver.c run unchanged on a store whose storageDriver is S3, then
  * S3-specific cases: a multipart upload session resumed across a store reopen, put_if
  * racing writers, Range reads pinned to the opened version, ListObjectsV2 pagination over
- * more than 1000 keys, and the exact keys a store leaves (zot's layout under rootdirectory).
+ * more than 1000 keys, the exact keys a store leaves (zot's layout under rootdirectory), and
+ * redirectBlobURL: the presigned URL of a blob, fetched without credentials, is its bytes.
  *
  * Run by ctest through test/s3/rgw.py, which starts a private Ceph RGW and passes
  * S3_ENDPOINT / S3_ACCESS_KEY / S3_SECRET_KEY / S3_REGION; every setup makes its own
@@ -12,6 +13,7 @@
  */
 #include "test/unit/storage/st_helpers.h"
 
+#include <curl/curl.h>
 #include <openssl/sha.h>
 
 #include "storage/internal.h"
@@ -547,6 +549,72 @@ static void test_gc_and_catalog(void **state)
     zn_storage_manifest_release(&got);
 }
 
+static size_t collect_body(char *p, size_t size, size_t n, void *data)
+{
+    zn_buf_t *b = data;
+    return zn_buf_append(b, p, size * n) == ZN_OK ? size * n : 0;
+}
+
+/* GET url with no credentials of ours; the status, and the body into b. */
+static long fetch_url(const char *url, zn_buf_t *b)
+{
+    long status = 0;
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* storage.redirectBlobURL: a blob's redirect URL is a presigned GET that RGW answers with
+ * the blob's bytes to a client holding no credentials; a tampered one is refused; with the
+ * option off there is no URL. */
+static void test_redirect_url(void **state)
+{
+    c_env_t *e = *state;
+    zn_storage_t *st = e->t->st;
+    const size_t N = (1u << 20) + 17;
+    char *data = malloc(N);
+    zn_storage_blob_t *b;
+    zn_buf_t got;
+
+    fill(data, N, 11);
+    zn_digest_t d = t_push_blob(st, "lib/redirect", data, N);
+    assert_int_equal(zn_storage_blob_open(st, "lib/redirect", &d, &b), ZN_OK);
+    assert_null(zn_storage_blob_redirect_url(b)); /* off by default */
+    zn_storage_blob_close(b);
+
+    e->t->cfg.storage.redirect_blob_url = true;
+    assert_int_equal(zn_storage_blob_open(st, "lib/redirect", &d, &b), ZN_OK);
+    const char *url = zn_storage_blob_redirect_url(b);
+    assert_non_null(url);
+    assert_non_null(strstr(url, "/lib/redirect/blobs/sha256/"));
+    assert_non_null(strstr(url, "X-Amz-Signature="));
+    assert_ptr_equal(zn_storage_blob_redirect_url(b), url); /* made once per open */
+    zn_buf_init(&got, 4u << 20);
+    assert_int_equal(fetch_url(url, &got), 200);
+    assert_int_equal(got.len, N);
+    assert_memory_equal(got.p, data, N);
+    zn_buf_release(&got);
+
+    /* the signature covers the key: another key with the same query is refused */
+    char *other = strdup(url);
+    char *hex = strstr(other, "/blobs/sha256/") + strlen("/blobs/sha256/");
+    hex[0] = hex[0] == '0' ? '1' : '0';
+    zn_buf_init(&got, 1u << 20);
+    assert_int_equal(fetch_url(other, &got), 403);
+    zn_buf_release(&got);
+    free(other);
+    zn_storage_blob_close(b);
+    e->t->cfg.storage.redirect_blob_url = false;
+    free(data);
+}
+
 int main(void)
 {
     if (getenv("S3_ENDPOINT") == NULL) {
@@ -566,6 +634,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gc_and_catalog, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_upload_in_requests, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_upload_restart_gap, c_setup, c_teardown),
+        cmocka_unit_test_setup_teardown(test_redirect_url, c_setup, c_teardown),
     };
     return failed | cmocka_run_group_tests_name("s3", tests, NULL, NULL);
 }

@@ -3,6 +3,8 @@
  * suite (credentials AKIDEXAMPLE, service "service", 20150830T123600Z: get-vanilla,
  * get-vanilla-empty-query-key, get-vanilla-query-order-key-case, post-vanilla) and the S3
  * guide's GET Object example (Range, signed x-amz-content-sha256 of an empty payload).
+ * The S3 guide's presigned URL example (query authentication: GET examplebucket/test.txt,
+ * 20130524T000000Z, 86400 s) for redirectBlobURL.
  * Plus the parts zinc relies on: query sorting with bare keys, URI encoding, header
  * trimming, and UNSIGNED-PAYLOAD changing the signature.
  */
@@ -159,6 +161,44 @@ static void test_bad_input(void **state)
     assert_string_equal(date, SUITE_DATE);
 }
 
+/* AWS S3 API reference, "Authenticating Requests: Using Query Parameters": the example URL. */
+static void test_presign_aws_example(void **state)
+{
+    st_s3_sign_t s = {
+        .access_key = "AKIAIOSFODNN7EXAMPLE",
+        .secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        .region = "us-east-1",
+        .service = "s3",
+        .method = "GET",
+        .path = "/test.txt",
+        .query = "",
+        .amz_date = "20130524T000000Z",
+    };
+    char *url = NULL;
+    assert_int_equal(st_s3_presign(&s, "https://examplebucket.s3.amazonaws.com", 86400, &url), ZN_OK);
+    assert_string_equal(url, "https://examplebucket.s3.amazonaws.com/test.txt"
+                             "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                             "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+                             "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
+                             "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404");
+    free(url);
+
+    /* the host signed is the one in the URL (port included): another host, another signature */
+    assert_int_equal(st_s3_presign(&s, "http://127.0.0.1:7480", 86400, &url), ZN_OK);
+    assert_non_null(strstr(url, "http://127.0.0.1:7480/test.txt?X-Amz-Algorithm="));
+    assert_null(strstr(url, "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"));
+    free(url);
+
+    /* bad input: no scheme, no expiry, more than a week, a bad date */
+    assert_int_equal(st_s3_presign(&s, "examplebucket.s3.amazonaws.com", 86400, &url), ZN_EINVAL);
+    assert_null(url);
+    assert_int_equal(st_s3_presign(&s, "https://h", 0, &url), ZN_EINVAL);
+    assert_int_equal(st_s3_presign(&s, "https://h", 604801, &url), ZN_EINVAL);
+    s.amz_date = "2013-05-24";
+    assert_int_equal(st_s3_presign(&s, "https://h", 60, &url), ZN_EINVAL);
+    assert_null(url);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_query_bare_keys_and_ties),
         cmocka_unit_test(test_uri_encode),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_presign_aws_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
