@@ -26,6 +26,11 @@
  */
 #define NAME "/v2/{name+}"
 
+/* Threads of the "storage" pool on a store that may block: each holds one S3 round trip at
+ * a time, so this is how many storage calls all requests have in flight at once (they wait
+ * on the network, not the CPU). */
+#define STORAGE_THREADS 16
+
 static const zn_route_def_t routes[] = {
     {"GET", NAME "/blobs/{digest}", "blob_get", zn_api_blob_get, ZN_ACT_READ, 0, 0},
     {"HEAD", NAME "/blobs/{digest}", "blob_head", zn_api_blob_get, ZN_ACT_READ, 0, 0},
@@ -60,13 +65,6 @@ zn_err_t zn_api_new(const zn_config_t *cfg, zn_api_t **out, char *err, size_t er
         free(api);
         return e;
     }
-    if (zn_storage_may_block(api->st)) {
-        /* storage.h's threading rule: such a store's calls must leave the worker loops, and
-         * the handlers do not dispatch to a background pool yet (see api/blobs.c) */
-        zn_errf(err, errlen, "storage: this storage driver needs the background pool, not built yet");
-        zn_api_free(api);
-        return ZN_EUNSUPP;
-    }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if ((api->pool = zn_pool_new("upload", ncpu < 2 ? 2 : ncpu > 8 ? 8 : (int)ncpu)) == NULL) {
         zn_errf(err, errlen, "cannot start the upload threads");
@@ -76,6 +74,20 @@ zn_err_t zn_api_new(const zn_config_t *cfg, zn_api_t **out, char *err, size_t er
     if ((e = zn_sync_new(cfg, api->st, &api->sync, err, errlen)) != ZN_OK) {
         zn_api_free(api);
         return e;
+    }
+    if (zn_storage_may_block(api->st)) {
+        /* storage.h's threading rule: every handler's storage part runs on these threads
+         * (api/dispatch.c). The mirror (api/sync*.c) still calls storage on the loop. */
+        if (api->sync != NULL) {
+            zn_errf(err, errlen, "extensions.sync: the mirror is not supported with storage.storageDriver (s3) yet");
+            zn_api_free(api);
+            return ZN_EUNSUPP;
+        }
+        if ((api->storage_pool = zn_pool_new("storage", STORAGE_THREADS)) == NULL) {
+            zn_errf(err, errlen, "cannot start the storage threads");
+            zn_api_free(api);
+            return ZN_EIO;
+        }
     }
     *out = api;
     return ZN_OK;
@@ -131,6 +143,7 @@ void zn_api_free(zn_api_t *api)
         return;
     zn_sync_free(api->sync); /* before the store it writes to */
     zn_pool_free(api->pool); /* its jobs write to storage */
+    zn_pool_free(api->storage_pool);
     zn_storage_free(api->st);
     free(api);
 }

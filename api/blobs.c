@@ -19,12 +19,17 @@
  * cannot be checked that way (the rest of the file is not read); it is served unverified,
  * and the periodic scrub (extensions.scrub) is what catches such a blob.
  *
- * Threading: the reads run inline on the worker, which storage allows while
- * zn_storage_may_block() is false (the filesystem driver; storage.h's threading rule).
- * A network driver sets it: then each chunk's zn_storage_blob_read goes to the background
- * pool and on_proceed's tail (hash, send) runs when the pool posts back - the generator
- * already keeps all its state between chunks for that. Until that pool is wired in, a
- * store that may block is refused at open rather than served blocking (api.c).
+ * Threading: on the filesystem store the reads run inline on the worker (storage.h's
+ * threading rule allows it: zn_storage_may_block() is false), the code below the async
+ * section. On a store that may block (S3) every storage call goes through api/dispatch.c:
+ * the open (with the repository check of a 404) is one storage stage, and each chunk is
+ * another: zn_storage_blob_read, the hash update and, on a mismatch, the quarantine run on
+ * the storage pool, and the send runs on the request's loop when the pool posts back; h2o
+ * calls proceed for the next chunk once the send is done, so one read is in flight per
+ * request and memory stays one chunk. A client that goes away mid-stream (RST_STREAM,
+ * closed socket) disposes the request: h2o calls stop, the read in flight finishes on its
+ * pool thread, and dispatch drops the state (closing the blob) at the post-back instead of
+ * calling back.
  */
 #include <string.h>
 
@@ -158,6 +163,162 @@ static int stream_blob(h2o_req_t *req, zn_api_t *api, const char *repo, const zn
     return 0;
 }
 
+/* ---- a store that may block: storage stages through api/dispatch.c ---------------------------- */
+
+struct ablob {
+    h2o_generator_t super;
+    zn_api_t *api;
+    const char *repo;
+    zn_digest_t d;
+    bool head, repo_exists;
+    const char *range; /* the Range header (kept), NULL if none */
+    zn_err_t err;
+    zn_storage_blob_t *blob;
+    const char *redirect;
+    uint64_t off, end;
+    char *buf;
+    size_t got;
+    zn_hash_t *hash;
+    bool bad_digest;
+};
+
+static void ablob_drop(void *p)
+{
+    struct ablob *b = p;
+    zn_storage_blob_close(b->blob);
+    b->blob = NULL;
+    zn_hash_free(b->hash);
+    b->hash = NULL;
+    free(b->buf);
+    b->buf = NULL;
+}
+
+static void ablob_read_work(zn_api_t *api, zn_reqctx_t *ctx, void *p)
+{
+    struct ablob *b = p;
+    uint64_t left = b->end - b->off;
+    size_t want = left < READ_CHUNK ? (size_t)left : READ_CHUNK;
+    (void)ctx;
+    b->got = 0;
+    b->err = zn_storage_blob_read(b->blob, b->off, b->buf, want, &b->got);
+    if (b->err != ZN_OK || b->got == 0 || b->hash == NULL)
+        return;
+    zn_hash_update(b->hash, b->buf, b->got);
+    if (b->off + b->got == b->end) {
+        zn_digest_t got;
+        zn_hash_final(b->hash, &got);
+        zn_hash_free(b->hash);
+        b->hash = NULL;
+        if (!zn_digest_eq(&got, &b->d)) {
+            zn_log(ZN_LOG_ERROR, "blob does not match its digest, response aborted", ZN_LSTR("repo", b->repo),
+                   ZN_LSTR("digest", b->d.str), ZN_LSTR("got", got.str));
+            b->bad_digest = true;
+            zn_storage_blob_quarantine(api->st, b->repo, &b->d);
+        }
+    }
+}
+
+static int ablob_read_back(h2o_req_t *req, void *p)
+{
+    struct ablob *b = p;
+    if (b->err != ZN_OK || b->got == 0 || b->bad_digest) {
+        if (!b->bad_digest)
+            zn_log(ZN_LOG_ERROR, "blob read failed", ZN_LSTR("error", b->err != ZN_OK ? zn_err_str(b->err) : "short object"));
+        ablob_drop(b);
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return 0;
+    }
+    b->off += (uint64_t)b->got;
+    h2o_iovec_t vec = h2o_iovec_init(b->buf, b->got);
+    h2o_send_state_t state = b->off == b->end ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS;
+    /* the buffer is h2o's until the next proceed; dispatch frees it with the state */
+    h2o_send(req, &vec, 1, state);
+    return 0;
+}
+
+static void ablob_proceed(h2o_generator_t *self, h2o_req_t *req)
+{
+    struct ablob *b = H2O_STRUCT_FROM_MEMBER(struct ablob, super, self);
+    (void)req;
+    zn_api_state_run(b, ablob_read_work, ablob_read_back);
+}
+
+static void ablob_stop(h2o_generator_t *self, h2o_req_t *req)
+{
+    /* the request is going: a read in flight still uses the blob, so dispatch's drop closes it */
+    (void)self;
+    (void)req;
+}
+
+static void ablob_open_work(zn_api_t *api, zn_reqctx_t *ctx, void *p)
+{
+    struct ablob *b = p;
+    (void)ctx;
+    b->err = zn_storage_blob_open(api->st, b->repo, &b->d, &b->blob);
+    if (b->err == ZN_ENOENT)
+        b->repo_exists = zn_storage_repo_exists(api->st, b->repo) == ZN_OK;
+    if (b->err == ZN_OK)
+        b->redirect = zn_storage_blob_redirect_url(b->blob);
+}
+
+static int ablob_open_back(h2o_req_t *req, void *p)
+{
+    struct ablob *b = p;
+    if (b->err == ZN_ENOENT)
+        return zn_api_send_unknown_as(req, b->repo_exists, ZN_OCI_BLOB_UNKNOWN);
+    if (b->err != ZN_OK)
+        return zn_api_send_storage_error(req, b->err, ZN_OCI_BLOB_UNKNOWN, NULL);
+    if (b->redirect != NULL) {
+        zn_api_header_add_str(req, "docker-content-digest", b->d.str);
+        h2o_send_redirect(req, 307, "Temporary Redirect", b->redirect, strlen(b->redirect));
+        return 0;
+    }
+    uint64_t size = zn_storage_blob_size(b->blob);
+    zn_api_range_t r = {0, size - 1};
+    req->res.status = 200;
+    if (b->range != NULL) {
+        if (zn_api_range_parse(zn_slice(b->range, strlen(b->range)), size, &r) != ZN_OK)
+            return send_range_error(req, size);
+        req->res.status = 206;
+        zn_api_header_addf(req, "content-range", "bytes %llu-%llu/%llu", (unsigned long long)r.first,
+                           (unsigned long long)r.last, (unsigned long long)size);
+    }
+    req->res.reason = "";
+    zn_api_header_add(req, H2O_TOKEN_CONTENT_TYPE, "application/octet-stream");
+    zn_api_header_add(req, H2O_TOKEN_ACCEPT_RANGES, "bytes");
+    zn_api_header_add_str(req, "docker-content-digest", b->d.str);
+    req->res.content_length = size == 0 ? 0 : r.last - r.first + 1;
+    if (size == 0 || b->head) {
+        h2o_send_inline(req, "", 0);
+        return 0;
+    }
+    b->super.proceed = ablob_proceed;
+    b->super.stop = ablob_stop;
+    b->off = r.first;
+    b->end = r.last + 1;
+    b->buf = zn_malloc(READ_CHUNK);
+    if (b->range == NULL && b->api->cfg->zinc.verify_blob_reads)
+        b->hash = zn_hash_new(b->d.algo);
+    h2o_start_response(req, &b->super);
+    return zn_api_state_run(b, ablob_read_work, ablob_read_back);
+}
+
+static int blob_get_async(h2o_req_t *req, zn_reqctx_t *ctx, zn_api_t *api, const char *repo)
+{
+    struct ablob *b = zn_api_state_new(api, req, ctx, sizeof(*b), ablob_drop);
+    if (!zn_api_digest_param(req, ctx, 1, &b->d))
+        return 0;
+    b->api = api;
+    b->repo = zn_api_state_strdup(b, repo);
+    b->head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    zn_slice_t range = zn_api_header(req, H2O_TOKEN_RANGE);
+    if (range.p != NULL)
+        b->range = zn_api_state_keep(b, range.p, range.n);
+    return zn_api_state_run(b, ablob_open_work, ablob_open_back);
+}
+
+/* ---- the filesystem store: inline ------------------------------------------------------------ */
+
 int zn_api_blob_get(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     zn_api_t *api = ctx->app;
@@ -165,6 +326,8 @@ int zn_api_blob_get(h2o_req_t *req, zn_reqctx_t *ctx)
     zn_digest_t d;
     zn_storage_blob_t *blob;
 
+    if (repo != NULL && zn_api_async(api))
+        return blob_get_async(req, ctx, api, repo);
     if (repo == NULL || !zn_api_digest_param(req, ctx, 1, &d))
         return 0;
     zn_err_t err = zn_storage_blob_open(api->st, repo, &d, &blob);
@@ -180,18 +343,41 @@ int zn_api_blob_get(h2o_req_t *req, zn_reqctx_t *ctx)
     return stream_blob(req, api, repo, &d, blob);
 }
 
+struct bdel {
+    const char *repo;
+    zn_digest_t d;
+    bool repo_exists;
+    zn_err_t err;
+};
+
+static void bdel_work(zn_api_t *api, zn_reqctx_t *ctx, void *p)
+{
+    struct bdel *b = p;
+    (void)ctx;
+    b->err = zn_storage_blob_delete(api->st, b->repo, &b->d);
+    if (b->err == ZN_ENOENT)
+        b->repo_exists = zn_storage_repo_exists(api->st, b->repo) == ZN_OK;
+}
+
+static int bdel_back(h2o_req_t *req, void *p)
+{
+    struct bdel *b = p;
+    if (b->err == ZN_ENOENT)
+        return zn_api_send_unknown_as(req, b->repo_exists, ZN_OCI_BLOB_UNKNOWN);
+    if (b->err != ZN_OK)
+        return zn_api_send_storage_error(req, b->err, ZN_OCI_BLOB_UNKNOWN, NULL);
+    return zn_api_send_empty(req, 202);
+}
+
 int zn_api_blob_delete(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     zn_api_t *api = ctx->app;
     const char *repo = zn_api_repo_param(req, ctx, 0);
-    zn_digest_t d;
-
-    if (repo == NULL || !zn_api_digest_param(req, ctx, 1, &d))
+    if (repo == NULL)
         return 0;
-    zn_err_t err = zn_storage_blob_delete(api->st, repo, &d);
-    if (err == ZN_ENOENT)
-        return zn_api_send_unknown(req, api, repo, ZN_OCI_BLOB_UNKNOWN);
-    if (err != ZN_OK)
-        return zn_api_send_storage_error(req, err, ZN_OCI_BLOB_UNKNOWN, NULL);
-    return zn_api_send_empty(req, 202);
+    struct bdel *b = zn_api_state_new(api, req, ctx, sizeof(*b), NULL);
+    if (!zn_api_digest_param(req, ctx, 1, &b->d))
+        return 0;
+    b->repo = zn_api_state_strdup(b, repo);
+    return zn_api_state_run(b, bdel_work, bdel_back);
 }

@@ -131,13 +131,8 @@ static void job_free(struct body_job *job)
  * far stays in the session (resumable at its size); a monolithic upload leaves nothing. */
 static void orphan_finish(struct body_job *job)
 {
-    if (job->up != NULL) {
-        if (job->cancel_on_abort)
-            zn_storage_upload_cancel(job->up);
-        else
-            zn_storage_upload_close(job->up);
-        job->up = NULL;
-    }
+    zn_api_upload_release(job->api, job->up, job->cancel_on_abort); /* off the loop on S3 */
+    job->up = NULL;
     job_free(job);
 }
 
@@ -163,10 +158,7 @@ static void finish(struct body_job *job)
     job->up = NULL;
     if (job->end_err != NULL && job->err == ZN_OK) {
         /* the client's body was malformed; what it sent of a chunk stays in the session */
-        if (job->cancel_on_abort)
-            zn_storage_upload_cancel(up);
-        else
-            zn_storage_upload_close(up);
+        zn_api_upload_release(job->api, up, job->cancel_on_abort);
         job_free(job);
         zn_api_send_error(req, ZN_OCI_BLOB_UPLOAD_INVALID, "malformed request body");
         return;
@@ -338,7 +330,7 @@ int zn_api_body_write(zn_api_t *api, h2o_req_t *req, zn_upload_t *up, bool cance
     zn_body_stream_t *stream = zn_api_body_stream(req);
     size_t len = req->entity.base != NULL ? req->entity.len : 0;
 
-    if (stream == NULL && len <= INLINE_MAX)
+    if (stream == NULL && len <= INLINE_MAX && !zn_api_async(api)) /* S3: a write may send a part */
         return done(req, up, len != 0 ? zn_storage_upload_write(up, req->entity.base, len) : ZN_OK, data);
 
     struct body_job *job = zn_calloc(1, sizeof(*job));
@@ -454,10 +446,10 @@ static void open_back(struct body_job *job)
     zn_api_open_fn then = o->then;
     void *data = o->data;
     zn_err_t err = o->err;
+    zn_api_t *api = job->api;
     job_free(job);
     if (req == NULL) {
-        if (up != NULL)
-            zn_storage_upload_close(up);
+        zn_api_upload_release(api, up, false);
         return;
     }
     then(req, up, err, data);

@@ -20,10 +20,44 @@ struct zn_api {
     zn_storage_t *st;
     struct zn_pool *pool; /* background threads: body hashing/writing, fsync, re-hash */
     struct zn_sync *sync; /* the pull-through mirror (api/sync.c), NULL when not configured */
+    struct zn_pool *storage_pool; /* "storage" threads for a store that may block, else NULL */
 };
 
 /* The API's background pool (api.c). */
 struct zn_pool *zn_api_pool(zn_api_t *api);
+
+/* ---- dispatch.c: a handler's storage calls off the loop on a store that may block --------
+ * A handler keeps its state in one struct from zn_api_state_new and runs its storage part
+ * (work) and its respond part (back) with zn_api_state_run. Filesystem store: the state is
+ * request-pool memory, work and back run at once, inline. A store that may block: work runs
+ * on the storage pool, back on the request's loop afterwards; if the request went away
+ * meanwhile back is not called. work must touch no h2o object and no request-pool memory
+ * (copy inputs with zn_api_state_keep); ctx in work is the request's or a safe copy (its
+ * user and ->can work, its path params are empty). back may run another stage. */
+typedef void (*zn_api_work_fn)(zn_api_t *api, zn_reqctx_t *ctx, void *state);
+typedef int (*zn_api_back_fn)(h2o_req_t *req, void *state);
+/* Called (async path only) once when the state is freed, i.e. when the request has ended
+ * and no work is in flight: releases what the state still holds (each back NULLs what it
+ * released or handed on). */
+typedef void (*zn_api_drop_fn)(void *state);
+
+/* Zeroed state of `size` bytes, living until the request ends. */
+void *zn_api_state_new(zn_api_t *api, h2o_req_t *req, zn_reqctx_t *ctx, size_t size, zn_api_drop_fn drop);
+/* p itself on the inline path, else a copy of n bytes (plus a NUL) owned by the state. */
+const void *zn_api_state_keep(void *state, const void *p, size_t n);
+const char *zn_api_state_strdup(void *state, const char *s);
+/* The ctx work receives. */
+zn_reqctx_t *zn_api_state_ctx(void *state);
+/* Runs work then back (see above). Returns 0, or back's result on the inline path. */
+int zn_api_state_run(void *state, zn_api_work_fn work, zn_api_back_fn back);
+/* Whether handlers dispatch (the store may block). */
+static inline bool zn_api_async(const zn_api_t *api)
+{
+    return api->storage_pool != NULL;
+}
+/* Closes (or cancels) a session without waiting: inline on the filesystem store, else on
+ * the storage pool. For sessions whose request is gone or already answered. */
+void zn_api_upload_release(zn_api_t *api, zn_upload_t *up, bool cancel);
 
 /* ---- parse.c: pure parsers (unit-tested) ----------------------------------------------- */
 
@@ -76,6 +110,11 @@ const char *zn_api_repo_param(h2o_req_t *req, zn_reqctx_t *ctx, int idx);
 bool zn_api_digest_param(h2o_req_t *req, zn_reqctx_t *ctx, int idx, zn_digest_t *d);
 /* Sends `code` (e.g. BLOB_UNKNOWN) if the repository exists, else NAME_UNKNOWN. */
 int zn_api_send_unknown(h2o_req_t *req, zn_api_t *api, const char *repo, zn_oci_code_t code);
+/* The same when the storage part already asked (repo_exists). */
+static inline int zn_api_send_unknown_as(h2o_req_t *req, bool repo_exists, zn_oci_code_t code)
+{
+    return zn_api_send_error(req, repo_exists ? code : ZN_OCI_NAME_UNKNOWN, NULL);
+}
 /* Thin names over the HTTP edge (common/edge/edge.h), kept for the handlers' call sites. */
 static inline zn_slice_t zn_api_query(h2o_req_t *req)
 {

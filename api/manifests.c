@@ -28,33 +28,68 @@ static bool ref_param(h2o_req_t *req, zn_reqctx_t *ctx, bool is_read, zn_api_ref
     return false;
 }
 
+/* A GET or HEAD: the lookup is the storage part, the answer the respond part (dispatch.c). */
+struct mget {
+    zn_api_t *api;
+    const char *repo;
+    zn_api_ref_t ref;
+    bool head, repo_exists;
+    zn_err_t err;
+    zn_storage_manifest_t m;
+};
+
+static void mget_work(zn_api_t *api, zn_reqctx_t *ctx, void *p)
+{
+    struct mget *g = p;
+    (void)ctx;
+    g->err = zn_storage_manifest_get(api->st, g->repo, g->ref.text, !g->head, &g->m);
+    if (g->err == ZN_ENOENT && api->sync == NULL)
+        g->repo_exists = zn_storage_repo_exists(api->st, g->repo) == ZN_OK;
+}
+
+static int mget_back(h2o_req_t *req, void *p)
+{
+    struct mget *g = p;
+    zn_api_t *api = g->api;
+    zn_err_t err = g->err;
+    /* the mirror's hook (never on a store that may block: api.c): fetch a missing manifest,
+     * or revalidate a tag that is due */
+    if (api->sync != NULL && (err == ZN_OK || err == ZN_ENOENT) &&
+        zn_sync_manifest(api->sync, req, g->repo, g->ref.text, g->ref.is_digest, err == ZN_OK ? &g->m : NULL) == 0) {
+        if (err == ZN_OK)
+            zn_storage_manifest_release(&g->m);
+        return 0;
+    }
+    if (err == ZN_ENOENT)
+        return api->sync != NULL ? zn_api_send_unknown(req, api, g->repo, ZN_OCI_MANIFEST_UNKNOWN)
+                                 : zn_api_send_unknown_as(req, g->repo_exists, ZN_OCI_MANIFEST_UNKNOWN);
+    if (err != ZN_OK)
+        return zn_api_send_storage_error(req, err, ZN_OCI_MANIFEST_UNKNOWN, NULL);
+    zn_api_header_add_str(req, "docker-content-digest", g->m.digest.str);
+    zn_api_header_addf(req, "etag", "\"%s\"", g->m.digest.str);
+    zn_api_send_body(req, 200, g->m.media_type, g->m.bytes, (size_t)g->m.size);
+    zn_storage_manifest_release(&g->m);
+    return 0;
+}
+
+static void mget_drop(void *p)
+{
+    zn_storage_manifest_release(&((struct mget *)p)->m);
+}
+
 int zn_api_manifest_get(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     zn_api_t *api = ctx->app;
     const char *repo = zn_api_repo_param(req, ctx, 0);
-    bool head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
-    zn_storage_manifest_t m;
-    zn_api_ref_t ref;
-
-    if (repo == NULL || !ref_param(req, ctx, true, &ref))
+    if (repo == NULL)
         return 0;
-    zn_err_t err = zn_storage_manifest_get(api->st, repo, ref.text, !head, &m);
-    /* the mirror's hook: fetch a missing manifest, or revalidate a tag that is due */
-    if (api->sync != NULL && (err == ZN_OK || err == ZN_ENOENT) &&
-        zn_sync_manifest(api->sync, req, repo, ref.text, ref.is_digest, err == ZN_OK ? &m : NULL) == 0) {
-        if (err == ZN_OK)
-            zn_storage_manifest_release(&m);
+    struct mget *g = zn_api_state_new(api, req, ctx, sizeof(*g), mget_drop);
+    if (!ref_param(req, ctx, true, &g->ref))
         return 0;
-    }
-    if (err == ZN_ENOENT)
-        return zn_api_send_unknown(req, api, repo, ZN_OCI_MANIFEST_UNKNOWN);
-    if (err != ZN_OK)
-        return zn_api_send_storage_error(req, err, ZN_OCI_MANIFEST_UNKNOWN, NULL);
-    zn_api_header_add_str(req, "docker-content-digest", m.digest.str);
-    zn_api_header_addf(req, "etag", "\"%s\"", m.digest.str);
-    zn_api_send_body(req, 200, m.media_type, m.bytes, (size_t)m.size);
-    zn_storage_manifest_release(&m);
-    return 0;
+    g->api = api;
+    g->repo = zn_api_state_strdup(g, repo);
+    g->head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    return zn_api_state_run(g, mget_work, mget_back);
 }
 
 /* Moving an existing tag needs `update` (zot); a new tag or a digest needs `create`, and
@@ -120,53 +155,109 @@ static int send_put_error(h2o_req_t *req, zn_err_t err, const char *detail)
     return zn_api_send_err(req, err, &as, d);
 }
 
+struct mput {
+    const char *repo;
+    zn_api_ref_t ref;
+    struct put_tags tags;
+    const char *body, *content_type;
+    size_t len;
+    bool denied;
+    zn_err_t err;
+    zn_storage_put_t res;
+    char detail[512];
+};
+
+static void mput_work(zn_api_t *api, zn_reqctx_t *ctx, void *p)
+{
+    struct mput *u = p;
+    for (size_t i = 0; i < u->tags.n; i++)
+        if (!may_put(ctx, api, u->repo, u->tags.v[i], u->body, u->len)) {
+            u->denied = true;
+            return;
+        }
+    u->err = zn_storage_manifest_put_tags(api->st, u->repo, u->tags.v, u->tags.n, u->ref.is_digest ? &u->ref.digest : NULL,
+                                          u->content_type, u->body, u->len, &u->res, u->detail, sizeof(u->detail));
+}
+
+static int mput_back(h2o_req_t *req, void *p)
+{
+    struct mput *u = p;
+    if (u->denied) {
+        zn_reqctx_t *ctx = zn_api_state_ctx(u);
+        return ctx->deny(req, ctx);
+    }
+    if (u->err != ZN_OK)
+        return send_put_error(req, u->err, u->detail);
+    zn_api_header_addf(req, "location", "/v2/%s/manifests/%s", u->repo, u->res.digest.str);
+    zn_api_header_add_str(req, "docker-content-digest", u->res.digest.str);
+    if (u->res.has_subject)
+        zn_api_header_add_str(req, "oci-subject", u->res.subject.str);
+    /* one OCI-Tag per tag applied: how a client learns the tag parameters were honoured */
+    for (size_t i = 0; i < u->tags.n; i++)
+        zn_api_header_add_str(req, "oci-tag", u->tags.v[i]);
+    return zn_api_send_empty(req, 201);
+}
+
 int zn_api_manifest_put(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     zn_api_t *api = ctx->app;
     const char *repo = zn_api_repo_param(req, ctx, 0);
     uint64_t max = api->cfg->storage.max_manifest_size;
     size_t len = req->entity.base != NULL ? req->entity.len : 0;
-    char detail[512];
-    zn_storage_put_t res;
-    struct put_tags tags;
-    zn_api_ref_t ref;
 
-    if (repo == NULL || !ref_param(req, ctx, false, &ref) || !put_tags(req, &ref, &tags))
+    if (repo == NULL)
+        return 0;
+    struct mput *u = zn_api_state_new(api, req, ctx, sizeof(*u), NULL);
+    if (!ref_param(req, ctx, false, &u->ref) || !put_tags(req, &u->ref, &u->tags))
         return 0;
     if (max != 0 && len > max)
         return zn_api_send_error(req, ZN_OCI_SIZE_TOO_LARGE, "manifest too large");
-    const char *body = len != 0 ? req->entity.base : "";
-    for (size_t i = 0; i < tags.n; i++)
-        if (!may_put(ctx, api, repo, tags.v[i], body, len))
-            return ctx->deny(req, ctx);
+    /* what the storage part reads is the state's (copies when it runs on the pool) */
+    u->repo = zn_api_state_strdup(u, repo);
+    for (size_t i = 0; i < u->tags.n; i++)
+        u->tags.v[i] = zn_api_state_strdup(u, u->tags.v[i]);
+    u->len = len;
+    u->body = len != 0 ? zn_api_state_keep(u, req->entity.base, len) : "";
     zn_slice_t ct = zn_api_header(req, H2O_TOKEN_CONTENT_TYPE);
-    const char *content_type = ct.p != NULL ? h2o_strdup(&req->pool, ct.p, ct.n).base : NULL;
-    zn_err_t err = zn_storage_manifest_put_tags(api->st, repo, tags.v, tags.n, ref.is_digest ? &ref.digest : NULL, content_type,
-                                                body, len, &res, detail, sizeof(detail));
-    if (err != ZN_OK)
-        return send_put_error(req, err, detail);
-    zn_api_header_addf(req, "location", "/v2/%s/manifests/%s", repo, res.digest.str);
-    zn_api_header_add_str(req, "docker-content-digest", res.digest.str);
-    if (res.has_subject)
-        zn_api_header_add_str(req, "oci-subject", res.subject.str);
-    /* one OCI-Tag per tag applied: how a client learns the tag parameters were honoured */
-    for (size_t i = 0; i < tags.n; i++)
-        zn_api_header_add_str(req, "oci-tag", tags.v[i]);
-    return zn_api_send_empty(req, 201);
+    u->content_type = ct.p != NULL ? zn_api_state_keep(u, h2o_strdup(&req->pool, ct.p, ct.n).base, ct.n) : NULL;
+    return zn_api_state_run(u, mput_work, mput_back);
+}
+
+struct mdel {
+    const char *repo;
+    zn_api_ref_t ref;
+    bool repo_exists;
+    zn_err_t err;
+};
+
+static void mdel_work(zn_api_t *api, zn_reqctx_t *ctx, void *p)
+{
+    struct mdel *m = p;
+    (void)ctx;
+    m->err = zn_storage_manifest_delete(api->st, m->repo, m->ref.text);
+    if (m->err == ZN_ENOENT)
+        m->repo_exists = zn_storage_repo_exists(api->st, m->repo) == ZN_OK;
+}
+
+static int mdel_back(h2o_req_t *req, void *p)
+{
+    struct mdel *m = p;
+    if (m->err == ZN_ENOENT)
+        return zn_api_send_unknown_as(req, m->repo_exists, ZN_OCI_MANIFEST_UNKNOWN);
+    if (m->err != ZN_OK)
+        return zn_api_send_storage_error(req, m->err, ZN_OCI_MANIFEST_UNKNOWN, NULL);
+    return zn_api_send_empty(req, 202);
 }
 
 int zn_api_manifest_delete(h2o_req_t *req, zn_reqctx_t *ctx)
 {
     zn_api_t *api = ctx->app;
     const char *repo = zn_api_repo_param(req, ctx, 0);
-    zn_api_ref_t ref;
-
-    if (repo == NULL || !ref_param(req, ctx, false, &ref))
+    if (repo == NULL)
         return 0;
-    zn_err_t err = zn_storage_manifest_delete(api->st, repo, ref.text);
-    if (err == ZN_ENOENT)
-        return zn_api_send_unknown(req, api, repo, ZN_OCI_MANIFEST_UNKNOWN);
-    if (err != ZN_OK)
-        return zn_api_send_storage_error(req, err, ZN_OCI_MANIFEST_UNKNOWN, NULL);
-    return zn_api_send_empty(req, 202);
+    struct mdel *m = zn_api_state_new(api, req, ctx, sizeof(*m), NULL);
+    if (!ref_param(req, ctx, false, &m->ref))
+        return 0;
+    m->repo = zn_api_state_strdup(m, repo);
+    return zn_api_state_run(m, mdel_work, mdel_back);
 }

@@ -6,6 +6,15 @@ Fixtures:
   zinc          a running server with the default test config (function scope)
   zinc_factory  zinc_factory(config_overrides=None, start=True) -> ZincServer, for custom
                 configs (deep-merged into the default config); all are stopped at teardown
+  s3_zinc_factory  s3_zinc_factory(bucket=None, rootdirectory="zot", config_overrides=None,
+                start=True, endpoint=None) -> ZincServer on the S3 driver (storage.storageDriver)
+                over a bucket (a new one when None: pass the same bucket to several servers
+                for replicas); skipped unless the RGW fixture's environment is set
+
+S3 runs. Under `test/s3/rgw.py run -- ...` the environment holds S3_ENDPOINT, S3_ACCESS_KEY,
+S3_SECRET_KEY, S3_REGION. With ZINC_STORAGE=s3 as well (the e2e_s3_* ctest entries), every
+server these fixtures start stores on S3, each in a new bucket, unless its overrides give a
+storage.storageDriver of their own (None: the filesystem). STORAGE_S3 tells tests which.
 """
 import copy
 import json
@@ -14,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -26,6 +36,32 @@ ZINC_BIN = os.environ.get("ZINC_BIN") or os.path.join(REPO, "build", "server", "
 SANITIZE = os.environ.get("ZINC_SANITIZE", "0").lower() in ("1", "true", "on", "yes")
 # sanitizer builds are several times slower: scale waits by this
 SLOW = 4 if SANITIZE else 1
+S3_ENV = {k: os.environ[k] for k in ("S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_REGION")} \
+    if "S3_ENDPOINT" in os.environ else None
+STORAGE_S3 = os.environ.get("ZINC_STORAGE", "") == "s3"
+if STORAGE_S3 and S3_ENV is None:
+    raise RuntimeError("ZINC_STORAGE=s3 needs the RGW fixture's environment: run under test/s3/rgw.py run --")
+_bucket_seq = [0]
+
+
+def new_bucket():
+    """Creates a fresh bucket on the RGW fixture; returns its name."""
+    sys.path.insert(0, os.path.join(REPO, "test", "s3"))
+    import rgw
+
+    _bucket_seq[0] += 1
+    name = "zn-e2e-%d-%d" % (os.getpid(), _bucket_seq[0])
+    rgw.make_bucket(S3_ENV, name)
+    return name
+
+
+def s3_driver_config(bucket, rootdirectory="zot", endpoint=None, chunksize=5 << 20):
+    """storage.storageDriver for the RGW fixture (zot's keys). chunksize 5 MiB, S3's least part,
+    so that multi-part uploads happen with small test blobs."""
+    return {"name": "s3", "region": S3_ENV["S3_REGION"], "bucket": bucket,
+            "regionendpoint": endpoint or S3_ENV["S3_ENDPOINT"], "rootdirectory": rootdirectory,
+            "accesskey": S3_ENV["S3_ACCESS_KEY"], "secretkey": S3_ENV["S3_SECRET_KEY"],
+            "secure": False, "forcepathstyle": True, "chunksize": chunksize}
 
 
 def free_port():
@@ -55,6 +91,8 @@ class ZincServer:
         self.port = free_port()
         self.config_path = os.path.join(workdir, "config.json")
         self.log_path = os.path.join(workdir, "zinc.log")
+        if STORAGE_S3 and "storageDriver" not in (overrides or {}).get("storage", {}):
+            overrides = deep_merge(overrides or {}, {"storage": {"storageDriver": s3_driver_config(new_bucket())}})
         self.config = deep_merge(
             {
                 "distSpecVersion": "1.1.1",
@@ -186,3 +224,15 @@ def zinc_factory(request):
 @pytest.fixture
 def zinc(zinc_factory):
     return zinc_factory()
+
+
+@pytest.fixture
+def s3_zinc_factory(zinc_factory):
+    if S3_ENV is None:
+        pytest.skip("no S3 engine: run under test/s3/rgw.py run --")
+
+    def make(bucket=None, rootdirectory="zot", config_overrides=None, start=True, endpoint=None):
+        drv = s3_driver_config(bucket or new_bucket(), rootdirectory, endpoint)
+        return zinc_factory(deep_merge({"storage": {"storageDriver": drv}}, config_overrides), start=start)
+
+    return make

@@ -53,14 +53,14 @@ def free_ports(n):
             s.close()
 
 
-def sigv4_get(endpoint, access, secret, path="/"):
-    """A signed GET (empty payload); returns (status, body). Path must need no encoding."""
+def sigv4_request(endpoint, access, secret, method="GET", path="/", body=b""):
+    """A signed request; returns (status, body). Path must need no encoding."""
     host = endpoint.split("://", 1)[1]
     now = datetime.datetime.now(datetime.timezone.utc)
     amzdate, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
-    empty = hashlib.sha256(b"").hexdigest()
-    canon = "\n".join(["GET", path, "", "host:" + host, "x-amz-content-sha256:" + empty,
-                       "x-amz-date:" + amzdate, "", "host;x-amz-content-sha256;x-amz-date", empty])
+    payload = hashlib.sha256(body).hexdigest()
+    canon = "\n".join([method, path, "", "host:" + host, "x-amz-content-sha256:" + payload,
+                       "x-amz-date:" + amzdate, "", "host;x-amz-content-sha256;x-amz-date", payload])
     scope = "/".join([day, REGION, "s3", "aws4_request"])
     sts = "\n".join(["AWS4-HMAC-SHA256", amzdate, scope, hashlib.sha256(canon.encode()).hexdigest()])
     k = ("AWS4" + secret).encode()
@@ -69,13 +69,27 @@ def sigv4_get(endpoint, access, secret, path="/"):
     sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
     auth = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=%s" % (
         access, scope, sig)
-    req = urllib.request.Request(endpoint + path, headers={
-        "x-amz-date": amzdate, "x-amz-content-sha256": empty, "Authorization": auth})
+    req = urllib.request.Request(endpoint + path, method=method, data=body if method in ("PUT", "POST") else None,
+                                 headers={"x-amz-date": amzdate, "x-amz-content-sha256": payload,
+                                          "Authorization": auth})
     try:
-        with urllib.request.urlopen(req, timeout=5) as r:
+        with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+
+
+def sigv4_get(endpoint, access, secret, path="/"):
+    """A signed GET (empty payload); returns (status, body)."""
+    return sigv4_request(endpoint, access, secret, "GET", path)
+
+
+def make_bucket(env, bucket):
+    """Creates `bucket` on the cluster described by env (S3_ENDPOINT, S3_ACCESS_KEY,
+    S3_SECRET_KEY: what `rgw.py run` exports, or Cluster().env). Raises unless RGW says 200."""
+    status, body = sigv4_request(env["S3_ENDPOINT"], env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"], "PUT", "/" + bucket)
+    if status != 200:
+        raise RuntimeError("cannot create bucket %s: %d %r" % (bucket, status, body[:300]))
 
 
 class Cluster:
