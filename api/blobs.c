@@ -111,6 +111,19 @@ static int send_range_error(h2o_req_t *req, uint64_t size)
     return zn_api_send_error(req, ZN_OCI_RANGE_INVALID, NULL);
 }
 
+/* 307 to the store's URL for the blob (redirectBlobURL). Not h2o_send_redirect: it drops
+ * the headers set so far and adds an HTML body; this keeps Docker-Content-Digest. */
+static int send_blob_redirect(h2o_req_t *req, const zn_digest_t *d, const char *url)
+{
+    req->res.status = 307;
+    req->res.reason = "Temporary Redirect";
+    zn_api_header_add_str(req, "location", url);
+    zn_api_header_add_str(req, "docker-content-digest", d->str);
+    req->res.content_length = 0;
+    h2o_send_inline(req, "", 0);
+    return 0;
+}
+
 static int stream_blob(h2o_req_t *req, zn_api_t *api, const char *repo, const zn_digest_t *d, zn_storage_blob_t *blob)
 {
     uint64_t size = zn_storage_blob_size(blob);
@@ -124,11 +137,8 @@ static int stream_blob(h2o_req_t *req, zn_api_t *api, const char *repo, const zn
      * and Range requests are answered here, as zot does */
     bool whole_get = range.p == NULL && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
     const char *url = whole_get ? zn_storage_blob_redirect_url(blob) : NULL;
-    if (url != NULL) {
-        zn_api_header_add_str(req, "docker-content-digest", d->str);
-        h2o_send_redirect(req, 307, "Temporary Redirect", url, strlen(url));
-        return 0; /* g (and blob) go with the pool */
-    }
+    if (url != NULL)
+        return send_blob_redirect(req, d, url); /* g (and blob) go with the pool */
     req->res.status = 200;
     if (range.p != NULL) {
         zn_err_t err = zn_api_range_parse(range, size, &r);
@@ -257,7 +267,7 @@ static void ablob_open_work(zn_api_t *api, zn_reqctx_t *ctx, void *p)
     b->err = zn_storage_blob_open(api->st, b->repo, &b->d, &b->blob);
     if (b->err == ZN_ENOENT)
         b->repo_exists = zn_storage_repo_exists(api->st, b->repo) == ZN_OK;
-    if (b->err == ZN_OK)
+    if (b->err == ZN_OK && b->range == NULL && !b->head) /* redirectBlobURL: whole GETs only, as zot */
         b->redirect = zn_storage_blob_redirect_url(b->blob);
 }
 
@@ -268,11 +278,8 @@ static int ablob_open_back(h2o_req_t *req, void *p)
         return zn_api_send_unknown_as(req, b->repo_exists, ZN_OCI_BLOB_UNKNOWN);
     if (b->err != ZN_OK)
         return zn_api_send_storage_error(req, b->err, ZN_OCI_BLOB_UNKNOWN, NULL);
-    if (b->redirect != NULL) {
-        zn_api_header_add_str(req, "docker-content-digest", b->d.str);
-        h2o_send_redirect(req, 307, "Temporary Redirect", b->redirect, strlen(b->redirect));
-        return 0;
-    }
+    if (b->redirect != NULL)
+        return send_blob_redirect(req, &b->d, b->redirect);
     uint64_t size = zn_storage_blob_size(b->blob);
     zn_api_range_t r = {0, size - 1};
     req->res.status = 200;

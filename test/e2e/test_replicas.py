@@ -119,7 +119,8 @@ def check_delete_and_move_seen_by_all(urls, repo="team/moves"):
 @pytest.fixture
 def fs_replicas(zinc_factory):
     shared = tempfile.mkdtemp(prefix="zinc-replicas-")
-    servers = [zinc_factory({"storage": {"rootDirectory": shared}}) for _ in range(3)]
+    # storageDriver None: on the filesystem even when ZINC_STORAGE=s3 puts fixtures on S3
+    servers = [zinc_factory({"storage": {"rootDirectory": shared, "storageDriver": None}}) for _ in range(3)]
     yield shared, servers
     shutil.rmtree(shared, ignore_errors=True)
 
