@@ -10,7 +10,7 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 # -Werror only where the compiler is ours: `make test` (and so CI) sets it ON.
 WERROR ?= OFF
 
-.PHONY: all deps deps-test deps-bench build build-asan build-fuzz fuzz run test test-unit test-asan bench soak clean
+.PHONY: all deps deps-test deps-bench build build-asan build-fuzz fuzz run test test-unit test-asan bench bench-s3 soak clean
 
 all: build
 
@@ -72,6 +72,11 @@ test-unit: build
 
 bench: deps-bench build
 	@bench/run.sh
+
+# zinc on S3 vs Distribution's s3 driver on one throw-away Ceph RGW (bench/s3.py), recorded
+# in bench/RESULTS.md. Needs the Ceph packages (make deps-test) and docker-registry.
+bench-s3: deps-bench deps-test build
+	@ZINC_BIN=$(CURDIR)/$(BUILD_DIR)/server/zinc /usr/bin/python3 bench/s3.py
 
 # A bounded soak (bench/soak.py): mixed push/pull/delete/GC/profile load on the release
 # build for SOAK_SECONDS, then no fd/thread/anonymous-RSS growth and every live object

@@ -73,6 +73,7 @@ class Server:
         self.proc = None
         self.sampler = None
         self.authorization = None  # an Authorization header value once auth is on
+        self.env = None  # the process's environment, None: ours
         self.log_path = os.path.join(workdir, f"{self.name}.log")
         os.makedirs(workdir, exist_ok=True)
 
@@ -85,7 +86,7 @@ class Server:
     def start(self, timeout=20):
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     cwd=self.workdir)
+                                     cwd=self.workdir, env=self.env)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
