@@ -116,6 +116,32 @@ def check_delete_and_move_seen_by_all(urls, repo="team/moves"):
         assert get(reg, d1).status_code == 200, reg.url  # untagged now, still there
 
 
+def check_upload_across_replicas(urls, size, repo="team/moving-upload"):
+    """One chunked upload whose requests each go to another replica (no stickiness): the
+    session lives in the store, and a replica that did not see the previous chunk rebuilds
+    the session's hash from the stored bytes."""
+    regs = [Registry(u) for u in urls]
+    data = os.urandom(size)
+    loc = regs[0].start_upload(repo)
+    path = loc[loc.index("/v2/"):]
+    chunk = (size + 3) // 4
+    for n, off in enumerate(range(0, size, chunk)):
+        part = data[off:off + chunk]
+        reg = regs[(n + 1) % len(regs)]
+        r = reg.s.patch(reg.url + path, data=part, headers={"Content-Range": "%d-%d" % (off, off + len(part) - 1),
+                                                            "Content-Type": "application/octet-stream"})
+        assert r.status_code == 202, (reg.url, r.text)
+        assert r.headers["Range"] == "0-%d" % (off + len(part) - 1)
+        loc = r.headers["Location"]
+        path = loc[loc.index("/v2/"):]
+    d = digest(data)
+    r = regs[-1].s.put(regs[-1].url + path + ("&" if "?" in path else "?") + "digest=" + d)
+    assert r.status_code == 201, r.text
+    for reg in regs:
+        b = reg.get("/v2/%s/blobs/%s" % (repo, d))
+        assert b.status_code == 200 and b.content == data, reg.url
+
+
 @pytest.fixture
 def fs_replicas(zinc_factory):
     shared = tempfile.mkdtemp(prefix="zinc-replicas-")
@@ -133,6 +159,11 @@ def test_concurrent_pushes_over_replicas(fs_replicas):
 def test_delete_and_move_seen_by_all_replicas(fs_replicas):
     shared, servers = fs_replicas
     check_delete_and_move_seen_by_all([s.url for s in servers])
+
+
+def test_upload_moves_between_replicas(fs_replicas):
+    shared, servers = fs_replicas
+    check_upload_across_replicas([s.url for s in servers], 3 << 20)
 
 
 def test_repository_removed_by_another_process(fs_replicas):

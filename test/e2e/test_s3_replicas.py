@@ -13,7 +13,7 @@ import requests
 
 from conftest import new_bucket
 from oci_util import OCI_MANIFEST, Registry, digest
-from test_replicas import check_concurrent_pushes, check_delete_and_move_seen_by_all
+from test_replicas import check_concurrent_pushes, check_delete_and_move_seen_by_all, check_upload_across_replicas
 
 
 @pytest.fixture
@@ -29,6 +29,13 @@ def test_concurrent_pushes_over_s3_replicas(s3_replicas):
 
 def test_delete_and_move_seen_by_all_s3_replicas(s3_replicas):
     check_delete_and_move_seen_by_all([s.url for s in s3_replicas])
+
+
+def test_small_upload_moves_between_s3_replicas(s3_replicas):
+    """Below one part (the fixture's chunksize, 5 MiB) a session is the tail object in the
+    bucket, so any replica continues it. Past a part it must stay on one replica (README):
+    an unfinished multipart upload's parts cannot be read back to rebuild the hash."""
+    check_upload_across_replicas([s.url for s in s3_replicas], 1 << 20)
 
 
 def test_redirect_blob_url(s3_zinc_factory):
