@@ -16,8 +16,11 @@
  * (gc_files.c). The age of an object is its mtime; storage sets a blob's mtime to now
  * (driver touch) whenever it is pushed again, mounted or linked, so a blob waiting for its
  * manifest survives.
- * A manifest PUT checks its blobs before taking the lock; each sweep that unlinks bumps the
- * repository's gc_epoch, and a PUT that sees the epoch moved checks again under the lock.
+ * A manifest PUT checks its blobs before taking the lock and again under it, right before
+ * its conditional write (a sweep of this process bumps gc_epoch, which makes the PUT also
+ * rewrite its own blob; another process's GC is seen by the second check). On a driver
+ * without a repository lock (S3) the sweep also stops when index.json's version moved
+ * since it marked (index_unmoved), so a replica's tag is not swept from under it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +209,21 @@ struct sweep {
     zn_digest_algo_t algo;
 };
 
+/* Without a driver repository lock (S3) nothing keeps another replica from tagging a
+ * manifest while this sweep runs: before each delete, index.json must still be the version
+ * the marks came from, else the sweep stops (the next pass marks again). That leaves a
+ * window of one round trip per blob instead of the whole sweep (README, "Replicas"). With
+ * the lock (fs) every writer is held off and this costs nothing. */
+static bool index_unmoved(gc_repo_t *g)
+{
+    char key[PATH_MAX];
+    st_version_t now;
+    if (st_ops(g->st)->lock_repo != NULL)
+        return true;
+    return st_repo_key(key, g->name, "index.json") == ZN_OK && st_ops(g->st)->version(g->st->drv, key, &now) == ZN_OK &&
+           st_version_eq(&now, &g->swept);
+}
+
 /* One entry of blobs/<algo>/: removed when it is a blob nothing reaches and old. */
 static bool sweep_one(void *data, const st_entry_t *e)
 {
@@ -220,6 +238,10 @@ static bool sweep_one(void *data, const st_entry_t *e)
     if (e->is_dir || n <= 0 || (size_t)n >= sizeof(text) || zn_digest_parse(zn_slice(text, (size_t)n), &d) != ZN_OK ||
         st_map_get(&g->keep, d.str) != NULL || e->mtime_ns > g->cutoff_ns || st_blob_key(key, g->name, &d) != ZN_OK)
         return true; /* not a blob name (zinc never writes others there), reachable, or young */
+    if (!index_unmoved(g)) {
+        g->index_moved = true;
+        return false;
+    }
     if (st_ops(g->st)->del(g->st->drv, key) != ZN_OK)
         return true;
     g->stats.blobs++;
@@ -255,11 +277,16 @@ static zn_err_t sweep_edit(void *data, json_t *idx, bool *changed)
         zn_log(ZN_LOG_WARN, "gc: repository has unreadable manifests, no blob removed", ZN_LSTR("repo", g->name));
         return ZN_OK;
     }
+    g->index_moved = false;
     sweep_algo(g, ZN_DIGEST_SHA256);
-    sweep_algo(g, ZN_DIGEST_SHA512);
+    if (!g->index_moved)
+        sweep_algo(g, ZN_DIGEST_SHA512);
+    if (g->index_moved)
+        zn_log(ZN_LOG_INFO, "gc: index.json changed during the sweep, the rest waits for the next pass",
+               ZN_LSTR("repo", g->name));
     if (g->stats.blobs != before)
         g->repo->gc_epoch++; /* under the lock: a PUT that checked before re-checks */
-    if (json_array_size(list) == 0 && !gc_stopping(g))
+    if (json_array_size(list) == 0 && !gc_stopping(g) && !g->index_moved)
         gc_remove_if_empty(g);
     return ZN_OK;
 }
@@ -283,7 +310,7 @@ zn_err_t gc_repo_run(gc_repo_t *g)
     if (!gc_stopping(g))
         gc_sweep_uploads(g);
     if (!gc_stopping(g))
-        err = st_index_edit(g->st, g->repo, sweep_edit, g);
+        err = st_index_edit_seen(g->st, g->repo, sweep_edit, g, &g->swept);
 done:
     gc_release(g);
     return err;

@@ -16,6 +16,8 @@ typedef struct gc_repo {
     st_map_t keep;           /* digests reachable from index.json */
     bool unsure;             /* a manifest that must be followed could not be read */
     st_map_t *orphans;       /* digests whose dedupe entry was lost, to re-record (caller's) */
+    st_version_t swept;      /* the version of index.json the sweep marked from */
+    bool index_moved;        /* the sweep stopped: index.json changed under it (no lock) */
     zn_storage_gc_stats_t stats;
 } gc_repo_t;
 

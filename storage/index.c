@@ -106,6 +106,11 @@ done:
 
 zn_err_t st_index_edit(zn_storage_t *st, st_repo_t *repo, st_index_edit_fn fn, void *data)
 {
+    return st_index_edit_seen(st, repo, fn, data, NULL);
+}
+
+zn_err_t st_index_edit_seen(zn_storage_t *st, st_repo_t *repo, st_index_edit_fn fn, void *data, st_version_t *seen)
+{
     void *lock = NULL;
     zn_err_t err;
 
@@ -118,7 +123,9 @@ zn_err_t st_index_edit(zn_storage_t *st, st_repo_t *repo, st_index_edit_fn fn, v
         st_version_t ver;
         bool changed = false;
         /* never trust the cache here: another process may have written since */
-        if ((err = load_index(st, repo->name, &idx, &ver)) == ZN_OK && (err = fn(data, idx, &changed)) == ZN_OK && changed)
+        if ((err = load_index(st, repo->name, &idx, &ver)) == ZN_OK && seen != NULL)
+            *seen = ver;
+        if (err == ZN_OK && (err = fn(data, idx, &changed)) == ZN_OK && changed)
             err = write_index(st, repo, idx, &ver);
         json_decref(idx);
     }

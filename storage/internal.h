@@ -174,6 +174,8 @@ zn_err_t st_index_get(zn_storage_t *st, st_repo_t *repo, json_t **out);
  * of conflicts in a row ZN_EBUSY. fn must not return ZN_EBUSY itself. */
 typedef zn_err_t (*st_index_edit_fn)(void *data, json_t *index, bool *changed);
 zn_err_t st_index_edit(zn_storage_t *st, st_repo_t *repo, st_index_edit_fn fn, void *data);
+/* The same, with the version of the index fn is given written to *seen before each call. */
+zn_err_t st_index_edit_seen(zn_storage_t *st, st_repo_t *repo, st_index_edit_fn fn, void *data, st_version_t *seen);
 /* Sorts names[0..n) (pointers borrowed), drops duplicates and fills out with copies of those
  * after `last` (NULL = all), at most max; out->more tells whether some were left. */
 void st_list_page(const char **names, size_t n, const char *last, size_t max, zn_storage_list_t *out);

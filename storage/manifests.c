@@ -179,7 +179,6 @@ struct put_edit {
     /* GC may have removed a referenced blob after the check: then check again, under the lock */
     st_repo_t *checked_repo; /* the repository as it was when checked, NULL if it did not exist */
     uint64_t checked_epoch;
-    bool shared; /* another process's GC may run: always check again under the lock */
     struct put_check *check;
 };
 
@@ -220,8 +219,12 @@ static zn_err_t put_edit(void *data, json_t *idx, bool *changed)
     struct put_edit *e = data;
     zn_err_t err;
 
-    bool stale = e->shared || e->checked_repo == NULL || e->checked_repo->gc_epoch != e->checked_epoch;
+    bool stale = e->checked_repo == NULL || e->checked_repo->gc_epoch != e->checked_epoch;
     if (stale && (err = put_recheck(e->check)) != ZN_OK)
+        return err;
+    /* another process's GC may have run since (gc_epoch tells only ours): the blobs again,
+     * right before the write; the manifest's own blob this PUT touched is young for GC */
+    if (!stale && (err = put_check(e->check)) != ZN_OK)
         return err;
 
     if (e->ntags == 0) {
@@ -287,12 +290,11 @@ zn_err_t zn_storage_manifest_put_tags(zn_storage_t *st, const char *repo, const 
     res->subject = chk.subject;
     if ((err = st_repo_create(st, repo, &r)) != ZN_OK || (err = store_bytes(st, repo, &res->digest, bytes, len)) != ZN_OK)
         return err;
-    /* gc_epoch tells only this process's GC. With a driver repository lock (fs: flock) the
-     * GC of another zinc on the same root sweeps under the same lock this edit runs under,
-     * so checking the blobs again there closes the race with it too; without one (S3) there
-     * is no cross-process lock to check under, and gcDelay is the guard (README). */
-    bool shared = st_ops(st)->lock_repo != NULL;
-    struct put_edit e = {tags, ntags, res->digest.str, chk.media_type, len, before == r ? before : NULL, epoch, shared, &pc};
+    /* put_edit checks the blobs again under the lock. With a driver repository lock (fs:
+     * flock) another zinc's GC on the same root sweeps under the same lock, so that closes
+     * the race with it too. Without one (S3) it narrows it to a round trip; the sweep checks
+     * index.json's version before each delete (gc.c), and gcDelay guards the rest (README). */
+    struct put_edit e = {tags, ntags, res->digest.str, chk.media_type, len, before == r ? before : NULL, epoch, &pc};
     return st_index_edit(st, r, put_edit, &e);
 }
 
