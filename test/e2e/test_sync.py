@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from conftest import free_port
-from oci_util import OCI_MANIFEST, Registry, digest
+from oci_util import OCI_INDEX, OCI_MANIFEST, Registry, canon, digest
 
 DEADLINE = 60
 
@@ -110,6 +110,97 @@ def test_content_mapping_and_tag_filter(zinc_factory):
     # not covered by any content rule: no upstream at all
     r = m.get("/v2/upstream/team/app/manifests/1.2.3")
     assert r.status_code == 404 and r.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+
+
+def push_multiarch(reg, repo, tag):
+    """An index of two platforms (gzip layers, so clients take them as such); the children are
+    pushed under scratch tags, then untagged. Returns (index bytes, {arch: child digest})."""
+    children, digests = [], {}
+    for arch in ("amd64", "arm64"):
+        cfg = canon({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+        body, d = reg.push_image(repo, "scratch-" + arch, [gzip.compress(("layer for " + arch).encode() * 100)], config=cfg)
+        children.append({"mediaType": OCI_MANIFEST, "digest": d, "size": len(body), "platform": {"architecture": arch, "os": "linux"}})
+        digests[arch] = d
+    idx = canon({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+    assert reg.put_manifest(repo, tag, idx, OCI_INDEX).status_code == 201
+    for arch in digests:
+        assert reg.s.delete(reg.url + "/v2/%s/manifests/scratch-%s" % (repo, arch)).status_code == 202
+    return idx, digests
+
+
+def test_multiarch_one_platform_served_from_cache(zinc_factory, tmp_path):
+    up = zinc_factory()
+    idx, kids = push_multiarch(Registry(up.url), "multi/app", "v1")
+    mirror = zinc_factory(mirror_config([up.url]))
+    m = Registry(mirror.url)
+
+    def pull(arch, dest):
+        return subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--override-os", "linux", "--override-arch", arch,
+                               "docker://%s/multi/app:v1" % mirror.hostport, "dir:%s" % dest], capture_output=True, timeout=120)
+
+    r = pull("arm64", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    arm = json.loads((tmp_path / "a" / "manifest.json").read_bytes())
+    assert digest((tmp_path / "a" / "manifest.json").read_bytes()) == kids["arm64"]
+    # the index is stored at once, the pulled platform once its blobs are in: both by hash
+    hexes = lambda: blob_files(mirror.root, "multi/app")
+    wait_for(lambda: kids["arm64"].split(":")[1] in hexes(), what="the pulled platform's manifest stored")
+    assert digest(idx).split(":")[1] in hexes()
+    assert m.get("/v2/multi/app/tags/list").json()["tags"] == ["v1"]
+    # the other platform was never fetched (lazy children, as a pull-through cache)
+    assert kids["amd64"].split(":")[1] not in hexes()
+
+    up.stop()  # by its PID: the upstream is gone
+    r = pull("arm64", tmp_path / "b")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "b" / "manifest.json").read_bytes() == (tmp_path / "a" / "manifest.json").read_bytes()
+    for layer in arm["layers"]:
+        assert digest((tmp_path / "b" / layer["digest"].split(":")[1]).read_bytes()) == layer["digest"]
+    assert m.get("/v2/multi/app/manifests/v1", headers={"Accept": OCI_INDEX}).content == idx
+    # a platform nobody pulled: a clean OCI error, the client fails
+    r = m.get("/v2/multi/app/manifests/" + kids["amd64"])
+    assert r.status_code == 502 and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    assert pull("amd64", tmp_path / "c").returncode != 0
+    assert upload_files(mirror.root, "multi/app") == []
+
+
+def test_range_get_of_missing_blob(zinc_factory, dist):
+    data, dig = big_blob(16)
+    dist.registry().push_blob("ranged/layer", data)
+    relay = Relay(dist.port, hold_after=4 << 20)
+    mirror = mirror_of(zinc_factory, relay.url)
+    url = mirror.url + "/v2/ranged/layer/blobs/" + dig
+    first, last = (1 << 20) + 5, (2 << 20) + 17
+
+    r = requests.get(url, headers={"Range": "bytes=%d-%d" % (first, last)}, stream=True, timeout=DEADLINE)
+    assert r.status_code == 206, r.text
+    assert r.headers["Content-Range"] == "bytes %d-%d/%d" % (first, last, len(data))
+    assert int(r.headers["Content-Length"]) == last - first + 1
+    # the range streams from the fetch while the upstream's bytes are held past 4 MiB; only
+    # its last byte waits for the whole blob to be verified
+    got = r.raw.read(last - first)
+    assert got == data[first:last]
+    with relay.lock:
+        assert relay.holding >= 1 and relay.passed <= (4 << 20)
+    relay.open()
+    got += r.raw.read()
+    r.close()
+    assert got == data[first:last + 1]
+    wait_for(lambda: dig.split(":")[1] in blob_files(mirror.root, "ranged/layer"), what="the whole blob stored")
+    # a suffix range of another missing blob, and one past the end: 206 / 416 with bytes */size
+    other = os.urandom(300000)
+    d2 = dist.registry().push_blob("ranged/layer", other)
+    r = requests.get(mirror.url + "/v2/ranged/layer/blobs/" + d2, headers={"Range": "bytes=-1000"}, timeout=DEADLINE)
+    assert r.status_code == 206 and r.content == other[-1000:]
+    assert r.headers["Content-Range"] == "bytes %d-%d/%d" % (len(other) - 1000, len(other) - 1, len(other))
+    third = os.urandom(1000)
+    d3 = dist.registry().push_blob("ranged/layer", third)
+    r = requests.get(mirror.url + "/v2/ranged/layer/blobs/" + d3, headers={"Range": "bytes=5000-"}, timeout=DEADLINE)
+    assert r.status_code == 416 and r.headers["Content-Range"] == "bytes */1000"
+    assert r.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID"
+    # the fetch still went on: the blob is cached whole and served whole
+    wait_for(lambda: d3.split(":")[1] in blob_files(mirror.root, "ranged/layer"), what="the third blob stored")
+    assert requests.get(mirror.url + "/v2/ranged/layer/blobs/" + d3, timeout=DEADLINE).content == third
 
 
 def test_revalidate_moved_tag(zinc_factory):
