@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -89,9 +90,14 @@ def test_pull_through_zinc(zinc_factory):
     # unknown things: a clean OCI error, nothing stored
     r = m.get("/v2/lib/app/blobs/sha256:" + "0" * 64)
     assert r.status_code in (404, 502) and r.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
-    assert metric(mirror, "zinc_sync_requests_total", {"kind": "blob", "result": "hit"}) >= 1
-    assert metric(mirror, "zinc_sync_requests_total", {"kind": "blob", "result": "miss"}) >= 3
-    assert metric(mirror, "zinc_sync_fetches_total", {"kind": "blob", "result": "ok"}) >= 3
+    # every request in the mirrored repository counted once: three blobs and the manifest
+    # fetched, then served from the store; the unknown blob a miss whose fetch failed
+    counts = {(k, res): metric(mirror, "zinc_sync_requests_total", {"kind": k, "result": res})
+              for k in ("blob", "manifest") for res in ("hit", "miss")}
+    assert counts == {("blob", "hit"): 1, ("blob", "miss"): 4, ("manifest", "hit"): 1, ("manifest", "miss"): 1}, counts
+    assert metric(mirror, "zinc_sync_fetches_total", {"kind": "blob", "result": "ok"}) == 3
+    assert metric(mirror, "zinc_sync_fetches_total", {"kind": "blob", "result": "failed"}) == 1
+    assert metric(mirror, "zinc_sync_fetches_total", {"kind": "manifest", "result": "ok"}) == 1
     assert upload_files(mirror.root, "lib/app") == []
 
 
@@ -220,6 +226,66 @@ def test_revalidate_moved_tag(zinc_factory):
     up.stop()
     r = m.get("/v2/r/manifests/t")  # upstream down: what is cached (b1 stays stored until b2's blobs come)
     assert r.status_code == 200 and r.headers["Docker-Content-Digest"] in (d1, d2)
+
+
+def test_revalidation_waits_for_its_interval(zinc_factory):
+    up = zinc_factory()
+    ureg = Registry(up.url)
+    b1, d1 = ureg.push_image("r", "t", [b"one"])
+    relay = Relay(up.port)
+    mirror = zinc_factory(mirror_config([relay.url], manifestCheckInterval="1h"))
+    m = Registry(mirror.url)
+    assert m.get("/v2/r/manifests/t").content == b1
+    for d in (digest(b"one"), json.loads(b1)["config"]["digest"]):
+        assert m.get("/v2/r/blobs/" + d).status_code == 200
+    wait_for(lambda: m.get("/v2/r/tags/list").status_code == 200, what="tag stored")
+    b2, d2 = ureg.push_image("r", "t", [b"two"])
+
+    def tag_requests():
+        with relay.lock:
+            return sum(1 for line in relay.requests if "/manifests/t " in line)
+
+    before = tag_requests()
+    assert before == 1
+    # within the interval (it started with the fetch): the cached tag, no upstream request
+    for _ in range(3):
+        r = m.get("/v2/r/manifests/t")
+        assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == d1
+    assert tag_requests() == before
+    assert metric(mirror, "zinc_sync_requests_total", {"kind": "manifest", "result": "hit"}) == 3
+
+
+def test_tls_verified_by_default(zinc_factory, tmp_path):
+    from test_tls import make_cert, start as tls_start
+    d = str(tmp_path)
+    ca = make_cert(d, "ca")
+    server = make_cert(d, "server", ca, "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth", subj="/CN=127.0.0.1")
+    up = tls_start(zinc_factory, {"http": {"tls": {"cert": server[0], "key": server[1]}}}, {"ca": ca})
+    ureg = Registry(up.url)
+    ureg.s.verify = ca[0]
+    ureg.s.trust_env = False  # REQUESTS_CA_BUNDLE would win over verify
+    body, _ = ureg.push_image("sec/app", "v1", [b"over tls"])
+    # default tlsVerify: the system CAs, which do not know this one: refused, a clean error
+    strict = zinc_factory(mirror_config([up.url]))
+    r = Registry(strict.url).get("/v2/sec/app/manifests/v1")
+    assert r.status_code == 502 and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    assert any("certificate" in json.dumps(line).lower() for line in strict.log_lines()), strict.log()
+    # certDir holding the CA (*.crt, as zot and docker's certs.d): verified, served
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    shutil.copy(ca[0], certs / "ca.crt")
+    trusted = zinc_factory(mirror_config([up.url], certDir=str(certs)))
+    r = Registry(trusted.url).get("/v2/sec/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 200 and r.content == body
+    # a certDir CA that did not sign the server's certificate: refused again
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(make_cert(d, "other-ca")[0], other / "ca.crt")
+    wrong = zinc_factory(mirror_config([up.url], certDir=str(other)))
+    assert Registry(wrong.url).get("/v2/sec/app/manifests/v1").status_code == 502
+    # tlsVerify false: served without checking
+    lax = zinc_factory(mirror_config([up.url], tlsVerify=False))
+    assert Registry(lax.url).get("/v2/sec/app/manifests/v1", headers={"Accept": OCI_MANIFEST}).content == body
 
 
 # ---- CNCF Distribution as the upstream (htpasswd), through a relay the test controls --------------
@@ -496,6 +562,37 @@ def test_stream_cut_and_retry(zinc_factory, dist):
     wait_for(lambda: hexd in blob_files(mirror.root, "big/layer"), what="blob stored")
     with open(os.path.join(mirror.root, "big/layer/blobs/sha256", hexd), "rb") as f:
         assert hashlib.sha256(f.read()).hexdigest() == hexd
+
+
+def test_upstream_killed_mid_pull(zinc_factory, dist):
+    data, dig = big_blob(64)
+    dist.registry().push_blob("killed/layer", data)
+    relay = Relay(dist.port, hold_after=4 << 20)
+    mirror = mirror_of(zinc_factory, relay.url)
+    hexd = dig.split(":")[1]
+    r = requests.get(mirror.url + "/v2/killed/layer/blobs/" + dig, stream=True, timeout=DEADLINE)
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(data)
+    got = len(r.raw.read(1 << 20))
+    wait_for(lambda: relay.holding >= 1, what="the relay to hold")
+    os.kill(dist.proc.pid, signal.SIGKILL)  # the upstream process dies mid-transfer
+    dist.proc.wait(timeout=20)
+    relay.open()  # what it held goes on, then the dead upstream's end of the connection
+    with pytest.raises(Exception):
+        while True:
+            chunk = r.raw.read(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+        assert got == len(data), "short body"  # urllib3 may end a short body quietly
+    assert got < len(data)
+    r.close()
+    relay.cut()
+    assert hexd not in blob_files(mirror.root, "killed/layer")
+    wait_for(lambda: upload_files(mirror.root, "killed/layer") == [], what="session removed")
+    r = requests.get(mirror.url + "/v2/killed/layer/blobs/" + dig, timeout=DEADLINE)
+    assert r.status_code == 502 and r.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+    assert hexd not in blob_files(mirror.root, "killed/layer")
+    assert metric(mirror, "zinc_sync_fetches_total", {"kind": "blob", "result": "failed"}) == 2
 
 
 def test_concurrent_pulls_share_one_fetch(zinc_factory, dist):
