@@ -310,8 +310,9 @@ typedef struct zn_storage_scrub_stats {
 typedef void (*zn_storage_scrub_report_fn)(void *data, const char *repo, const char *object, const char *problem);
 
 /* Re-verifies every repository: index.json parses as an OCI index; every manifest it lists
- * exists, matches its digest and names config/layers/children present in the repository;
- * every file in blobs/<algo>/ is named by a digest and hashes to it. A blob that does not is
+ * exists, matches its digest and names config/layers/children present in the repository
+ * (children not checked while an onDemand mirror is configured: it stores an index before its
+ * platforms, zn_storage_manifest_put_mirrored); every file in blobs/<algo>/ is named by a digest and hashes to it. A blob that does not is
  * quarantined (zn_storage_blob_quarantine). Runs on the calling thread (never call it on a
  * worker): max_bps (0 = unlimited) paces the hashing, *stop (may be NULL) stops it early.
  * *stats is set (NULL: not wanted). ZN_OK even when problems were found (see stats->problems);

@@ -84,7 +84,8 @@ def _mounts_under(path):
 class Dockerd:
     """One private dockerd. Use start(), docker(...), stop()."""
 
-    def __init__(self):
+    def __init__(self, extra_args=()):
+        self.extra_args = list(extra_args)  # more dockerd options (e.g. --config-file)
         self.dir = tempfile.mkdtemp(prefix="zinc-dockerd-")
         self.sock = os.path.join(self.dir, "docker.sock")
         self.pidfile = os.path.join(self.dir, "dockerd.pid")
@@ -112,7 +113,7 @@ class Dockerd:
             DOCKERD, "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
             "--data-root=" + os.path.join(self.dir, "data"), "--exec-root=" + os.path.join(self.dir, "exec"),
             "--pidfile=" + self.pidfile, "--host=unix://" + self.sock,
-        ]
+        ] + self.extra_args
         t0 = time.monotonic()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -243,12 +244,12 @@ def import_base_image(d):
 
 
 @contextlib.contextmanager
-def private_dockerd(base_image=True):
-    """A running private Docker Engine (with BASE_IMAGE imported unless base_image is false);
-    DOCKER_HOST and DOCKER_CONFIG point at it meanwhile. Stopped by PID at the end, also on
-    failure."""
+def private_dockerd(base_image=True, extra_args=()):
+    """A running private Docker Engine (with BASE_IMAGE imported unless base_image is false,
+    extra_args added to dockerd's); DOCKER_HOST and DOCKER_CONFIG point at it meanwhile.
+    Stopped by PID at the end, also on failure."""
     remove_stale_daemon_dirs()
-    d = Dockerd()
+    d = Dockerd(extra_args)
     saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "DOCKER_CONFIG")}
     try:
         d.start()

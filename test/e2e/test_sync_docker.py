@@ -1,12 +1,17 @@
 """docker pull through zinc's pull-through mirror (extensions.sync onDemand): Docker pushes an
 image to an upstream zinc, then pulls it by tag and by digest from a second zinc that mirrors
-the first and has nothing stored (a private dockerd, see docker_fixture.py)."""
+the first and has nothing stored (a private dockerd, see docker_fixture.py); and a daemon set
+up as README's Docker Hub mirror how-to says (daemon.json registry-mirrors) pulling a
+docker.io name through zinc."""
+import json
 import os
+import subprocess
 
 import requests
 
-from docker_fixture import bare_dockerd, load_test_image  # noqa: F401 (a fixture)
-from oci_util import DOCKER_LIST, DOCKER_MANIFEST, Registry, canon, digest
+from docker_fixture import bare_dockerd, load_test_image, private_dockerd  # noqa: F401 (a fixture)
+from images_build import build_oci_layout
+from oci_util import DOCKER_LIST, DOCKER_MANIFEST, OCI_MANIFEST, Registry, canon, digest
 from test_sync import blob_files, mirror_config, wait_for
 
 LAYERS = [{"etc/zinc-sync/a.txt": b"mirror\n" * 3000}, {"usr/share/zinc-sync/b.bin": os.urandom(400000)}]
@@ -64,3 +69,27 @@ def test_docker_pull_through_mirror(bare_dockerd, zinc_factory, tmp_path):
     assert p.returncode != 0  # never fetched, upstream gone: a clean failure
     r = requests.get(mirror.url + "/v2/e2e/mirrored/manifests/" + odig, timeout=30)
     assert r.status_code == 502 and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+
+
+def test_daemon_registry_mirrors_config(zinc_factory, tmp_path):
+    """README's how-to, verbatim but for the address: daemon.json with registry-mirrors and
+    insecure-registries. The daemon has no way to Docker Hub, so the pull of a docker.io name
+    can only succeed through zinc, which asks its upstream (standing in for Docker Hub) for
+    the same name."""
+    up = zinc_factory()
+    layout = str(tmp_path / "layout")
+    build_oci_layout(layout, "v1", LAYERS, label="hub")
+    subprocess.run(["skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false", "oci:%s:v1" % layout,
+                    "docker://%s/zinc-e2e/hub-app:v1" % up.hostport], check=True, capture_output=True, timeout=120)
+    manifest = requests.get(up.url + "/v2/zinc-e2e/hub-app/manifests/v1", headers={"Accept": OCI_MANIFEST}, timeout=30).json()
+    mirror = zinc_factory(mirror_config([up.url]))
+    port = mirror.port
+    conf = tmp_path / "daemon.json"
+    conf.write_text(json.dumps({"registry-mirrors": ["http://127.0.0.1:%d" % port],
+                                "insecure-registries": ["127.0.0.1:%d" % port]}))
+    with private_dockerd(base_image=False, extra_args=["--config-file", str(conf)]) as d:
+        d.docker("pull", "zinc-e2e/hub-app:v1")
+        assert d.inspect("zinc-e2e/hub-app:v1")["Id"] == manifest["config"]["digest"]
+        # the daemon resolved the tag at zinc (HEAD or GET; the access log may trail the answer)
+        wait_for(lambda: "/v2/zinc-e2e/hub-app/manifests/v1" in [l.get("path") for l in mirror.log_lines()],
+                 what="the tag request in the mirror's log")

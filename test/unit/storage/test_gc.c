@@ -194,6 +194,16 @@ static void test_mirrored_index(void **state)
     assert_true(zn_digest_eq(&got.digest, &index));
     zn_storage_manifest_release(&got);
     assert_int_equal(zn_storage_manifest_get(t->st, "r", never.str, false, &got), ZN_ENOENT);
+    /* scrub: the platform never pulled is damage in a plain store, expected in a mirror */
+    zn_storage_scrub_stats_t ss;
+    assert_int_equal(zn_storage_scrub(t->st, NULL, 0, NULL, NULL, &ss), ZN_OK);
+    assert_int_equal(ss.problems, 1);
+    zn_config_sync_registry_t reg = {.on_demand = true};
+    zn_config_sync_t sync = {.enable = true, .registries = &reg, .nregistries = 1};
+    t->cfg.extensions.sync = &sync;
+    assert_int_equal(zn_storage_scrub(t->st, NULL, 0, NULL, NULL, &ss), ZN_OK);
+    t->cfg.extensions.sync = NULL;
+    assert_int_equal(ss.problems, 0);
 }
 
 static void test_untagged(void **state)
