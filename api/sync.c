@@ -582,6 +582,7 @@ static void retry_pending(zn_sync_t *s, const char *repo)
     }
 }
 
+static uint64_t check_interval(zn_sync_t *s, const char *repo);
 static struct checked *checked_locked(zn_sync_t *s, const char *repo, const char *tag);
 
 static void end_manifest(zn_sync_t *s, struct obj *o, const zn_httpc_state_t *st)
@@ -625,7 +626,7 @@ static void end_manifest(zn_sync_t *s, struct obj *o, const zn_httpc_state_t *st
     bare_type(ct, o->media_type, sizeof(o->media_type));
     store_manifest(s, o->repo, o->by_digest ? NULL : o->ref, &got, o->media_type[0] != '\0' ? o->media_type : NULL, o->bytes,
                    o->len);
-    if (!o->by_digest) {
+    if (!o->by_digest && check_interval(s, o->repo) != 0) {
         /* just fetched: the interval to the next upstream check starts now */
         zn_mutex_lock(&s->lock);
         struct checked *ck = checked_locked(s, o->repo, o->ref);
@@ -1120,6 +1121,20 @@ void zn_sync_blob_hit(zn_sync_t *s, const char *repo)
     zn_mutex_unlock(&s->lock);
 }
 
+/* manifestCheckInterval of the first onDemand registry with a non-zero one that covers repo
+ * (0 = its tags are never re-checked). */
+static uint64_t check_interval(zn_sync_t *s, const char *repo)
+{
+    char up[ZN_SYNC_NAME_MAX + 1];
+    const zn_config_sync_content_t *c;
+    for (size_t i = 0; i < s->sc->nregistries; i++) {
+        const zn_config_sync_registry_t *r = &s->sc->registries[i];
+        if (r->on_demand && r->manifest_check_interval_ns != 0 && zn_sync_upstream_name(r, repo, up, sizeof(up), &c) == ZN_OK)
+            return r->manifest_check_interval_ns;
+    }
+    return 0;
+}
+
 /* The revalidation entry of repo:tag, created (checked at 0: never) when missing. NULL when
  * the key does not fit. Lock held. */
 static struct checked *checked_locked(zn_sync_t *s, const char *repo, const char *tag)
@@ -1141,14 +1156,7 @@ static struct checked *checked_locked(zn_sync_t *s, const char *repo, const char
  * manifestCheckInterval; marks it checked now. Lock held. */
 static bool due_locked(zn_sync_t *s, const char *repo, const char *tag)
 {
-    uint64_t interval = 0, now = zn_now_mono_ns();
-    char up[ZN_SYNC_NAME_MAX + 1];
-    const zn_config_sync_content_t *c;
-    for (size_t i = 0; i < s->sc->nregistries && interval == 0; i++) {
-        const zn_config_sync_registry_t *r = &s->sc->registries[i];
-        if (r->on_demand && zn_sync_upstream_name(r, repo, up, sizeof(up), &c) == ZN_OK)
-            interval = r->manifest_check_interval_ns;
-    }
+    uint64_t interval = check_interval(s, repo), now = zn_now_mono_ns();
     struct checked *ck;
     if (interval == 0 || (ck = checked_locked(s, repo, tag)) == NULL)
         return false;

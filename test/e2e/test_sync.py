@@ -101,6 +101,24 @@ def test_pull_through_zinc(zinc_factory):
     assert upload_files(mirror.root, "lib/app") == []
 
 
+def test_first_upstream_that_has_it(zinc_factory):
+    """urls are tried in order: a refused port, then an upstream without the image (404),
+    then one with it; a second registry entry after the first."""
+    empty, full, other = zinc_factory(), zinc_factory(), zinc_factory()
+    body, _ = Registry(full.url).push_image("lib/app", "v1", [b"only in the third url"])
+    obody, _ = Registry(other.url).push_image("lib/other", "v1", [b"only in the second registry"])
+    refused = "http://127.0.0.1:%d" % free_port()
+    cfg = mirror_config([refused, empty.url, full.url])
+    cfg["extensions"]["sync"]["registries"].append({"urls": [other.url], "onDemand": True})
+    m = Registry(zinc_factory(cfg).url)
+    r = m.get("/v2/lib/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 200 and r.content == body
+    assert m.get("/v2/lib/app/blobs/" + digest(b"only in the third url")).content == b"only in the third url"
+    assert m.get("/v2/lib/other/manifests/v1", headers={"Accept": OCI_MANIFEST}).content == obody
+    r = m.get("/v2/lib/none/manifests/v1")
+    assert r.status_code in (404, 502) and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+
+
 def test_content_mapping_and_tag_filter(zinc_factory):
     up = zinc_factory()
     ureg = Registry(up.url)
@@ -629,10 +647,11 @@ class TokenFront:
     token its realm issued for that repository; the realm wants Basic credentials. Behind it
     the real Distribution serves the content (with its own htpasswd credentials)."""
 
-    def __init__(self, dist):
+    def __init__(self, dist, anonymous=False):
         import http.server
 
         front = self
+        self.anonymous = anonymous  # the realm issues tokens without credentials (Docker Hub's public images)
         self.token_requests = []
         self.dist = dist
 
@@ -659,7 +678,7 @@ class TokenFront:
                     q = urllib.parse.parse_qs(u.query)
                     front.token_requests.append((q, self.headers.get("Authorization")))
                     want = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
-                    if self.headers.get("Authorization") != want:
+                    if self.headers.get("Authorization") != (None if front.anonymous else want):
                         return self._send(401)
                     scope = q.get("scope", [""])[0]
                     return self._send(200, json.dumps({"token": "tok:" + scope, "expires_in": 300}).encode(),
@@ -699,6 +718,22 @@ def test_bearer_token_flow(zinc_factory, dist):
         assert q["service"] == ["front"] and q["scope"] == ["repository:org/tool:pull"]
         assert authz.startswith("Basic ")
         # the token is reused for the next fetches of the repository
+        assert len(front.token_requests) == 1
+    finally:
+        front.close()
+
+
+def test_anonymous_bearer_token_flow(zinc_factory, dist):
+    """No credentialsFile: the token is asked for anonymously, as for Docker Hub's public images."""
+    body, _ = dist.registry().push_image("public/tool", "v1", [b"public layer"])
+    front = TokenFront(dist, anonymous=True)
+    try:
+        mirror = zinc_factory(mirror_config([front.url]))
+        m = Registry(mirror.url)
+        assert m.get("/v2/public/tool/manifests/v1", headers={"Accept": OCI_MANIFEST}).content == body
+        assert m.get("/v2/public/tool/blobs/" + digest(b"public layer")).content == b"public layer"
+        q, authz = front.token_requests[0]
+        assert q["scope"] == ["repository:public/tool:pull"] and authz is None
         assert len(front.token_requests) == 1
     finally:
         front.close()
