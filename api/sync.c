@@ -13,8 +13,12 @@
  * blob becomes visible, and a failed or cut transfer cancels the session, so the store never
  * holds a partial or wrong blob. Manifests are read into memory (storage.maxManifestSize),
  * checked against the digest asked for and the upstream's Docker-Content-Digest, and stored
- * with zn_storage_manifest_put_tags once the store has what they reference; until then they
- * wait in a short pending list that each finished fetch in the repository retries.
+ * with zn_storage_manifest_put_mirrored. An index (manifest list) is stored at once, without
+ * its children: each platform's manifest is fetched when a client asks for it, so what one
+ * `docker pull` fetched is served from the cache alone later and a platform nobody pulled
+ * is never fetched (Distribution's proxy works the same way). An image manifest is stored
+ * once the store has its config and layers; until then it waits in a short pending list
+ * that each finished fetch in the repository retries.
  *
  * Clients are served while the data arrives: a blob's waiters get the response headers as
  * soon as the upstream's Content-Length is known and then follow the growing upload session
@@ -23,7 +27,10 @@
  * The last byte is held back until the digest is verified, so no client ever receives a
  * complete body that does not match; when the fetch fails after the headers went out, the
  * response is cut (HTTP/1.1: connection closed short of Content-Length; HTTP/2: RST_STREAM).
- * A Range on a missing blob is answered with the whole blob (200), which HTTP allows.
+ * A Range GET of a missing blob starts the same (whole-blob) fetch and is answered 206 with
+ * Content-Range from the same growing session, as soon as the range's first bytes are
+ * there; its last byte, too, waits for the digest check. The upstream's Content-Length
+ * settles whether the range is satisfiable (without one the answer waits for the end).
  *
  * Tags are revalidated after the registry's manifestCheckInterval (zot's key; 0 = never):
  * the request waits for a HEAD upstream; an unchanged digest serves the local copy, a new
@@ -525,7 +532,7 @@ static void store_manifest(zn_sync_t *s, const char *repo, const char *tag, cons
     char detail[256];
     zn_storage_put_t res;
     const char *tags[1] = {tag};
-    zn_err_t err = zn_storage_manifest_put_tags(s->st, repo, tags, tag != NULL ? 1 : 0, d, mt, bytes, len, &res, detail, sizeof(detail));
+    zn_err_t err = zn_storage_manifest_put_mirrored(s->st, repo, tags, tag != NULL ? 1 : 0, d, mt, bytes, len, &res, detail, sizeof(detail));
     if (err == ZN_OK) {
         retry_pending(s, repo);
         return;
@@ -563,8 +570,8 @@ static void retry_pending(zn_sync_t *s, const char *repo)
             const char *tags[1] = {p->tag};
             if (strcmp(p->repo, repo) != 0)
                 continue;
-            zn_err_t err = zn_storage_manifest_put_tags(s->st, repo, tags, p->tag[0] != '\0' ? 1 : 0, &p->digest, p->media_type,
-                                                        p->bytes, p->len, &res, detail, sizeof(detail));
+            zn_err_t err = zn_storage_manifest_put_mirrored(s->st, repo, tags, p->tag[0] != '\0' ? 1 : 0, &p->digest, p->media_type,
+                                                            p->bytes, p->len, &res, detail, sizeof(detail));
             if (err == ZN_ENOENT)
                 continue;
             free(p->bytes);
@@ -574,6 +581,9 @@ static void retry_pending(zn_sync_t *s, const char *repo)
         }
     }
 }
+
+static uint64_t check_interval(zn_sync_t *s, const char *repo);
+static struct checked *checked_locked(zn_sync_t *s, const char *repo, const char *tag);
 
 static void end_manifest(zn_sync_t *s, struct obj *o, const zn_httpc_state_t *st)
 {
@@ -616,6 +626,14 @@ static void end_manifest(zn_sync_t *s, struct obj *o, const zn_httpc_state_t *st
     bare_type(ct, o->media_type, sizeof(o->media_type));
     store_manifest(s, o->repo, o->by_digest ? NULL : o->ref, &got, o->media_type[0] != '\0' ? o->media_type : NULL, o->bytes,
                    o->len);
+    if (!o->by_digest && check_interval(s, o->repo) != 0) {
+        /* just fetched: the interval to the next upstream check starts now */
+        zn_mutex_lock(&s->lock);
+        struct checked *ck = checked_locked(s, o->repo, o->ref);
+        if (ck != NULL)
+            ck->at_ns = zn_now_mono_ns();
+        zn_mutex_unlock(&s->lock);
+    }
     set_state(s, o, O_DONE, 0);
 }
 
@@ -824,7 +842,7 @@ struct waiter {
     zn_sync_t *s;
     struct obj *o;
     bool started, blocked, head;
-    uint64_t sent;
+    uint64_t sent, end; /* blob: next byte to send, one past the last (UINT64_MAX: the upstream's end) */
     char *buf;
     zn_storage_manifest_t local; /* revalidation: the stored copy (bytes in the pool) */
     bool has_local;
@@ -859,18 +877,48 @@ static void on_gen_proceed(h2o_generator_t *g, h2o_req_t *req)
     blob_step(w);
 }
 
-static void send_blob_headers(struct waiter *w, uint64_t size)
+/* The response headers for a blob whose fetch has begun (size: the upstream's Content-Length,
+ * UINT64_MAX unknown, written bytes so far). A Range is answered 206 (416 when it cannot be
+ * satisfied, sent here); w->sent and w->end become the bytes to send. false when it sent an
+ * answer or must wait (an unknown size settles a Range only at the end). */
+static bool blob_headers(struct waiter *w, int state, uint64_t size, uint64_t written)
 {
     h2o_req_t *req = w->req;
-    req->res.status = 200;
-    req->res.reason = "OK";
+    zn_slice_t range = zn_api_header(req, H2O_TOKEN_RANGE);
+    if (range.p != NULL && size == UINT64_MAX) {
+        if (state != O_DONE)
+            return false;
+        size = written;
+    }
+    w->end = size;
+    if (range.p != NULL) {
+        zn_api_range_t r;
+        if (zn_api_range_parse(range, size, &r) != ZN_OK) {
+            waiter_end(w);
+            zn_api_header_addf(req, "content-range", "bytes */%llu", (unsigned long long)size);
+            zn_api_send_error(req, ZN_OCI_RANGE_INVALID, NULL);
+            return false;
+        }
+        req->res.status = 206;
+        req->res.reason = "Partial Content";
+        zn_api_header_addf(req, "content-range", "bytes %llu-%llu/%llu", (unsigned long long)r.first, (unsigned long long)r.last,
+                           (unsigned long long)size);
+        req->res.content_length = r.last - r.first + 1;
+        w->sent = r.first;
+        w->end = r.last + 1;
+    } else {
+        req->res.status = 200;
+        req->res.reason = "OK";
+        req->res.content_length = size != UINT64_MAX ? size : SIZE_MAX;
+    }
     zn_api_header_add(req, H2O_TOKEN_CONTENT_TYPE, "application/octet-stream");
+    zn_api_header_add(req, H2O_TOKEN_ACCEPT_RANGES, "bytes");
     zn_api_header_add_str(req, "docker-content-digest", w->o->digest.str);
-    req->res.content_length = size != UINT64_MAX ? size : SIZE_MAX;
+    return true;
 }
 
-/* Sends what the fetch has written beyond what this client got, holding back the last
- * byte until the blob is verified. */
+/* Sends what the fetch has written beyond what this client got (up to its range's end),
+ * holding back the last byte until the blob is verified. */
 static void blob_step(struct waiter *w)
 {
     zn_sync_t *s = w->s;
@@ -882,18 +930,17 @@ static void blob_step(struct waiter *w)
     uint64_t size = o->size, written = o->written;
     zn_mutex_unlock(&s->lock);
     if (!w->started) {
-        if (state == O_PENDING)
-            return;
+        if (state == O_PENDING || (size == 0 && state == O_STREAMING))
+            return; /* an empty blob still needs its verification */
         if (state == O_FAILED) {
             waiter_end(w);
             zn_api_send_error_status(w->req, fail, ZN_OCI_BLOB_UNKNOWN,
                                      fail == 404 ? "not found upstream" : "upstream unreachable or its answer was refused");
             return;
         }
-        send_blob_headers(w, size);
-        if (w->head || size == 0) {
-            if (size == 0 && state != O_DONE)
-                return; /* an empty blob still needs its verification */
+        if (!blob_headers(w, state, size, written))
+            return;
+        if (w->head || w->end == w->sent) {
             waiter_end(w);
             h2o_send_inline(w->req, "", 0);
             return;
@@ -912,12 +959,12 @@ static void blob_step(struct waiter *w)
         h2o_send(w->req, NULL, 0, H2O_SEND_STATE_ERROR);
         return;
     }
-    uint64_t avail = written - w->sent;
-    if (state != O_DONE && avail > 0 && w->sent + avail >= size)
-        avail = size - 1 - w->sent; /* the last byte waits for the digest check */
-    if (state == O_DONE && size == UINT64_MAX)
-        size = written;
-    if (avail == 0 && !(state == O_DONE && w->sent == size))
+    uint64_t end = w->end == UINT64_MAX && state == O_DONE ? written : w->end;
+    uint64_t upto = written < end ? written : end;
+    uint64_t avail = upto > w->sent ? upto - w->sent : 0;
+    if (state != O_DONE && avail > 0 && w->sent + avail >= end)
+        avail = end - 1 - w->sent; /* the last byte waits for the digest check */
+    if (avail == 0 && !(state == O_DONE && w->sent == end))
         return;
     size_t want = avail < CHUNK ? (size_t)avail : CHUNK;
     size_t r = 0;
@@ -931,7 +978,7 @@ static void blob_step(struct waiter *w)
         }
     }
     w->sent += r;
-    bool final = state == O_DONE && w->sent == size;
+    bool final = state == O_DONE && w->sent == end;
     h2o_iovec_t vec = h2o_iovec_init(w->buf, r);
     w->blocked = false;
     if (final)
@@ -1074,31 +1121,48 @@ void zn_sync_blob_hit(zn_sync_t *s, const char *repo)
     zn_mutex_unlock(&s->lock);
 }
 
-/* A tag whose last upstream check is older than the registry's manifestCheckInterval;
- * marks it checked now. Lock held. */
+/* manifestCheckInterval of the first onDemand registry with a non-zero one that covers repo
+ * (0 = its tags are never re-checked). */
+static uint64_t check_interval(zn_sync_t *s, const char *repo)
+{
+    char up[ZN_SYNC_NAME_MAX + 1];
+    const zn_config_sync_content_t *c;
+    for (size_t i = 0; i < s->sc->nregistries; i++) {
+        const zn_config_sync_registry_t *r = &s->sc->registries[i];
+        if (r->on_demand && r->manifest_check_interval_ns != 0 && zn_sync_upstream_name(r, repo, up, sizeof(up), &c) == ZN_OK)
+            return r->manifest_check_interval_ns;
+    }
+    return 0;
+}
+
+/* The revalidation entry of repo:tag, created (checked at 0: never) when missing. NULL when
+ * the key does not fit. Lock held. */
+static struct checked *checked_locked(zn_sync_t *s, const char *repo, const char *tag)
+{
+    char key[sizeof(((struct checked *)0)->key)];
+    if (snprintf(key, sizeof(key), "%s:%s", repo, tag) >= (int)sizeof(key))
+        return NULL;
+    for (size_t i = 0; i < s->nchecked; i++)
+        if (strcmp(s->checked[i].key, key) == 0)
+            return &s->checked[i];
+    s->checked = zn_realloc(s->checked, (s->nchecked + 1) * sizeof(*s->checked));
+    struct checked *c = &s->checked[s->nchecked++];
+    memcpy(c->key, key, sizeof(key));
+    c->at_ns = 0;
+    return c;
+}
+
+/* A tag whose last upstream check (or fetch) is older than the registry's
+ * manifestCheckInterval; marks it checked now. Lock held. */
 static bool due_locked(zn_sync_t *s, const char *repo, const char *tag)
 {
-    uint64_t interval = 0, now = zn_now_mono_ns();
-    char up[ZN_SYNC_NAME_MAX + 1], key[sizeof(((struct checked *)0)->key)];
-    const zn_config_sync_content_t *c;
-    for (size_t i = 0; i < s->sc->nregistries && interval == 0; i++) {
-        const zn_config_sync_registry_t *r = &s->sc->registries[i];
-        if (r->on_demand && zn_sync_upstream_name(r, repo, up, sizeof(up), &c) == ZN_OK)
-            interval = r->manifest_check_interval_ns;
-    }
-    if (interval == 0 || snprintf(key, sizeof(key), "%s:%s", repo, tag) >= (int)sizeof(key))
+    uint64_t interval = check_interval(s, repo), now = zn_now_mono_ns();
+    struct checked *ck;
+    if (interval == 0 || (ck = checked_locked(s, repo, tag)) == NULL)
         return false;
-    for (size_t i = 0; i < s->nchecked; i++) {
-        if (strcmp(s->checked[i].key, key) == 0) {
-            if (now - s->checked[i].at_ns < interval)
-                return false;
-            s->checked[i].at_ns = now;
-            return true;
-        }
-    }
-    s->checked = zn_realloc(s->checked, (s->nchecked + 1) * sizeof(*s->checked));
-    memcpy(s->checked[s->nchecked].key, key, sizeof(key));
-    s->checked[s->nchecked++].at_ns = now;
+    if (ck->at_ns != 0 && now - ck->at_ns < interval)
+        return false;
+    ck->at_ns = now;
     return true;
 }
 

@@ -222,9 +222,10 @@ typedef struct st_manifest_check {
 } st_manifest_check_t;
 
 /* Parses and validates a manifest against the repository (referenced blobs must exist
- * there). Errors as zn_storage_manifest_put. */
+ * there; with lazy_children an index's child manifests need not). Errors as
+ * zn_storage_manifest_put. */
 zn_err_t st_manifest_check(zn_storage_t *st, const char *repo, const char *content_type, const char *bytes, size_t len,
-                           st_manifest_check_t *out, char *detail, size_t detail_len);
+                           bool lazy_children, st_manifest_check_t *out, char *detail, size_t detail_len);
 void st_minfo_free(void *info);
 
 #endif

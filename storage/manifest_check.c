@@ -6,7 +6,9 @@
  * Content-Type, else the shape (manifests[] = index); a body and header that disagree are
  * invalid. Every descriptor must be well formed; config and layers (except foreign layers
  * with urls) and index children must exist in the repository. A subject only needs to be a
- * well-formed descriptor: it may be pushed later (OCI 1.1).
+ * well-formed descriptor: it may be pushed later (OCI 1.1). A pull-through mirror stores an
+ * index before its children (lazy_children): they are fetched when a client asks for them,
+ * as Distribution's proxy does, so a platform nobody pulled is never fetched.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@ struct check {
     const char *repo;
     char *detail;
     size_t detail_len;
+    bool lazy_children; /* index children need not be in the store */
 };
 
 static zn_err_t fail(struct check *c, zn_err_t err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -134,6 +137,8 @@ static zn_err_t check_list(struct check *c, json_t *root, const char *key, bool 
         json_t *urls = json_object_get(desc, "urls");
         if (json_array_size(urls) != 0)
             continue; /* non-distributable layer: fetched from its urls, never pushed */
+        if (c->lazy_children && strcmp(key, "manifests") == 0)
+            continue;
         if ((err = check_exists(c, &d, strcmp(key, "manifests") == 0 ? "manifest" : "blob")) != ZN_OK)
             return err;
     }
@@ -165,9 +170,9 @@ static zn_err_t check_body(struct check *c, json_t *root, st_manifest_check_t *o
 }
 
 zn_err_t st_manifest_check(zn_storage_t *st, const char *repo, const char *content_type, const char *bytes, size_t len,
-                           st_manifest_check_t *out, char *detail, size_t detail_len)
+                           bool lazy_children, st_manifest_check_t *out, char *detail, size_t detail_len)
 {
-    struct check c = {st, repo, detail, detail_len};
+    struct check c = {st, repo, detail, detail_len, lazy_children};
     json_error_t jerr;
     zn_err_t err;
 

@@ -154,13 +154,14 @@ struct put_check {
     char *detail;
     size_t detail_len;
     const zn_digest_t *digest;
+    bool lazy_children;
 };
 
 static zn_err_t store_bytes(zn_storage_t *st, const char *repo, const zn_digest_t *d, const char *bytes, size_t len);
 
 static zn_err_t put_check(struct put_check *c)
 {
-    return st_manifest_check(c->st, c->repo, c->content_type, c->bytes, c->len, c->chk, c->detail, c->detail_len);
+    return st_manifest_check(c->st, c->repo, c->content_type, c->bytes, c->len, c->lazy_children, c->chk, c->detail, c->detail_len);
 }
 
 /* Under the lock, after GC removed blobs: the references and the manifest's own file again. */
@@ -260,13 +261,13 @@ static zn_err_t store_bytes(zn_storage_t *st, const char *repo, const zn_digest_
     return err == ZN_EEXIST ? ZN_OK : err;
 }
 
-zn_err_t zn_storage_manifest_put_tags(zn_storage_t *st, const char *repo, const char *const *tags, size_t ntags,
-                                      const zn_digest_t *by_digest, const char *content_type, const char *bytes, size_t len,
-                                      zn_storage_put_t *res, char *detail, size_t detail_len)
+static zn_err_t put_tags(zn_storage_t *st, const char *repo, const char *const *tags, size_t ntags, const zn_digest_t *by_digest,
+                         const char *content_type, const char *bytes, size_t len, bool lazy_children, zn_storage_put_t *res,
+                         char *detail, size_t detail_len)
 {
     uint64_t max = st->cfg->storage.max_manifest_size;
     st_manifest_check_t chk;
-    struct put_check pc = {st, repo, content_type, bytes, len, &chk, detail, detail_len, &res->digest};
+    struct put_check pc = {st, repo, content_type, bytes, len, &chk, detail, detail_len, &res->digest, lazy_children};
     st_repo_t *r, *before = NULL;
     zn_err_t err;
 
@@ -296,6 +297,20 @@ zn_err_t zn_storage_manifest_put_tags(zn_storage_t *st, const char *repo, const 
      * index.json's version before each delete (gc.c), and gcDelay guards the rest (README). */
     struct put_edit e = {tags, ntags, res->digest.str, chk.media_type, len, before == r ? before : NULL, epoch, &pc};
     return st_index_edit(st, r, put_edit, &e);
+}
+
+zn_err_t zn_storage_manifest_put_tags(zn_storage_t *st, const char *repo, const char *const *tags, size_t ntags,
+                                      const zn_digest_t *by_digest, const char *content_type, const char *bytes, size_t len,
+                                      zn_storage_put_t *res, char *detail, size_t detail_len)
+{
+    return put_tags(st, repo, tags, ntags, by_digest, content_type, bytes, len, false, res, detail, detail_len);
+}
+
+zn_err_t zn_storage_manifest_put_mirrored(zn_storage_t *st, const char *repo, const char *const *tags, size_t ntags,
+                                          const zn_digest_t *by_digest, const char *content_type, const char *bytes, size_t len,
+                                          zn_storage_put_t *res, char *detail, size_t detail_len)
+{
+    return put_tags(st, repo, tags, ntags, by_digest, content_type, bytes, len, true, res, detail, detail_len);
 }
 
 zn_err_t zn_storage_manifest_put(zn_storage_t *st, const char *repo, const char *tag, const zn_digest_t *by_digest,

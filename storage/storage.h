@@ -247,6 +247,14 @@ zn_err_t zn_storage_manifest_put(zn_storage_t *st, const char *repo, const char 
 zn_err_t zn_storage_manifest_put_tags(zn_storage_t *st, const char *repo, const char *const *tags, size_t ntags,
                                       const zn_digest_t *by_digest, const char *content_type, const char *bytes, size_t len,
                                       zn_storage_put_t *res, char *detail, size_t detail_len);
+/* zn_storage_manifest_put_tags for the pull-through mirror: an index (manifest list) is
+ * stored before its child manifests, which are fetched when a client asks for one (as
+ * Distribution's proxy and zot store them), so one platform can be pulled and served from
+ * the cache alone. GC keeps a present child through its index and ignores a missing one;
+ * an image manifest's config and layers must still be in the store. */
+zn_err_t zn_storage_manifest_put_mirrored(zn_storage_t *st, const char *repo, const char *const *tags, size_t ntags,
+                                          const zn_digest_t *by_digest, const char *content_type, const char *bytes, size_t len,
+                                          zn_storage_put_t *res, char *detail, size_t detail_len);
 
 /* Deletes by digest (every index entry of it and its blob) or by tag (that tag only; the
  * manifest stays, untagged if no other tag names it). ZN_ENOENT if unknown. */
@@ -302,8 +310,9 @@ typedef struct zn_storage_scrub_stats {
 typedef void (*zn_storage_scrub_report_fn)(void *data, const char *repo, const char *object, const char *problem);
 
 /* Re-verifies every repository: index.json parses as an OCI index; every manifest it lists
- * exists, matches its digest and names config/layers/children present in the repository;
- * every file in blobs/<algo>/ is named by a digest and hashes to it. A blob that does not is
+ * exists, matches its digest and names config/layers/children present in the repository
+ * (children not checked while an onDemand mirror is configured: it stores an index before its
+ * platforms, zn_storage_manifest_put_mirrored); every file in blobs/<algo>/ is named by a digest and hashes to it. A blob that does not is
  * quarantined (zn_storage_blob_quarantine). Runs on the calling thread (never call it on a
  * worker): max_bps (0 = unlimited) paces the hashing, *stop (may be NULL) stops it early.
  * *stats is set (NULL: not wanted). ZN_OK even when problems were found (see stats->problems);

@@ -15,6 +15,7 @@ docs, man pages or locales), cached as a rootfs tar under .cache/docker/ in the 
 If dockerd cannot start (no root, no docker.io) the fixture raises: the tests fail loudly,
 they never skip.
 """
+import contextlib
 import glob
 import hashlib
 import json
@@ -83,7 +84,8 @@ def _mounts_under(path):
 class Dockerd:
     """One private dockerd. Use start(), docker(...), stop()."""
 
-    def __init__(self):
+    def __init__(self, extra_args=()):
+        self.extra_args = list(extra_args)  # more dockerd options (e.g. --config-file)
         self.dir = tempfile.mkdtemp(prefix="zinc-dockerd-")
         self.sock = os.path.join(self.dir, "docker.sock")
         self.pidfile = os.path.join(self.dir, "dockerd.pid")
@@ -111,7 +113,7 @@ class Dockerd:
             DOCKERD, "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
             "--data-root=" + os.path.join(self.dir, "data"), "--exec-root=" + os.path.join(self.dir, "exec"),
             "--pidfile=" + self.pidfile, "--host=unix://" + self.sock,
-        ]
+        ] + self.extra_args
         t0 = time.monotonic()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -241,18 +243,20 @@ def import_base_image(d):
     d.docker("import", "--change", 'CMD ["bash"]', tar, BASE_IMAGE, timeout=300)
 
 
-@pytest.fixture(scope="session")
-def dockerd():
-    """A running private Docker Engine with debian:bookworm-slim imported; DOCKER_HOST and
-    DOCKER_CONFIG point at it for the session. Stopped by PID at the end, also on failure."""
+@contextlib.contextmanager
+def private_dockerd(base_image=True, extra_args=()):
+    """A running private Docker Engine (with BASE_IMAGE imported unless base_image is false,
+    extra_args added to dockerd's); DOCKER_HOST and DOCKER_CONFIG point at it meanwhile.
+    Stopped by PID at the end, also on failure."""
     remove_stale_daemon_dirs()
-    d = Dockerd()
+    d = Dockerd(extra_args)
     saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "DOCKER_CONFIG")}
     try:
         d.start()
         os.environ["DOCKER_HOST"] = d.env["DOCKER_HOST"]
         os.environ["DOCKER_CONFIG"] = d.env["DOCKER_CONFIG"]
-        import_base_image(d)
+        if base_image:
+            import_base_image(d)
         yield d
     except BaseException:
         print("\n===== dockerd log (%s) =====\n%s" % (d.dir, d.log_tail()))
@@ -264,6 +268,21 @@ def dockerd():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def dockerd():
+    """A running private Docker Engine with debian:bookworm-slim imported, for the session."""
+    with private_dockerd() as d:
+        yield d
+
+
+@pytest.fixture(scope="session")
+def bare_dockerd():
+    """The same daemon without the imported base image, for tests whose images are made of
+    their own layers alone (making the base needs Debian's archive)."""
+    with private_dockerd(base_image=False) as d:
+        yield d
 
 
 ZINC_UID = 10001  # the image's user zinc (Dockerfile)

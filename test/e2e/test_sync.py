@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -19,7 +20,7 @@ import pytest
 import requests
 
 from conftest import free_port
-from oci_util import OCI_MANIFEST, Registry, digest
+from oci_util import OCI_INDEX, OCI_MANIFEST, Registry, canon, digest
 
 DEADLINE = 60
 
@@ -89,10 +90,33 @@ def test_pull_through_zinc(zinc_factory):
     # unknown things: a clean OCI error, nothing stored
     r = m.get("/v2/lib/app/blobs/sha256:" + "0" * 64)
     assert r.status_code in (404, 502) and r.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
-    assert metric(mirror, "zinc_sync_requests_total", {"kind": "blob", "result": "hit"}) >= 1
-    assert metric(mirror, "zinc_sync_requests_total", {"kind": "blob", "result": "miss"}) >= 3
-    assert metric(mirror, "zinc_sync_fetches_total", {"kind": "blob", "result": "ok"}) >= 3
+    # every request in the mirrored repository counted once: three blobs and the manifest
+    # fetched, then served from the store; the unknown blob a miss whose fetch failed
+    counts = {(k, res): metric(mirror, "zinc_sync_requests_total", {"kind": k, "result": res})
+              for k in ("blob", "manifest") for res in ("hit", "miss")}
+    assert counts == {("blob", "hit"): 1, ("blob", "miss"): 4, ("manifest", "hit"): 1, ("manifest", "miss"): 1}, counts
+    assert metric(mirror, "zinc_sync_fetches_total", {"kind": "blob", "result": "ok"}) == 3
+    assert metric(mirror, "zinc_sync_fetches_total", {"kind": "blob", "result": "failed"}) == 1
+    assert metric(mirror, "zinc_sync_fetches_total", {"kind": "manifest", "result": "ok"}) == 1
     assert upload_files(mirror.root, "lib/app") == []
+
+
+def test_first_upstream_that_has_it(zinc_factory):
+    """urls are tried in order: a refused port, then an upstream without the image (404),
+    then one with it; a second registry entry after the first."""
+    empty, full, other = zinc_factory(), zinc_factory(), zinc_factory()
+    body, _ = Registry(full.url).push_image("lib/app", "v1", [b"only in the third url"])
+    obody, _ = Registry(other.url).push_image("lib/other", "v1", [b"only in the second registry"])
+    refused = "http://127.0.0.1:%d" % free_port()
+    cfg = mirror_config([refused, empty.url, full.url])
+    cfg["extensions"]["sync"]["registries"].append({"urls": [other.url], "onDemand": True})
+    m = Registry(zinc_factory(cfg).url)
+    r = m.get("/v2/lib/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 200 and r.content == body
+    assert m.get("/v2/lib/app/blobs/" + digest(b"only in the third url")).content == b"only in the third url"
+    assert m.get("/v2/lib/other/manifests/v1", headers={"Accept": OCI_MANIFEST}).content == obody
+    r = m.get("/v2/lib/none/manifests/v1")
+    assert r.status_code in (404, 502) and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
 
 
 def test_content_mapping_and_tag_filter(zinc_factory):
@@ -112,6 +136,97 @@ def test_content_mapping_and_tag_filter(zinc_factory):
     assert r.status_code == 404 and r.json()["errors"][0]["code"] == "NAME_UNKNOWN"
 
 
+def push_multiarch(reg, repo, tag):
+    """An index of two platforms (gzip layers, so clients take them as such); the children are
+    pushed under scratch tags, then untagged. Returns (index bytes, {arch: child digest})."""
+    children, digests = [], {}
+    for arch in ("amd64", "arm64"):
+        cfg = canon({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+        body, d = reg.push_image(repo, "scratch-" + arch, [gzip.compress(("layer for " + arch).encode() * 100)], config=cfg)
+        children.append({"mediaType": OCI_MANIFEST, "digest": d, "size": len(body), "platform": {"architecture": arch, "os": "linux"}})
+        digests[arch] = d
+    idx = canon({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+    assert reg.put_manifest(repo, tag, idx, OCI_INDEX).status_code == 201
+    for arch in digests:
+        assert reg.s.delete(reg.url + "/v2/%s/manifests/scratch-%s" % (repo, arch)).status_code == 202
+    return idx, digests
+
+
+def test_multiarch_one_platform_served_from_cache(zinc_factory, tmp_path):
+    up = zinc_factory()
+    idx, kids = push_multiarch(Registry(up.url), "multi/app", "v1")
+    mirror = zinc_factory(mirror_config([up.url]))
+    m = Registry(mirror.url)
+
+    def pull(arch, dest):
+        return subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--override-os", "linux", "--override-arch", arch,
+                               "docker://%s/multi/app:v1" % mirror.hostport, "dir:%s" % dest], capture_output=True, timeout=120)
+
+    r = pull("arm64", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    arm = json.loads((tmp_path / "a" / "manifest.json").read_bytes())
+    assert digest((tmp_path / "a" / "manifest.json").read_bytes()) == kids["arm64"]
+    # the index is stored at once, the pulled platform once its blobs are in: both by hash
+    hexes = lambda: blob_files(mirror.root, "multi/app")
+    wait_for(lambda: kids["arm64"].split(":")[1] in hexes(), what="the pulled platform's manifest stored")
+    assert digest(idx).split(":")[1] in hexes()
+    assert m.get("/v2/multi/app/tags/list").json()["tags"] == ["v1"]
+    # the other platform was never fetched (lazy children, as a pull-through cache)
+    assert kids["amd64"].split(":")[1] not in hexes()
+
+    up.stop()  # by its PID: the upstream is gone
+    r = pull("arm64", tmp_path / "b")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "b" / "manifest.json").read_bytes() == (tmp_path / "a" / "manifest.json").read_bytes()
+    for layer in arm["layers"]:
+        assert digest((tmp_path / "b" / layer["digest"].split(":")[1]).read_bytes()) == layer["digest"]
+    assert m.get("/v2/multi/app/manifests/v1", headers={"Accept": OCI_INDEX}).content == idx
+    # a platform nobody pulled: a clean OCI error, the client fails
+    r = m.get("/v2/multi/app/manifests/" + kids["amd64"])
+    assert r.status_code == 502 and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    assert pull("amd64", tmp_path / "c").returncode != 0
+    assert upload_files(mirror.root, "multi/app") == []
+
+
+def test_range_get_of_missing_blob(zinc_factory, dist):
+    data, dig = big_blob(16)
+    dist.registry().push_blob("ranged/layer", data)
+    relay = Relay(dist.port, hold_after=4 << 20)
+    mirror = mirror_of(zinc_factory, relay.url)
+    url = mirror.url + "/v2/ranged/layer/blobs/" + dig
+    first, last = (1 << 20) + 5, (2 << 20) + 17
+
+    r = requests.get(url, headers={"Range": "bytes=%d-%d" % (first, last)}, stream=True, timeout=DEADLINE)
+    assert r.status_code == 206, r.text
+    assert r.headers["Content-Range"] == "bytes %d-%d/%d" % (first, last, len(data))
+    assert int(r.headers["Content-Length"]) == last - first + 1
+    # the range streams from the fetch while the upstream's bytes are held past 4 MiB; only
+    # its last byte waits for the whole blob to be verified
+    got = r.raw.read(last - first)
+    assert got == data[first:last]
+    with relay.lock:
+        assert relay.holding >= 1 and relay.passed <= (4 << 20)
+    relay.open()
+    got += r.raw.read()
+    r.close()
+    assert got == data[first:last + 1]
+    wait_for(lambda: dig.split(":")[1] in blob_files(mirror.root, "ranged/layer"), what="the whole blob stored")
+    # a suffix range of another missing blob, and one past the end: 206 / 416 with bytes */size
+    other = os.urandom(300000)
+    d2 = dist.registry().push_blob("ranged/layer", other)
+    r = requests.get(mirror.url + "/v2/ranged/layer/blobs/" + d2, headers={"Range": "bytes=-1000"}, timeout=DEADLINE)
+    assert r.status_code == 206 and r.content == other[-1000:]
+    assert r.headers["Content-Range"] == "bytes %d-%d/%d" % (len(other) - 1000, len(other) - 1, len(other))
+    third = os.urandom(1000)
+    d3 = dist.registry().push_blob("ranged/layer", third)
+    r = requests.get(mirror.url + "/v2/ranged/layer/blobs/" + d3, headers={"Range": "bytes=5000-"}, timeout=DEADLINE)
+    assert r.status_code == 416 and r.headers["Content-Range"] == "bytes */1000"
+    assert r.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID"
+    # the fetch still went on: the blob is cached whole and served whole
+    wait_for(lambda: d3.split(":")[1] in blob_files(mirror.root, "ranged/layer"), what="the third blob stored")
+    assert requests.get(mirror.url + "/v2/ranged/layer/blobs/" + d3, timeout=DEADLINE).content == third
+
+
 def test_revalidate_moved_tag(zinc_factory):
     up = zinc_factory()
     ureg = Registry(up.url)
@@ -129,6 +244,66 @@ def test_revalidate_moved_tag(zinc_factory):
     up.stop()
     r = m.get("/v2/r/manifests/t")  # upstream down: what is cached (b1 stays stored until b2's blobs come)
     assert r.status_code == 200 and r.headers["Docker-Content-Digest"] in (d1, d2)
+
+
+def test_revalidation_waits_for_its_interval(zinc_factory):
+    up = zinc_factory()
+    ureg = Registry(up.url)
+    b1, d1 = ureg.push_image("r", "t", [b"one"])
+    relay = Relay(up.port)
+    mirror = zinc_factory(mirror_config([relay.url], manifestCheckInterval="1h"))
+    m = Registry(mirror.url)
+    assert m.get("/v2/r/manifests/t").content == b1
+    for d in (digest(b"one"), json.loads(b1)["config"]["digest"]):
+        assert m.get("/v2/r/blobs/" + d).status_code == 200
+    wait_for(lambda: m.get("/v2/r/tags/list").status_code == 200, what="tag stored")
+    b2, d2 = ureg.push_image("r", "t", [b"two"])
+
+    def tag_requests():
+        with relay.lock:
+            return sum(1 for line in relay.requests if "/manifests/t " in line)
+
+    before = tag_requests()
+    assert before == 1
+    # within the interval (it started with the fetch): the cached tag, no upstream request
+    for _ in range(3):
+        r = m.get("/v2/r/manifests/t")
+        assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == d1
+    assert tag_requests() == before
+    assert metric(mirror, "zinc_sync_requests_total", {"kind": "manifest", "result": "hit"}) == 3
+
+
+def test_tls_verified_by_default(zinc_factory, tmp_path):
+    from test_tls import make_cert, start as tls_start
+    d = str(tmp_path)
+    ca = make_cert(d, "ca")
+    server = make_cert(d, "server", ca, "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth", subj="/CN=127.0.0.1")
+    up = tls_start(zinc_factory, {"http": {"tls": {"cert": server[0], "key": server[1]}}}, {"ca": ca})
+    ureg = Registry(up.url)
+    ureg.s.verify = ca[0]
+    ureg.s.trust_env = False  # REQUESTS_CA_BUNDLE would win over verify
+    body, _ = ureg.push_image("sec/app", "v1", [b"over tls"])
+    # default tlsVerify: the system CAs, which do not know this one: refused, a clean error
+    strict = zinc_factory(mirror_config([up.url]))
+    r = Registry(strict.url).get("/v2/sec/app/manifests/v1")
+    assert r.status_code == 502 and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    assert any("certificate" in json.dumps(line).lower() for line in strict.log_lines()), strict.log()
+    # certDir holding the CA (*.crt, as zot and docker's certs.d): verified, served
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    shutil.copy(ca[0], certs / "ca.crt")
+    trusted = zinc_factory(mirror_config([up.url], certDir=str(certs)))
+    r = Registry(trusted.url).get("/v2/sec/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 200 and r.content == body
+    # a certDir CA that did not sign the server's certificate: refused again
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(make_cert(d, "other-ca")[0], other / "ca.crt")
+    wrong = zinc_factory(mirror_config([up.url], certDir=str(other)))
+    assert Registry(wrong.url).get("/v2/sec/app/manifests/v1").status_code == 502
+    # tlsVerify false: served without checking
+    lax = zinc_factory(mirror_config([up.url], tlsVerify=False))
+    assert Registry(lax.url).get("/v2/sec/app/manifests/v1", headers={"Accept": OCI_MANIFEST}).content == body
 
 
 # ---- CNCF Distribution as the upstream (htpasswd), through a relay the test controls --------------
@@ -407,6 +582,37 @@ def test_stream_cut_and_retry(zinc_factory, dist):
         assert hashlib.sha256(f.read()).hexdigest() == hexd
 
 
+def test_upstream_killed_mid_pull(zinc_factory, dist):
+    data, dig = big_blob(64)
+    dist.registry().push_blob("killed/layer", data)
+    relay = Relay(dist.port, hold_after=4 << 20)
+    mirror = mirror_of(zinc_factory, relay.url)
+    hexd = dig.split(":")[1]
+    r = requests.get(mirror.url + "/v2/killed/layer/blobs/" + dig, stream=True, timeout=DEADLINE)
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(data)
+    got = len(r.raw.read(1 << 20))
+    wait_for(lambda: relay.holding >= 1, what="the relay to hold")
+    os.kill(dist.proc.pid, signal.SIGKILL)  # the upstream process dies mid-transfer
+    dist.proc.wait(timeout=20)
+    relay.open()  # what it held goes on, then the dead upstream's end of the connection
+    with pytest.raises(Exception):
+        while True:
+            chunk = r.raw.read(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+        assert got == len(data), "short body"  # urllib3 may end a short body quietly
+    assert got < len(data)
+    r.close()
+    relay.cut()
+    assert hexd not in blob_files(mirror.root, "killed/layer")
+    wait_for(lambda: upload_files(mirror.root, "killed/layer") == [], what="session removed")
+    r = requests.get(mirror.url + "/v2/killed/layer/blobs/" + dig, timeout=DEADLINE)
+    assert r.status_code == 502 and r.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+    assert hexd not in blob_files(mirror.root, "killed/layer")
+    assert metric(mirror, "zinc_sync_fetches_total", {"kind": "blob", "result": "failed"}) == 2
+
+
 def test_concurrent_pulls_share_one_fetch(zinc_factory, dist):
     data, dig = big_blob(32)
     dist.registry().push_blob("shared/layer", data)
@@ -441,10 +647,11 @@ class TokenFront:
     token its realm issued for that repository; the realm wants Basic credentials. Behind it
     the real Distribution serves the content (with its own htpasswd credentials)."""
 
-    def __init__(self, dist):
+    def __init__(self, dist, anonymous=False):
         import http.server
 
         front = self
+        self.anonymous = anonymous  # the realm issues tokens without credentials (Docker Hub's public images)
         self.token_requests = []
         self.dist = dist
 
@@ -471,7 +678,7 @@ class TokenFront:
                     q = urllib.parse.parse_qs(u.query)
                     front.token_requests.append((q, self.headers.get("Authorization")))
                     want = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
-                    if self.headers.get("Authorization") != want:
+                    if self.headers.get("Authorization") != (None if front.anonymous else want):
                         return self._send(401)
                     scope = q.get("scope", [""])[0]
                     return self._send(200, json.dumps({"token": "tok:" + scope, "expires_in": 300}).encode(),
@@ -511,6 +718,22 @@ def test_bearer_token_flow(zinc_factory, dist):
         assert q["service"] == ["front"] and q["scope"] == ["repository:org/tool:pull"]
         assert authz.startswith("Basic ")
         # the token is reused for the next fetches of the repository
+        assert len(front.token_requests) == 1
+    finally:
+        front.close()
+
+
+def test_anonymous_bearer_token_flow(zinc_factory, dist):
+    """No credentialsFile: the token is asked for anonymously, as for Docker Hub's public images."""
+    body, _ = dist.registry().push_image("public/tool", "v1", [b"public layer"])
+    front = TokenFront(dist, anonymous=True)
+    try:
+        mirror = zinc_factory(mirror_config([front.url]))
+        m = Registry(mirror.url)
+        assert m.get("/v2/public/tool/manifests/v1", headers={"Accept": OCI_MANIFEST}).content == body
+        assert m.get("/v2/public/tool/blobs/" + digest(b"public layer")).content == b"public layer"
+        q, authz = front.token_requests[0]
+        assert q["scope"] == ["repository:public/tool:pull"] and authz is None
         assert len(front.token_requests) == 1
     finally:
         front.close()

@@ -347,3 +347,37 @@ def test_poll_without_retries_counts_failures(zinc_factory):
         check_image(m, "once/app", "v1")
     finally:
         front.close()
+
+
+def test_poll_copies_at_most_three_images_at_once(zinc_factory):
+    """Bounded concurrency: five images, every layer transfer held by the relay; the copiers
+    (three) each hold one, and the other images wait for a copier, not for a connection."""
+    up = zinc_factory()
+    u = Registry(up.url)
+    layers = {}
+    for i in range(5):
+        layer = b"".join(j.to_bytes(8, "big") + bytes([i]) * (1 << 16) for j in range(32))  # ~2 MiB
+        u.push_image("many/app%d" % i, "v1", [layer])
+        layers[i] = digest(layer)
+    relay = Relay(up.port, hold_after=1 << 20)
+    try:
+        mirror = zinc_factory(poll_config([relay.url], pollInterval="1h"))
+
+        def seen(path_part, method="GET "):
+            with relay.lock:
+                return [r for r in relay.requests if r.startswith(method) and path_part in r]
+
+        # every image is listed (queued) and three layer transfers are held
+        wait_for(lambda: all(seen("/v2/many/app%d/tags/list" % i) for i in range(5)), what="all images listed")
+        wait_for(lambda: relay.holding >= 3, what="three transfers held")
+        layer_gets = lambda: sum(1 for i in range(5) if seen("/blobs/" + layers[i]))
+        assert layer_gets() == 3 and relay.holding == 3, relay.requests
+        relay.open()
+        m = Registry(mirror.url)
+        wait_for(lambda: rounds(mirror) >= 1, timeout=DEADLINE * 3, what="the round")
+        for i in range(5):
+            check_image(m, "many/app%d" % i, "v1")
+        assert layer_gets() == 5
+        assert metric(mirror, "zinc_sync_poll_images_total", {"result": "copied"}) == 5
+    finally:
+        relay.cut()

@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     st_manifest_check_t out;
     char detail[160];
-    zn_err_t err = st_manifest_check(st, "fuzz/repo", ct[0] != '\0' ? ct : NULL, body, n, &out, detail, sizeof(detail));
+    zn_err_t err = st_manifest_check(st, "fuzz/repo", ct[0] != '\0' ? ct : NULL, body, n, false, &out, detail, sizeof(detail));
     FZ_CHECK(err == ZN_OK || err == ZN_EINVAL || err == ZN_ENOENT || err == ZN_EUNSUPP);
     if (err == ZN_OK) {
         FZ_CHECK(strcmp(out.media_type, "application/vnd.oci.image.manifest.v1+json") == 0 ||

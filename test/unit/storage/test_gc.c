@@ -149,6 +149,63 @@ static void test_index_children(void **state)
     assert_false(has_blob(t, "r", &a.config));
 }
 
+/* The mirror's index, stored before its children (zn_storage_manifest_put_mirrored): only
+ * that entry point takes one; GC keeps the child that came later, and its blobs, through
+ * the index, and a child never fetched does not make the run unsafe. */
+static void test_mirrored_index(void **state)
+{
+    t_store_t *t = *state;
+    char body[1024], detail[256];
+    zn_storage_put_t res;
+    zn_digest_t never;
+    zn_digest_of(ZN_DIGEST_SHA256, "never pulled", 12, &never);
+    struct img a = push_image(t, "prep", NULL, "amd64", NULL); /* only to know the child's digest */
+    snprintf(body, sizeof(body),
+             "{\"schemaVersion\":2,\"mediaType\":\"" INDEX_MT "\",\"manifests\":["
+             "{\"mediaType\":\"" OCI_MT "\",\"digest\":\"%s\",\"size\":1},{\"mediaType\":\"" OCI_MT
+             "\",\"digest\":\"%s\",\"size\":1}]}",
+             a.manifest.str, never.str);
+    const char *tags[1] = {"multi"};
+    assert_int_equal(zn_storage_manifest_put_tags(t->st, "r", tags, 1, NULL, INDEX_MT, body, strlen(body), &res, detail, sizeof(detail)),
+                     ZN_ENOENT);
+    assert_int_equal(zn_storage_manifest_put_mirrored(t->st, "r", tags, 1, NULL, INDEX_MT, body, strlen(body), &res, detail,
+                                                      sizeof(detail)),
+                     ZN_OK);
+    zn_digest_t index = res.digest;
+    /* an image manifest's blobs must still be there */
+    char *m = t_manifest(&never, 2, &never, 3, NULL, NULL);
+    assert_int_equal(zn_storage_manifest_put_mirrored(t->st, "r", NULL, 0, NULL, OCI_MT, m, strlen(m), &res, detail, sizeof(detail)),
+                     ZN_ENOENT);
+    free(m);
+    /* the platform a client pulled arrives later, untagged */
+    struct img child = push_image(t, "r", NULL, "amd64", NULL);
+    assert_true(zn_digest_eq(&child.manifest, &a.manifest));
+    age_image(t, "r", &child);
+    age_blob(t, "r", &index);
+
+    zn_storage_gc_stats_t s = gc(t, "r");
+    assert_int_equal(s.manifests, 0);
+    assert_int_equal(s.blobs, 0);
+    assert_true(listed(t, "r", &child.manifest));
+    assert_true(has_blob(t, "r", &child.layer));
+    assert_true(has_blob(t, "r", &child.config));
+    zn_storage_manifest_t got;
+    assert_int_equal(zn_storage_manifest_get(t->st, "r", "multi", true, &got), ZN_OK);
+    assert_true(zn_digest_eq(&got.digest, &index));
+    zn_storage_manifest_release(&got);
+    assert_int_equal(zn_storage_manifest_get(t->st, "r", never.str, false, &got), ZN_ENOENT);
+    /* scrub: the platform never pulled is damage in a plain store, expected in a mirror */
+    zn_storage_scrub_stats_t ss;
+    assert_int_equal(zn_storage_scrub(t->st, NULL, 0, NULL, NULL, &ss), ZN_OK);
+    assert_int_equal(ss.problems, 1);
+    zn_config_sync_registry_t reg = {.on_demand = true};
+    zn_config_sync_t sync = {.enable = true, .registries = &reg, .nregistries = 1};
+    t->cfg.extensions.sync = &sync;
+    assert_int_equal(zn_storage_scrub(t->st, NULL, 0, NULL, NULL, &ss), ZN_OK);
+    t->cfg.extensions.sync = NULL;
+    assert_int_equal(ss.problems, 0);
+}
+
 static void test_untagged(void **state)
 {
     t_store_t *t = *state;
@@ -407,6 +464,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_blobs, setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_index_children, setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_mirrored_index, setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_untagged, setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_referrers, setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_uploads, setup, t_teardown),
