@@ -107,6 +107,49 @@ def parse_trace(text):
     return longest_region, longest_stretch, workers, len(wr)
 
 
+def worker_schedstat(pid):
+    """{tid: (run ns, run-queue wait ns)} of the server's worker-<i> threads."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if not f.read().startswith("worker-"):
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                run, wait, _ = f.read().split()
+            out[tid] = (int(run), int(wait))
+        except OSError:
+            pass
+    return out
+
+
+class WaitSampler:
+    """Samples the workers' run-queue wait (schedstat) every 50 ms: the total over the pushes,
+    and the most one worker waited within one interval. A region of the trace that holds no
+    syscall or lock event but is long is a thread that was runnable and not running."""
+
+    def __init__(self, pid):
+        self.pid, self.max_ms, self.stop_ev = pid, 0.0, threading.Event()
+        self.first = self.last = worker_schedstat(pid)
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop_ev.wait(0.05):
+            cur = worker_schedstat(self.pid)
+            for tid, (_, wait) in cur.items():
+                if tid in self.last:
+                    self.max_ms = max(self.max_ms, (wait - self.last[tid][1]) / 1e6)
+            self.last = cur
+
+    def stop(self):
+        self.stop_ev.set()
+        self.t.join()
+        run = sum(v[0] - self.first.get(t, (0, 0))[0] for t, v in self.last.items())
+        wait = sum(v[1] - self.first.get(t, (0, 0))[1] for t, v in self.last.items())
+        return run / 1e9, wait / 1e9, self.max_ms
+
+
 def main():
     binary = os.path.realpath(os.environ.get("ZINC_BIN", "build/server/zinc"))
     tmp = tempfile.mkdtemp(prefix="zinc-pushconc-", dir=os.environ.get("PC_TMP"))
@@ -162,6 +205,7 @@ def main():
 
             gt = threading.Thread(target=getter)
             gt.start()
+            ws = WaitSampler(srv.proc.pid)
             t0 = time.monotonic()
             ps = [threading.Thread(target=pusher, args=(i,)) for i in range(CLIENTS)]
             for p in ps:
@@ -169,6 +213,7 @@ def main():
             for p in ps:
                 p.join()
             wall = time.monotonic() - t0
+            w_run, w_wait, w_max = ws.stop()
             done.set()
             gt.join()
             log(f"pushes done in {wall:.1f} s; waiting for the trace ({est} s session)")
@@ -209,6 +254,8 @@ def main():
                   f"< 10 ms: {'met' if stretch[0] < 10e6 else 'NOT met'} |")
         else:
             print("| trace | not parsed | |")
+        print(f"| worker threads during the pushes: running / waiting for a CPU (run queue), s | {w_run:.1f} / {w_wait:.1f} | |")
+        print(f"| most one worker waited for a CPU within one 50 ms sample, ms | {w_max:.1f} | |")
         print(f"| VmHWM, MiB | {(hwm or 0) / 1024:.0f} | |")
         load1 = os.getloadavg()
         print(f"\nload average (1 min) {load0[0]:.1f} at start, {load1[0]:.1f} at end; trace {len(trace.get('body', b''))} bytes")
