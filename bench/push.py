@@ -6,7 +6,11 @@ Measures, per server: monolithic and chunked (8 MiB PATCHes) push of a 256 MiB b
 (MB/s, best of PUSH_ROUNDS), skopeo push of 8 x 32 MiB layers (s), the time from the last
 body byte sent to the 201 of a 1 GiB monolithic PUT (ms), a 4 GiB monolithic push with the
 extra disk used during it sampled (statvfs of the store, minus the 4 GiB itself), and
-VmHWM after all of that. Ceiling: `openssl speed -evp sha256` on one core. zinc's CPU
+VmHWM after all of that, and the server's own CPU time (user + system of all its threads,
+from /proc/PID/stat) per GiB of the 256 MiB pushes: unlike MB/s that does not depend on
+what else the machine runs. Ceilings: `openssl speed -evp sha256` on one core, and the
+store's filesystem taking 1 MiB pwrites of a fresh file (page cache, no fsync: what any
+registry pays for the bytes it keeps; on this VM it is often below SHA-256). zinc's CPU
 profile of a monolithic push (its own /v2/_zot/pprof/profile) is saved under
 BENCH_PROFILE=DIR when set. Prints one markdown table. Loopback only.
 """
@@ -43,6 +47,30 @@ def random_file(path, size):
             f.write(b)
             left -= len(b)
     return "sha256:" + h.hexdigest()
+
+
+def server_cpu(pid):
+    """CPU seconds (user + system, all threads) the process has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def write_mbps(directory, size, rounds=3):
+    """Best MB/s of writing a fresh file of size bytes in 1 MiB pwrites (no fsync)."""
+    best = 0.0
+    buf = os.urandom(MIB)
+    for i in range(rounds):
+        path = os.path.join(directory, "write-ceiling")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        t0 = time.monotonic()
+        for off in range(0, size, MIB):
+            os.pwrite(fd, buf, off)
+        secs = time.monotonic() - t0
+        os.close(fd)
+        os.unlink(path)
+        best = max(best, size / secs / 1e6)
+    return best
 
 
 def used_bytes(root, pid):
@@ -138,6 +166,8 @@ def main():
         w.layout = oci.build_oci_layout(os.path.join(tmp, "layout"), sizes.layers, sizes.layer)
         res["sha256"] = measure.sha256_mbps(3)
         log(f"sha256 one core {res['sha256']:.0f} MB/s")
+        res["write"] = write_mbps(tmp, BIG)
+        log(f"store filesystem write {res['write']:.0f} MB/s")
         for name, binary in kinds:
             root = os.path.join(tmp, name + "-root")
             wd = os.path.join(tmp, name + "-run")
@@ -145,17 +175,26 @@ def main():
             r = res[name] = {}
             try:
                 c = oci.Client(srv.url)
-                mono, chunked = [], []
+                mono, chunked, mono_cpu, chunked_cpu = [], [], [], []
+                pid = srv.proc.pid
                 for rnd in range(ROUNDS):
                     prof = None
                     if prof_dir and binary and rnd == 0:
                         prof = profile.CpuProfile(srv, os.path.join(prof_dir, f"{name}-push_mono.pb.gz"), 3)
+                    cpu0 = server_cpu(pid)
                     mono.append(BIG / c.push_file(f"bench/mono{rnd}", big, dbig) / 1e6)
+                    cpu1 = server_cpu(pid)
                     if prof:
                         prof.finish()
+                    else:
+                        mono_cpu.append((cpu1 - cpu0) * (1 << 30) / BIG)
+                    cpu0 = server_cpu(pid)
                     chunked.append(BIG / c.push_file_chunked(f"bench/chunked{rnd}", big, dbig, 8 * MIB) / 1e6)
+                    chunked_cpu.append((server_cpu(pid) - cpu0) * (1 << 30) / BIG)
                 c.close()
                 r["mono"], r["chunked"] = max(mono), max(chunked)
+                r["mono_cpu"] = min(mono_cpu) if mono_cpu else None
+                r["chunked_cpu"] = min(chunked_cpu)
                 log(f"{name}: mono {r['mono']:.0f} MB/s, chunked {r['chunked']:.0f} MB/s")
                 r["skopeo"] = w.skopeo_push(srv)
                 log(f"{name}: skopeo push {r['skopeo']:.2f} s")
@@ -176,6 +215,8 @@ def main():
     print("| metric | " + " | ".join(cols) + " | zinc / Distribution |")
     print("|---" * (len(cols) + 2) + "|")
     rows = [("mono", "monolithic push %d MiB, MB/s" % (BIG // MIB)), ("chunked", "chunked push, 8 MiB PATCHes, MB/s"),
+            ("mono_cpu", "server CPU per GiB, monolithic (best round), s"),
+            ("chunked_cpu", "server CPU per GiB, chunked (best round), s"),
             ("skopeo", "skopeo push 8x32 MiB, s"), ("last_ms", "last byte -> 201, %d MiB PUT, ms" % (LAST // MIB)),
             ("huge", "monolithic push %d MiB, MB/s" % (HUGE // MIB)), ("huge_extra", "extra disk during it (store + unlinked temp files), MiB"),
             ("hwm", "VmHWM after all, MiB")]
@@ -184,9 +225,12 @@ def main():
         ratio = ""
         if res["zinc"].get(key) is not None and d.get(key):
             ratio = "%.2fx" % (res["zinc"][key] / d[key])
-        print(f"| {label} | " + " | ".join("-" if v is None else f"{v:.1f}" for v in vals) + f" | {ratio} |")
+        fmt = ".2f" if key.endswith("_cpu") else ".1f"
+        print(f"| {label} | " + " | ".join("-" if v is None else format(v, fmt) for v in vals) + f" | {ratio} |")
     print(f"\nSHA-256 one core (openssl speed): {res['sha256']:.0f} MB/s; zinc monolithic = "
           f"{res['zinc']['mono'] / res['sha256']:.2f}, chunked = {res['zinc']['chunked'] / res['sha256']:.2f} of it. "
+          f"Store filesystem write (1 MiB pwrites, page cache): {res['write']:.0f} MB/s; zinc monolithic = "
+          f"{res['zinc']['mono'] / res['write']:.2f}, chunked = {res['zinc']['chunked'] / res['write']:.2f} of it. "
           f"Load average after: {' '.join('%.2f' % x for x in os.getloadavg())}")
 
 

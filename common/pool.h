@@ -22,6 +22,10 @@ typedef struct zn_pool_job {
 
 typedef struct zn_pool zn_pool_t;
 
+/* Pool threads run this much nicer than the thread that made the pool (capped at 19), so
+ * event loops win the CPU over bulk work. */
+#define ZN_POOL_NICE 5
+
 /* Starts nthreads (1..64) threads named "<name>-<i>" through zn_thread_create. Returns
  * NULL if none could start. Free with zn_pool_free. */
 zn_pool_t *zn_pool_new(const char *name, int nthreads);

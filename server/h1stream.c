@@ -49,10 +49,13 @@ static __thread h2o_socket_t *accepting;   /* the socket inside h2o_http1_accept
 #define DRAIN_MAX (64u << 20) /* body read and dropped behind an early answer, then we close */
 /* Receive buffer of a streamed upload. h2o's evloop reads a socket until EAGAIN, so with
  * Linux's autotuned window (tcp_rmem up to 32 MiB) one wake-up could pull tens of MiB into
- * the input buffer, which h2o then compacts with memmove as we consume it, and the client's
- * last byte would wait behind that backlog. 4 MiB (the kernel doubles it) still allows
- * ~160 MB/s per connection at 50 ms RTT. */
-#define STREAM_RCVBUF (4 << 20)
+ * the input buffer, which h2o then compacts with memmove as we consume it. And what sits in
+ * the kernel's buffer when the client sends its last byte is still to be written and hashed
+ * before the 201: with 4 MiB (8 MiB after the kernel doubles it) that backlog alone was
+ * 50-100 ms of a loaded disk (bench/push.py, last byte -> 201). 1 MiB (2 MiB doubled) halved
+ * it without costing throughput on loopback, and still allows ~40 MB/s per connection at
+ * 50 ms RTT; wide-area clients push many layers at once. */
+#define STREAM_RCVBUF (1 << 20)
 
 typedef struct h1_stream {
     zn_body_stream_t super;

@@ -5,9 +5,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "common/pool.h"
 
@@ -55,6 +58,41 @@ static void test_every_job_runs_once_off_the_caller(void **state)
         assert_true(jobs[i].off_caller);
         assert_true(jobs[i].named);
     }
+}
+
+/* Pool threads are nicer than their creator, so event loops win the CPU over bulk work. */
+struct nice_job {
+    zn_pool_job_t super;
+    int nice;
+};
+
+static void nice_run(zn_pool_job_t *_job)
+{
+    struct nice_job *job = (void *)_job;
+    errno = 0;
+    job->nice = getpriority(PRIO_PROCESS, (id_t)gettid());
+    assert_int_equal(errno, 0);
+}
+
+static void nice_done(zn_pool_job_t *_job)
+{
+    (void)_job;
+}
+
+static void test_pool_threads_are_nicer(void **state)
+{
+    (void)state;
+    errno = 0;
+    int mine = getpriority(PRIO_PROCESS, (id_t)gettid());
+    assert_int_equal(errno, 0);
+    struct nice_job job = {.super = {.run = nice_run, .done = nice_done}, .nice = -100};
+    zn_pool_t *p = zn_pool_new("tnice", 1);
+    assert_non_null(p);
+    zn_pool_submit(p, &job.super);
+    zn_pool_free(p);
+    assert_int_equal(job.nice, mine + ZN_POOL_NICE > 19 ? 19 : mine + ZN_POOL_NICE);
+    /* the caller's own priority is untouched */
+    assert_int_equal(getpriority(PRIO_PROCESS, (id_t)gettid()), mine);
 }
 
 /* A done callback may re-submit its job (api/body.c chains slices that way). */
@@ -105,6 +143,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_job_runs_once_off_the_caller),
         cmocka_unit_test(test_done_may_resubmit),
+        cmocka_unit_test(test_pool_threads_are_nicer),
         cmocka_unit_test(test_free_null_and_pending),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
