@@ -252,6 +252,10 @@ static void declare(zn_trace_thread_t *tt, int ti, const zn_thread_info_t *t, ui
     if (d >> 2 == e)
         return;
     int st = atomic_load(&t->state);
+    /* the caller saw it running, but it may have returned since: a thread in its exit hooks
+     * never writes another event, so declaring it would leave the parser a G that never ends */
+    if (st == ZN_THREAD_EXITED || !atomic_load(&t->live))
+        return;
     int kind = st == ZN_THREAD_IDLE || st == ZN_THREAD_BLOCKED ? DECL_WAITING
                : st == ZN_THREAD_SYSCALL                       ? DECL_INSYSCALL
                                                                : DECL_RUNNABLE;

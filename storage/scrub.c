@@ -152,9 +152,49 @@ static void scrub_blobs(scrub_t *s, const char *repo, zn_digest_algo_t algo)
         problem(s, repo, dir, "blob directory unreadable");
 }
 
-/* The blob named by descriptor-ish object `o` ("digest" member) must exist in repo. */
-static void check_ref(scrub_t *s, const char *repo, const char *manifest, json_t *o, const char *what)
+/* Whether repo's index.json lists manifest d now. GC and clients change a repository while
+ * a pass runs (GC drops a manifest from index.json first, then deletes its files): what a
+ * pass found missing is reported only if the index, read again after the miss, still lists
+ * the manifest that wants it. An index.json that cannot be read or parsed counts as
+ * listing it, so nothing goes unreported. */
+static bool still_listed(scrub_t *s, const char *repo, const zn_digest_t *d)
 {
+    char key[PATH_MAX], *bytes = NULL;
+    size_t len, i;
+    json_t *idx = NULL, *list, *e;
+    bool found = true;
+    if (st_repo_key(key, repo, "index.json") != ZN_OK)
+        return true;
+    zn_err_t err = st_ops(s->st)->get(s->st->drv, key, ST_INDEX_MAX, &bytes, &len, NULL);
+    if (err == ZN_ENOENT)
+        return false; /* the repository itself went (GC of an emptied one, a delete) */
+    if (err == ZN_OK && (idx = json_loadb(bytes, len, 0, NULL)) != NULL &&
+        json_is_array(list = json_object_get(idx, "manifests"))) {
+        found = false;
+        json_array_foreach(list, i, e)
+        {
+            const char *ds = st_desc_digest(e);
+            zn_digest_t ld;
+            if (ds != NULL && zn_digest_parse(zn_slice(ds, strlen(ds)), &ld) == ZN_OK && zn_digest_eq(&ld, d)) {
+                found = true;
+                break;
+            }
+        }
+    }
+    json_decref(idx);
+    free(bytes);
+    return found;
+}
+
+static bool present(scrub_t *s, const char *key)
+{
+    return st_ops(s->st)->stat(s->st->drv, key, NULL, NULL) == ZN_OK;
+}
+
+/* The blob named by descriptor-ish object `o` ("digest" member) must exist in repo. */
+static void check_ref(scrub_t *s, const char *repo, const zn_digest_t *md, json_t *o, const char *what)
+{
+    const char *manifest = md->str;
     const char *ds = json_string_value(json_object_get(o, "digest"));
     zn_digest_t d;
     char key[PATH_MAX], msg[ZN_DIGEST_STR_MAX + 96];
@@ -165,7 +205,11 @@ static void check_ref(scrub_t *s, const char *repo, const char *manifest, json_t
         problem(s, repo, manifest, n >= 0 && (size_t)n < sizeof(msg) ? msg : "manifest has an invalid digest");
         return;
     }
-    if (st_blob_key(key, repo, &d) != ZN_OK || st_ops(s->st)->stat(s->st->drv, key, NULL, NULL) != ZN_OK) {
+    if (st_blob_key(key, repo, &d) != ZN_OK)
+        return;
+    /* missing now: still a problem once the index was read again and the blob looked for
+     * again, in that order (a manifest pushed anew after GC brings its blobs first) */
+    if (!present(s, key) && still_listed(s, repo, md) && !present(s, key)) {
         int n = snprintf(msg, sizeof(msg), "missing %s blob, referenced by manifest %s", what, manifest);
         problem(s, repo, d.str, n >= 0 && (size_t)n < sizeof(msg) ? msg : "missing blob, referenced by a manifest");
     }
@@ -190,6 +234,8 @@ static void scrub_manifest(scrub_t *s, const char *repo, const zn_digest_t *d)
     if (st_blob_key(key, repo, d) != ZN_OK)
         return;
     zn_err_t err = st_ops(s->st)->get(s->st->drv, key, ST_INDEX_MAX, &bytes, &len, NULL);
+    if (err == ZN_ENOENT && (!still_listed(s, repo, d) || present(s, key)))
+        return; /* deleted (GC, a client) since index.json was read, or pushed again meanwhile */
     if (err != ZN_OK) {
         problem(s, repo, d->str, err == ZN_ENOENT ? "missing manifest (listed in index.json)" : "manifest unreadable");
         return;
@@ -207,13 +253,13 @@ static void scrub_manifest(scrub_t *s, const char *repo, const zn_digest_t *d)
     json_t *cfg = json_object_get(m, "config"), *list, *e;
     size_t i;
     if (cfg != NULL)
-        check_ref(s, repo, d->str, cfg, "config");
+        check_ref(s, repo, d, cfg, "config");
     if ((list = json_object_get(m, "layers")) != NULL && json_is_array(list))
-        json_array_foreach(list, i, e) check_ref(s, repo, d->str, e, "layer");
+        json_array_foreach(list, i, e) check_ref(s, repo, d, e, "layer");
     /* a pull-through mirror stores an index before its platforms (zn_storage_manifest_put_mirrored):
      * there a missing child is a platform nobody pulled yet, not damage */
     if ((list = json_object_get(m, "manifests")) != NULL && json_is_array(list) && !mirrors_on_demand(s->st->cfg))
-        json_array_foreach(list, i, e) check_ref(s, repo, d->str, e, "child manifest");
+        json_array_foreach(list, i, e) check_ref(s, repo, d, e, "child manifest");
 done:
     json_decref(m);
     free(bytes);

@@ -15,6 +15,47 @@ from conftest import ZINC_BIN, REPO, SLOW, free_port
 API_VERSION = "registry/2.0"
 
 
+def wait_lines(read, pred, timeout=10):
+    """The lines read() returns that pred accepts, once there is one. The access log is
+    written when h2o disposes of the request, after the client already has its answer."""
+    deadline = time.time() + timeout * SLOW
+    while True:
+        lines = [l for l in read() if pred(l)]
+        if lines:
+            return lines
+        assert time.time() < deadline, "no such log line"
+        time.sleep(0.05)
+
+
+def file_lines(path):
+    def read():
+        out = []
+        for line in path.read_text().splitlines() if path.exists() else []:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass  # a line being written
+        return out
+    return read
+
+
+def wait_server_read(port, sock, timeout=10):
+    """Waits until the server side of sock's connection has read everything sent on it (its
+    receive queue in /proc/net/tcp is empty): the server has seen those bytes."""
+    mine = sock.getsockname()[1]
+    deadline = time.time() + timeout * SLOW
+    while True:
+        with open("/proc/net/tcp") as f:
+            for line in f.read().splitlines()[1:]:
+                fields = line.split()
+                local, remote, queues = fields[1], fields[2], fields[4]
+                if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16) == mine:
+                    if int(queues.split(":")[1], 16) == 0:
+                        return
+        assert time.time() < deadline, "zinc did not read the request"
+        time.sleep(0.02)
+
+
 def test_base_route(zinc):
     r = requests.get(zinc.url + "/v2/")
     assert r.status_code == 200
@@ -51,9 +92,7 @@ def test_wrong_method_is_405(zinc):
 
 def test_access_log_line(zinc):
     requests.get(zinc.url + "/v2/?x=1", headers={"Authorization": "Basic c2VjcmV0OnBhc3N3b3Jk"})
-    time.sleep(0.2)
-    lines = [l for l in zinc.log_lines() if l.get("message") == "request" and l.get("path") == "/v2/"]
-    assert lines, zinc.log()
+    lines = wait_lines(zinc.log_lines, lambda l: l.get("message") == "request" and l.get("path") == "/v2/")
     l = lines[-1]
     assert l["level"] == "info" and l["method"] == "GET" and l["status"] == 200
     assert l["bytes"] == 2 and l["remote"] == "127.0.0.1"
@@ -64,7 +103,7 @@ def test_access_log_line(zinc):
 def test_log_level_respected(zinc_factory):
     s = zinc_factory({"log": {"level": "error"}})
     requests.get(s.url + "/v2/")
-    time.sleep(0.2)
+    assert s.stop() == 0  # every request is logged (or not) by the time zinc has exited
     assert not [l for l in s.log_lines() if l.get("message") == "request"]
 
 
@@ -72,9 +111,7 @@ def test_log_output_file(zinc_factory, tmp_path):
     out = tmp_path / "zinc.json.log"
     s = zinc_factory({"log": {"level": "info", "output": str(out)}})
     requests.get(s.url + "/v2/")
-    time.sleep(0.2)
-    lines = [json.loads(l) for l in out.read_text().splitlines()]
-    assert any(l.get("message") == "request" for l in lines)
+    wait_lines(file_lines(out), lambda l: l.get("message") == "request")
 
 
 def test_graceful_shutdown_finishes_in_flight_request(zinc):
@@ -82,7 +119,7 @@ def test_graceful_shutdown_finishes_in_flight_request(zinc):
     # must be answered and the process must exit 0.
     sock = socket.create_connection(("127.0.0.1", zinc.port))
     sock.sendall(b"POST /livez HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
-    time.sleep(0.2)
+    wait_server_read(zinc.port, sock)  # the request is in flight, not only queued at the kernel
     zinc.proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     assert zinc.proc.poll() is None, "exited with a request in flight"
@@ -222,9 +259,8 @@ def test_slow_body_is_not_cut_after_ten_seconds(zinc):
     r = requests.get(zinc.url + "/v2/slow/blobs/" + digest)
     assert r.status_code == 200 and r.content == body
     # the access log's duration counts the body's arrival, not only the handler
-    time.sleep(0.2)
-    post = [l for l in zinc.log_lines() if l.get("method") == "POST" and l.get("path") == "/v2/slow/blobs/uploads/"]
-    assert post and post[-1]["duration_ms"] >= 10000, post
+    post = wait_lines(zinc.log_lines, lambda l: l.get("method") == "POST" and l.get("path") == "/v2/slow/blobs/uploads/")
+    assert post[-1]["duration_ms"] >= 10000, post
 
 
 def test_audit_log_records_changes_only(zinc_factory, tmp_path):
@@ -237,8 +273,8 @@ def test_audit_log_records_changes_only(zinc_factory, tmp_path):
     assert r.status_code == 201
     requests.get(s.url + "/v2/aud/blobs/" + digest)
     requests.delete(s.url + "/v2/aud/blobs/sha256:" + "0" * 64)  # 404: not a change
-    time.sleep(0.2)
-    lines = [json.loads(l) for l in audit.read_text().splitlines()]
+    assert s.stop() == 0  # every request is audited (or not) by the time zinc has exited
+    lines = file_lines(audit)()
     assert len(lines) == 1, lines
     a = lines[0]
     assert a["message"] == "audit" and a["action"] == "POST" and a["status"] == 201

@@ -30,6 +30,14 @@ if SANITIZE:
                 allow_module_level=True)
 
 IMAGE = "zinc:e2e"
+
+
+def wait_until(pred, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.05)
+
 MB = 1000 * 1000
 # Three layers, a few hundred kB in all (vfs copies every layer in full).
 LAYERS = [{"etc/zinc-e2e/a.txt": b"alpha\n" * 4000},
@@ -111,7 +119,10 @@ def test_run_healthy_serves_and_stops_gracefully(dockerd, zinc_image, zinc_conta
                                           c.hostport, len(blob))
     sock = socket.create_connection(("127.0.0.1", c.port))
     sock.sendall(head.encode() + blob[:len(blob) // 2])
-    time.sleep(0.2)
+    # the body streams into the session file (in the mounted folder): once it has bytes,
+    # zinc is inside the request, not merely holding unread bytes at the kernel
+    session = os.path.join(c.store, "e2e/inflight/.uploads", target.path.rsplit("/", 1)[1])
+    wait_until(lambda: os.path.exists(session) and os.path.getsize(session) > 0, "the body reaching the session")
     stopped = {}
 
     def stop():
@@ -121,7 +132,8 @@ def test_run_healthy_serves_and_stops_gracefully(dockerd, zinc_image, zinc_conta
 
     t = threading.Thread(target=stop)
     t.start()
-    time.sleep(0.5)
+    # zinc logs the signal as it starts its shutdown: from then on it waits for this request
+    wait_until(lambda: '"message":"shutting down"' in c.logs(), "zinc to get SIGTERM")
     assert c.state()["Running"], "zinc exited with a request in flight:\n" + c.logs()
     sock.sendall(blob[len(blob) // 2:])
     sock.settimeout(5)

@@ -6,11 +6,13 @@ the collision rule in storage/repo.c.
 """
 import hashlib
 import os
+import time
 
 import pytest
 
 import conformance_util as cu
 from conformance_util import digest, relative_location
+from conftest import SLOW
 
 OCTET = {"Content-Type": "application/octet-stream"}
 MAX_NAME = "/".join(["a__b--c.d", "blobs", "uploads", "manifests", "tags", "list", "referrers"] * 5)[:240]
@@ -131,6 +133,13 @@ def test_invalid_names_refused(c, name):
 
 
 def listing(root):
+    # the startup dedupe-index rebuild writes under .zinc/ on its own thread, in its own time:
+    # wait for its end (the .complete mark, its last file) so that only requests change the tree
+    deadline = time.time() + 30 * SLOW
+    dedupe = os.path.join(root, ".zinc", "dedupe")
+    while os.path.isdir(dedupe) and not os.path.exists(os.path.join(dedupe, ".complete")):
+        assert time.time() < deadline, "the dedupe index rebuild never finished"
+        time.sleep(0.05)
     out = {}
     for d, _, files in os.walk(root):
         for f in files:

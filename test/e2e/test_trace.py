@@ -341,16 +341,22 @@ def test_trace_viewer_pages(loaded, go):
 def test_second_trace_refused(zinc_factory):
     srv = zinc_factory({"http": {"workers": 2}})
     # stream=True returns once the headers came, and a trace's 200 is sent only after
-    # tracing was enabled: from here on the first trace is running (for 5 s, a margin for a
-    # loaded machine to send the second request).
-    first = requests.get(srv.url + PPROF + "trace?seconds=5", stream=True, timeout=60 * SLOW)
+    # tracing was enabled: from here on the first trace is running, for as long as its client
+    # stays (60 s is only the bound; it is closed below), however slow the second request is.
+    first = requests.get(srv.url + PPROF + "trace?seconds=60", stream=True, timeout=60 * SLOW)
     assert first.status_code == 200
+    head = b""
+    while len(head) < 13:  # the header is streamed at once
+        chunk = first.raw.read(13 - len(head))
+        assert chunk, head
+        head += chunk
+    assert head == b"go 1.19 trace"
     r = requests.get(srv.url + PPROF + "trace?seconds=1", timeout=30)
     assert r.status_code == 500
     assert r.text == "Could not enable tracing: tracing is already enabled\n"
     assert r.headers["X-Go-Pprof"] == "1"
     assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
-    assert first.content.startswith(b"go 1.19 trace")
+    first.close()  # the trace ends (test_client_going_away_ends_trace checks that it does)
 
 
 def test_client_going_away_ends_trace(zinc_factory):

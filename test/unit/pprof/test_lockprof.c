@@ -94,14 +94,35 @@ static bool has_stack(const zn_pprof_profile_t *p, const char *leaf, const char 
     return false;
 }
 
+/* Waits (up to 20 s) until thread `name` waits for a lock. */
+static void wait_blocked(const char *name)
+{
+    for (int tries = 0; tries < 20000; tries++) {
+        for (int i = 0; i < zn_thread_count(); i++) {
+            zn_thread_info_t *t = zn_thread_get(i);
+            if (strcmp(t->name, name) == 0 && atomic_load(&t->state) == ZN_THREAD_BLOCKED)
+                return;
+        }
+        usleep(1000);
+    }
+    fail_msg("thread %s never waited for the lock", name);
+}
+
 static void test_contention_profiles(void **state)
 {
     pthread_t a, b;
     zn_thread_register_self("main");
     zn_lockprof_init(1, 1000);
     zn_mutex_init(&mu, "test");
+    /* both contenders first wait for main, whatever the scheduling: the first to get the
+     * lock then releases it with the other still waiting, so a contender's unlock is
+     * contended (and both waited) even if one would otherwise run its loop alone */
+    zn_mutex_lock(&mu);
     assert_int_equal(zn_thread_create(&a, "lock-a", contender, NULL), 0);
     assert_int_equal(zn_thread_create(&b, "lock-b", contender, NULL), 0);
+    wait_blocked("lock-a");
+    wait_blocked("lock-b");
+    zn_mutex_unlock(&mu);
     pthread_join(a, NULL);
     pthread_join(b, NULL);
     assert_true(zn_pprof_def_block.count() > 0 && zn_pprof_def_mutex.count() > 0);
