@@ -12,8 +12,10 @@
  * on the repository directory across the update (lock_repo), which keeps two zinc
  * processes on one root from interleaving GC with a push, as before the driver seam.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "storage/internal.h"
 
@@ -27,7 +29,44 @@ const char *st_desc_digest(json_t *desc)
     return json_string_value(json_object_get(desc, "digest"));
 }
 
-#define INDEX_CAS_TRIES 16 /* conflicts in a row before giving up (ZN_EBUSY) */
+/* Conflicts in a row are met with a randomised exponential backoff: the writers that keep
+ * colliding are other processes on the same bucket or root (within a process the repo's
+ * mutex serialises them), and retrying at once only re-creates the same race, so a slow
+ * replica (a loaded machine, a sanitizer build) could lose every round to faster ones. The
+ * k-th conflict waits uniform(0.5, 1.5) x min(INDEX_CAS_BASE_NS << k, INDEX_CAS_CAP_NS); the
+ * update gives up after INDEX_CAS_TRIES conflicts or once st->cas_budget_ns has passed,
+ * whichever comes first, with ZN_EAGAIN (503 + Retry-After: the client may retry). Only
+ * conflicting writers sleep; on the fs driver, whose lock_repo excludes other zinc
+ * processes, that means a foreign writer (zot) and never a zinc on the event loop. */
+#define INDEX_CAS_TRIES 64
+#define INDEX_CAS_BASE_NS 1000000ull  /* 1 ms */
+#define INDEX_CAS_CAP_NS 100000000ull /* 100 ms */
+
+uint64_t st_cas_backoff_ns(unsigned conflicts, uint64_t rnd)
+{
+    uint64_t d = conflicts >= 7 ? INDEX_CAS_CAP_NS : INDEX_CAS_BASE_NS << conflicts;
+    if (d > INDEX_CAS_CAP_NS)
+        d = INDEX_CAS_CAP_NS;
+    return d / 2 + rnd % (d + 1); /* [d/2, 3d/2] */
+}
+
+static uint64_t cas_rand(void)
+{
+    static _Thread_local uint64_t x;
+    if (x == 0)
+        x = zn_now_mono_ns() ^ ((uint64_t)(uintptr_t)&x << 16) ^ 0x9e3779b97f4a7c15ull;
+    x ^= x << 13; /* xorshift64: jitter only, no secrecy needed */
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+}
+
+static void cas_sleep(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
 
 /* Reads and parses index.json with its version; "manifests": null (zot's fresh index)
  * becomes []. */
@@ -117,8 +156,9 @@ zn_err_t st_index_edit_seen(zn_storage_t *st, st_repo_t *repo, st_index_edit_fn 
     zn_mutex_lock(&repo->lock);
     if (st_ops(st)->lock_repo != NULL && (err = st_ops(st)->lock_repo(st->drv, repo->name, &lock)) != ZN_OK)
         goto done;
-    err = ST_ECONFLICT;
-    for (int i = 0; i < INDEX_CAS_TRIES && err == ST_ECONFLICT; i++) {
+    uint64_t start = zn_now_mono_ns();
+    unsigned conflicts = 0;
+    for (;;) {
         json_t *idx = NULL;
         st_version_t ver;
         bool changed = false;
@@ -128,9 +168,19 @@ zn_err_t st_index_edit_seen(zn_storage_t *st, st_repo_t *repo, st_index_edit_fn 
         if (err == ZN_OK && (err = fn(data, idx, &changed)) == ZN_OK && changed)
             err = write_index(st, repo, idx, &ver);
         json_decref(idx);
+        if (err != ST_ECONFLICT)
+            break;
+        uint64_t wait = st_cas_backoff_ns(conflicts, cas_rand());
+        if (++conflicts >= INDEX_CAS_TRIES || zn_now_mono_ns() - start + wait > st->cas_budget_ns) {
+            zn_log(ZN_LOG_WARN, "index.json kept changing under an update, gave up", ZN_LSTR("repo", repo->name),
+                   ZN_LINT("conflicts", conflicts), ZN_LINT("ms", (int64_t)((zn_now_mono_ns() - start) / 1000000u)));
+            err = ZN_EAGAIN;
+            break;
+        }
+        cas_sleep(wait);
     }
-    if (err == ST_ECONFLICT)
-        zn_log(ZN_LOG_WARN, "index.json kept changing under an update, gave up", ZN_LSTR("repo", repo->name));
+    if (conflicts > 0 && err == ZN_OK)
+        zn_log(ZN_LOG_DEBUG, "index.json update won after conflicts", ZN_LSTR("repo", repo->name), ZN_LINT("conflicts", conflicts));
     if (lock != NULL)
         st_ops(st)->unlock_repo(st->drv, lock);
 done:

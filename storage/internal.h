@@ -94,6 +94,7 @@ struct zn_storage {
     pthread_t rebuild_thread;
     bool rebuild_started;
     _Atomic int stopping;
+    uint64_t cas_budget_ns; /* how long an index.json update retries conflicts (index.c) */
     struct st_maint *gc, *scrub; /* background passes (maint.c), NULL when off */
 };
 
@@ -170,12 +171,17 @@ zn_err_t st_index_get(zn_storage_t *st, st_repo_t *repo, json_t **out);
  * has one): fn edits a private copy of the index as read with its version; when it returns
  * ZN_OK and sets *changed, the copy replaces index.json only if the version is unchanged
  * (driver put_if). On a conflict fn runs again on a fresh read, so it must be redoable
- * (it is called with a fresh copy and *changed false each time); after a bounded number
- * of conflicts in a row ZN_EBUSY. fn must not return ZN_EBUSY itself. */
+ * (it is called with a fresh copy and *changed false each time), after a randomised
+ * backoff; when conflicts go on for st->cas_budget_ns (or a bounded number of rounds)
+ * ZN_EAGAIN. fn must not return ZN_EBUSY (ST_ECONFLICT) itself. */
 typedef zn_err_t (*st_index_edit_fn)(void *data, json_t *index, bool *changed);
 zn_err_t st_index_edit(zn_storage_t *st, st_repo_t *repo, st_index_edit_fn fn, void *data);
 /* The same, with the version of the index fn is given written to *seen before each call. */
 zn_err_t st_index_edit_seen(zn_storage_t *st, st_repo_t *repo, st_index_edit_fn fn, void *data, st_version_t *seen);
+/* The wait before retrying after the conflicts-th conflict in a row (0-based), given a random
+ * number: uniform in [d/2, 3d/2] for d = min(1 ms << conflicts, 100 ms). */
+uint64_t st_cas_backoff_ns(unsigned conflicts, uint64_t rnd);
+#define ST_CAS_BUDGET_NS (10 * 1000000000ull) /* default cas_budget_ns */
 /* Sorts names[0..n) (pointers borrowed), drops duplicates and fills out with copies of those
  * after `last` (NULL = all), at most max; out->more tells whether some were left. */
 void st_list_page(const char **names, size_t n, const char *last, size_t max, zn_storage_list_t *out);

@@ -291,6 +291,7 @@ zn_err_t zn_storage_open(const zn_config_t *cfg, zn_storage_t **out, char *errbu
     }
     zn_storage_t *st = zn_calloc(1, sizeof(*st));
     st->cfg = cfg;
+    st->cas_budget_ns = ST_CAS_BUDGET_NS;
     st->root = zn_slice_dup(zn_slice(root, len));
     zn_mutex_init(&st->repos_lock, "storage.repos");
     zn_mutex_init(&st->uploads_lock, "storage.uploads");

@@ -180,6 +180,14 @@ class ZincServer:
                 pass
         return out
 
+    def failure_report(self, tail=20000):
+        """What to print when a test failed: every warn/error line of the whole log (the
+        tail alone may start after the line that explains the failure), then the tail."""
+        text = self.log()
+        bad = [l for l in text.splitlines() if '"level":"warn"' in l or '"level":"error"' in l]
+        return "warn/error lines (%d):\n%s\n----- last %d bytes -----\n%s" % (
+            len(bad), "\n".join(bad[-300:]), tail, text[-tail:])
+
     def sanitizer_errors(self):
         text = self.log()
         return [l for l in text.splitlines() if "ERROR: AddressSanitizer" in l or "runtime error:" in l]
@@ -215,7 +223,7 @@ def zinc_factory(request):
         if errs:
             problems.append(errs)
         if failed or errs:
-            print("\n===== zinc log (%s) =====\n%s" % (s.workdir, s.log()[-20000:]))
+            print("\n===== zinc log (%s) =====\n%s" % (s.workdir, s.failure_report()))
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
     assert not problems, "sanitizer reported errors: %r" % problems

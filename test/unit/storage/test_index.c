@@ -66,6 +66,23 @@ static void test_conflict_redone(void **state)
     json_decref(idx);
 }
 
+/* More conflicts in a row than a burst of immediate retries would survive (the old bound
+ * was 16): the backoff outlasts them and the edit lands, foreign writes kept. */
+static void test_long_contention_outlasted(void **state)
+{
+    t_store_t *t = *state;
+    st_repo_t *r;
+    json_t *idx;
+    struct edit e = {t->st, 0, 20};
+
+    assert_int_equal(st_repo_create(t->st, "r", &r), ZN_OK);
+    assert_int_equal(st_index_edit(t->st, r, add_entry, &e), ZN_OK);
+    assert_int_equal(e.calls, 21);
+    assert_int_equal(st_index_get(t->st, r, &idx), ZN_OK);
+    assert_int_equal(json_array_size(json_object_get(idx, "manifests")), 21);
+    json_decref(idx);
+}
+
 static void test_gives_up(void **state)
 {
     t_store_t *t = *state;
@@ -73,9 +90,18 @@ static void test_gives_up(void **state)
     json_t *idx;
     struct edit e = {t->st, 0, 1000};
 
+    t->st->cas_budget_ns = 300 * 1000000ull;
     assert_int_equal(st_repo_create(t->st, "r", &r), ZN_OK);
-    assert_int_equal(st_index_edit(t->st, r, add_entry, &e), ZN_EBUSY);
+    uint64_t t0 = zn_now_mono_ns();
+    assert_int_equal(st_index_edit(t->st, r, add_entry, &e), ZN_EAGAIN); /* 503 + Retry-After */
+    uint64_t took = zn_now_mono_ns() - t0;
     assert_true(e.calls > 1 && e.calls < 1000); /* bounded */
+    /* it waited between rounds: at least the shortest backoff of every conflict retried */
+    uint64_t least = 0;
+    for (int k = 0; k < e.calls - 1; k++)
+        least += st_cas_backoff_ns((unsigned)k, 0);
+    assert_true(took >= least);
+    assert_true(least > 0);
     assert_int_equal(st_index_get(t->st, r, &idx), ZN_OK);
     json_t *d;
     size_t i;
@@ -84,6 +110,29 @@ static void test_gives_up(void **state)
         assert_string_not_equal(st_desc_digest(d), "sha256:ours"); /* never written */
     }
     json_decref(idx);
+}
+
+/* The backoff: uniform in [d/2, 3d/2], d doubling from 1 ms up to a 100 ms cap, for any
+ * random input (including the extremes) and any conflict count. */
+static void test_backoff_bounds(void **state)
+{
+    (void)state;
+    const uint64_t ms = 1000000ull;
+    uint64_t rnds[] = {0, 1, 12345, 0x8000000000000000ull, UINT64_MAX};
+    for (unsigned k = 0; k < 200; k++) {
+        uint64_t d = k >= 7 ? 100 * ms : ms << k;
+        if (d > 100 * ms)
+            d = 100 * ms;
+        for (size_t i = 0; i < sizeof(rnds) / sizeof(rnds[0]); i++) {
+            uint64_t w = st_cas_backoff_ns(k, rnds[i]);
+            assert_true(w >= d / 2 && w <= d / 2 + d);
+        }
+        assert_int_equal(st_cas_backoff_ns(k, 0), d / 2);
+        assert_int_equal(st_cas_backoff_ns(k, d), d / 2 + d);
+    }
+    assert_int_equal(st_cas_backoff_ns(0, 0), ms / 2);
+    assert_int_equal(st_cas_backoff_ns(3, 0), 4 * ms);
+    assert_int_equal(st_cas_backoff_ns(40, 0), 50 * ms);
 }
 
 /* The cache follows a foreign rewrite: a reader sees the new content, not the cached one. */
@@ -109,7 +158,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_conflict_redone, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_long_contention_outlasted, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_gives_up, t_setup, t_teardown),
+        cmocka_unit_test(test_backoff_bounds),
         cmocka_unit_test_setup_teardown(test_cache_follows_foreign_write, t_setup, t_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
