@@ -13,6 +13,7 @@
  * authentication is configured at all (zot.md §2-3).
  */
 #include <openssl/crypto.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ struct zn_auth {
     zn_auth_htpasswd_t htpasswd; /* valid when enabled */
     zn_auth_cache_t cache;       /* valid when enabled */
     zn_auth_policy_t policy;
+    _Atomic uint64_t cache_hits, verified, refused; /* zn_auth_stats */
 };
 
 zn_err_t zn_auth_new(const zn_config_t *cfg, zn_auth_t **out, char *errbuf, size_t errlen)
@@ -106,8 +108,10 @@ zn_auth_status_t zn_auth_check(zn_auth_t *a, const zn_auth_creds_t *c, bool may_
         zn_auth_cache_clear(&a->cache);
     if (zn_auth_htpasswd_lookup(&a->htpasswd, c->user, hash, fp, &gen) == ZN_OK) {
         zn_auth_cache_mac(&a->cache, c->user, c->user_len, c->pass, c->pass_len, mac);
-        if (zn_auth_cache_lookup(&a->cache, mac, fp, gen, now))
+        if (zn_auth_cache_lookup(&a->cache, mac, fp, gen, now)) {
             st = ZN_AUTH_OK;
+            atomic_fetch_add_explicit(&a->cache_hits, 1, memory_order_relaxed);
+        }
         OPENSSL_cleanse(hash, sizeof(hash));
     }
     if (st == ZN_AUTH_PENDING && may_block)
@@ -138,6 +142,7 @@ zn_auth_status_t zn_auth_verify(zn_auth_t *a, const zn_auth_creds_t *c)
         return ZN_AUTH_FAILED;
     if (zn_auth_htpasswd_lookup(&a->htpasswd, c->user, hash, fp, &gen) != ZN_OK) {
         verify_decoy(a, c);
+        atomic_fetch_add_explicit(&a->refused, 1, memory_order_relaxed);
         return ZN_AUTH_FAILED;
     }
     if (zn_auth_hash_verify(hash, c->pass, c->pass_len)) {
@@ -145,8 +150,16 @@ zn_auth_status_t zn_auth_verify(zn_auth_t *a, const zn_auth_creds_t *c)
         zn_auth_cache_insert(&a->cache, mac, fp, gen, zn_now_mono_ns());
         st = ZN_AUTH_OK;
     }
+    atomic_fetch_add_explicit(st == ZN_AUTH_OK ? &a->verified : &a->refused, 1, memory_order_relaxed);
     OPENSSL_cleanse(hash, sizeof(hash));
     return st;
+}
+
+void zn_auth_stats(const zn_auth_t *a, zn_auth_stats_t *out)
+{
+    out->cache_hits = atomic_load_explicit(&a->cache_hits, memory_order_relaxed);
+    out->verified = atomic_load_explicit(&a->verified, memory_order_relaxed);
+    out->refused = atomic_load_explicit(&a->refused, memory_order_relaxed);
 }
 
 /* ---- authorization ---------------------------------------------------------------------------- */

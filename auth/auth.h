@@ -104,6 +104,13 @@ zn_auth_status_t zn_auth_check(zn_auth_t *a, const zn_auth_creds_t *c, bool may_
  * ZN_AUTH_OK or ZN_AUTH_FAILED (also for an unknown user, after the same amount of work as
  * a wrong password, so response times do not reveal which users exist). Any thread. */
 zn_auth_status_t zn_auth_verify(zn_auth_t *a, const zn_auth_creds_t *c);
+/* Counters of password checks since start (for /metrics): answered from the credential
+ * cache, verified against the stored hash (ok), refused after hashing (wrong password or
+ * unknown user, which hashes a decoy). A success is cached, a failure never is. */
+typedef struct zn_auth_stats {
+    uint64_t cache_hits, verified, refused;
+} zn_auth_stats_t;
+void zn_auth_stats(const zn_auth_t *a, zn_auth_stats_t *out);
 
 /* ---- bearer tokens (token.c) ----------------------------------------------------------------- */
 

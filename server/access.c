@@ -402,6 +402,11 @@ static zn_err_t make_challenge(const char *realm, bool base, h2o_iovec_t *out)
     return ZN_OK;
 }
 
+const struct zn_auth *zn_access_auth(const zn_access_t *a)
+{
+    return a->auth;
+}
+
 static int verify_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN) / 2;

@@ -88,6 +88,7 @@ struct zn_metrics {
     _Atomic int repos_full_warned;
     uint64_t id;
     zn_api_t *api; /* set before workers start */
+    const zn_auth_t *auth;
 };
 
 /* A thread's shard, for the zn_metrics_t numbered `owner` (numbers are never reused, so a
@@ -488,6 +489,24 @@ void zn_metrics_set_api(zn_metrics_t *m, zn_api_t *api)
     m->api = api;
 }
 
+void zn_metrics_set_auth(zn_metrics_t *m, const zn_auth_t *auth)
+{
+    m->auth = auth;
+}
+
+static void render_auth(zn_metrics_t *m, out_t *o)
+{
+    zn_auth_stats_t st;
+    if (m->auth == NULL || !zn_auth_enabled(m->auth))
+        return;
+    zn_auth_stats(m->auth, &st);
+    out_header(o, "zinc_auth_password_checks_total", "counter",
+               "Basic-auth password checks: answered from the credential cache, or hashed (bcrypt etc.) with the result");
+    out_printf(o, "zinc_auth_password_checks_total{result=\"cached\"} %llu\n", (unsigned long long)st.cache_hits);
+    out_printf(o, "zinc_auth_password_checks_total{result=\"verified\"} %llu\n", (unsigned long long)st.verified);
+    out_printf(o, "zinc_auth_password_checks_total{result=\"refused\"} %llu\n", (unsigned long long)st.refused);
+}
+
 /* ---- scrape ------------------------------------------------------------------------------------------ */
 
 /* Renders every family into o (check o->err). */
@@ -501,6 +520,7 @@ static void render(zn_metrics_t *m, out_t *o)
     render_storage(m, o, snap);
     render_info(o);
     render_sync(m, o);
+    render_auth(m, o);
     render_process(o);
     snapshot_release(snap);
     free(snap);

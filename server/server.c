@@ -146,8 +146,10 @@ zn_err_t zn_server_new(const zn_config_t *cfg, zn_server_t **out, char *err, siz
     zn_http_setup(srv);
     if (cfg->zinc.debug_address != NULL)
         zn_http_setup_debug(srv);
-    if (srv->metrics != NULL)
+    if (srv->metrics != NULL) {
         zn_metrics_set_api(srv->metrics, srv->api); /* the mirror's counters */
+        zn_metrics_set_auth(srv->metrics, zn_access_auth(srv->access));
+    }
     size_t nroutes;
     const zn_route_def_t *routes = zn_api_routes(&nroutes);
     zn_router_add(srv->router, routes, nroutes, srv->api);

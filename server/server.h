@@ -66,6 +66,8 @@ typedef int (*zn_access_resume_fn)(struct st_h2o_req_t *req, zn_reqctx_t *ctx);
  * with *out NULL and a message in err. */
 zn_err_t zn_access_new(const zn_config_t *cfg, zn_access_t **out, char *err, size_t errlen);
 void zn_access_free(zn_access_t *a);
+/* The authentication tables it checks against (never NULL). */
+const struct zn_auth *zn_access_auth(const zn_access_t *a);
 bool zn_access_check(zn_access_t *a, struct st_h2o_req_t *req, zn_reqctx_t *ctx, zn_access_resume_fn resume);
 /* Headers for a 200 on GET /v2/ (zot adds a lower-case challenge when auth is on). */
 void zn_access_base_headers(zn_access_t *a, struct st_h2o_req_t *req);

@@ -93,6 +93,8 @@ zn_err_t zn_metrics_new(const zn_config_t *cfg, zn_metrics_t **out);
 /* The API whose mirror counters (zinc_sync_*) a scrape renders; borrowed, outlives m. */
 struct zn_api;
 void zn_metrics_set_api(zn_metrics_t *m, struct zn_api *api);
+/* The password-check counters' source (zinc_auth_password_checks_total), when auth is on. */
+void zn_metrics_set_auth(zn_metrics_t *m, const zn_auth_t *auth);
 void zn_metrics_free(zn_metrics_t *m);
 /* The GET <prometheus.path> router row (owned by m; register it with app = m). */
 const zn_route_def_t *zn_metrics_route(zn_metrics_t *m);

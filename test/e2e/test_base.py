@@ -145,9 +145,9 @@ def test_graceful_shutdown_finishes_in_flight_request(zinc):
 
 def test_sigint_exits_zero_when_idle(zinc):
     requests.get(zinc.url + "/v2/")  # leaves an idle keep-alive connection in requests' pool
-    t0 = time.time()
     assert zinc.stop(signal.SIGINT) == 0
-    assert time.time() - t0 < 3 * SLOW
+    # an idle connection held the stop if the grace period (10 s) had to end it
+    assert "shutdown grace period over" not in zinc.log()
 
 
 def test_busy_port_fails_at_start(zinc_factory):
@@ -235,9 +235,8 @@ def test_idle_keepalive_does_not_hold_shutdown(zinc):
     sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
     assert _read_response(sock, 5 * SLOW).startswith(b"HTTP/1.1 200")
     # the connection stays open and idle (keep-alive) while the server stops
-    t0 = time.time()
     assert zinc.stop(signal.SIGTERM) == 0
-    assert time.time() - t0 < 3 * SLOW, "an idle keep-alive connection held the shutdown"
+    assert "shutdown grace period over" not in zinc.log(), "an idle keep-alive connection held the shutdown"
     sock.close()
 
 

@@ -148,7 +148,9 @@ def test_run_healthy_serves_and_stops_gracefully(dockerd, zinc_image, zinc_conta
     t.join(30)
     assert stopped["p"].returncode == 0, stopped["p"].stderr
     print("docker stop took %.2f s" % stopped["s"])
-    assert stopped["s"] < 3, stopped
+    # zinc ended by itself once the request was answered: not by docker's SIGKILL after -t 10
+    # (ExitCode 137), nor by its own 10 s grace period cutting idle connections
+    assert "shutdown grace period over" not in c.logs()
     st = c.state()
     assert not st["Running"] and st["ExitCode"] == 0 and not st["OOMKilled"], st
     with pytest.raises(OSError):
