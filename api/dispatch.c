@@ -46,6 +46,7 @@ struct zn_api_job {
     h2o_multithread_message_t msg;
     struct disp_recv *recv;
     zn_api_t *api;
+    struct zn_pool *pool; /* where work runs (async only) */
     h2o_req_t *req; /* NULL once the request is gone (async only) */
     struct job_ref *ref;
     zn_reqctx_t *ctx; /* the request's (inline) or ctx_copy (async) */
@@ -108,19 +109,12 @@ const char *zn_api_state_strdup(void *state, const char *s)
     return s != NULL ? zn_api_state_keep(state, s, strlen(s)) : NULL;
 }
 
-void *zn_api_state_new(zn_api_t *api, h2o_req_t *req, zn_reqctx_t *ctx, size_t size, zn_api_drop_fn drop)
+static void *state_new_async(zn_api_t *api, struct zn_pool *pool, h2o_req_t *req, zn_reqctx_t *ctx, size_t size,
+                             zn_api_drop_fn drop)
 {
-    struct zn_api_job *job;
-    if (api->storage_pool == NULL) {
-        job = h2o_mem_alloc_pool(&req->pool, sizeof(*job) + size);
-        memset(job, 0, sizeof(*job) + size);
-        job->api = api;
-        job->req = req;
-        job->ctx = ctx;
-        return job->state;
-    }
-    job = zn_calloc(1, sizeof(*job) + size);
+    struct zn_api_job *job = zn_calloc(1, sizeof(*job) + size);
     job->api = api;
+    job->pool = pool;
     job->req = req;
     job->async = true;
     job->drop = drop;
@@ -135,6 +129,28 @@ void *zn_api_state_new(zn_api_t *api, h2o_req_t *req, zn_reqctx_t *ctx, size_t s
     job->ctx_copy.user = zn_api_state_strdup(job->state, ctx->user);
     job->ctx = &job->ctx_copy;
     return job->state;
+}
+
+void *zn_api_state_new(zn_api_t *api, h2o_req_t *req, zn_reqctx_t *ctx, size_t size, zn_api_drop_fn drop)
+{
+    if (api->storage_pool != NULL)
+        return state_new_async(api, api->storage_pool, req, ctx, size, drop);
+    struct zn_api_job *job = h2o_mem_alloc_pool(&req->pool, sizeof(*job) + size);
+    memset(job, 0, sizeof(*job) + size);
+    job->api = api;
+    job->req = req;
+    job->ctx = ctx;
+    return job->state;
+}
+
+void *zn_api_state_new_off_loop(zn_api_t *api, h2o_req_t *req, zn_reqctx_t *ctx, size_t size, zn_api_drop_fn drop)
+{
+    return state_new_async(api, api->storage_pool != NULL ? api->storage_pool : api->pool, req, ctx, size, drop);
+}
+
+bool zn_api_state_is_async(void *state)
+{
+    return job_of(state)->async;
 }
 
 zn_reqctx_t *zn_api_state_ctx(void *state)
@@ -208,7 +224,7 @@ int zn_api_state_run(void *state, zn_api_work_fn work, zn_api_back_fn back)
     job->pj.run = run_work;
     job->pj.done = post_back;
     job->in_flight = true;
-    zn_pool_submit(job->api->storage_pool, &job->pj);
+    zn_pool_submit(job->pool, &job->pj);
     return 0;
 }
 

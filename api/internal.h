@@ -43,6 +43,12 @@ typedef void (*zn_api_drop_fn)(void *state);
 
 /* Zeroed state of `size` bytes, living until the request ends. */
 void *zn_api_state_new(zn_api_t *api, h2o_req_t *req, zn_reqctx_t *ctx, size_t size, zn_api_drop_fn drop);
+/* The same, but work always runs off the loop: on the storage pool, or on the filesystem
+ * store on the background pool (for the few calls there that may wait on the disk: creating
+ * a session's file, reading a manifest the cache does not hold). */
+void *zn_api_state_new_off_loop(zn_api_t *api, h2o_req_t *req, zn_reqctx_t *ctx, size_t size, zn_api_drop_fn drop);
+/* Whether state's work runs on a pool (inputs must be kept, drop is called). */
+bool zn_api_state_is_async(void *state);
 /* p itself on the inline path, else a copy of n bytes (plus a NUL) owned by the state. */
 const void *zn_api_state_keep(void *state, const void *p, size_t n);
 const char *zn_api_state_strdup(void *state, const char *s);

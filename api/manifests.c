@@ -34,15 +34,23 @@ struct mget {
     const char *repo;
     zn_api_ref_t ref;
     bool head, repo_exists;
+    bool peek; /* inline on the loop: from memory only, ZN_EAGAIN sends it to the pool */
     zn_err_t err;
     zn_storage_manifest_t m;
 };
+
+static void mget_drop(void *p);
 
 static void mget_work(zn_api_t *api, zn_reqctx_t *ctx, void *p)
 {
     struct mget *g = p;
     (void)ctx;
-    g->err = zn_storage_manifest_get(api->st, g->repo, g->ref.text, !g->head, &g->m);
+    if (g->peek) {
+        if ((g->err = zn_storage_manifest_peek(api->st, g->repo, g->ref.text, !g->head, &g->m)) == ZN_EAGAIN)
+            return;
+    } else {
+        g->err = zn_storage_manifest_get(api->st, g->repo, g->ref.text, !g->head, &g->m);
+    }
     if (g->err == ZN_ENOENT && api->sync == NULL)
         g->repo_exists = zn_storage_repo_exists(api->st, g->repo) == ZN_OK;
 }
@@ -52,6 +60,16 @@ static int mget_back(h2o_req_t *req, void *p)
     struct mget *g = p;
     zn_api_t *api = g->api;
     zn_err_t err = g->err;
+    if (err == ZN_EAGAIN && g->peek) {
+        /* a cache miss on the filesystem store: index.json or the manifest must be read
+         * from the disk, which may take milliseconds; not on the loop (issue 13 target 3) */
+        struct mget *off = zn_api_state_new_off_loop(api, req, zn_api_state_ctx(g), sizeof(*off), mget_drop);
+        off->api = api;
+        off->repo = zn_api_state_strdup(off, g->repo);
+        off->ref = g->ref;
+        off->head = g->head;
+        return zn_api_state_run(off, mget_work, mget_back);
+    }
     /* the mirror's hook (never on a store that may block: api.c): fetch a missing manifest,
      * or revalidate a tag that is due */
     if (api->sync != NULL && (err == ZN_OK || err == ZN_ENOENT) &&
@@ -89,6 +107,7 @@ int zn_api_manifest_get(h2o_req_t *req, zn_reqctx_t *ctx)
     g->api = api;
     g->repo = zn_api_state_strdup(g, repo);
     g->head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    g->peek = !zn_api_state_is_async(g);
     return zn_api_state_run(g, mget_work, mget_back);
 }
 

@@ -218,7 +218,9 @@ int zn_api_upload_post(h2o_req_t *req, zn_reqctx_t *ctx)
 
     if (repo == NULL)
         return 0;
-    struct upload_req *u = zn_api_state_new(api, req, ctx, sizeof(*u), upload_drop);
+    /* off the loop on every store: creating the session's file (and a mount's link) waits
+     * on the disk, milliseconds on a busy one (issue 13 target 3) */
+    struct upload_req *u = zn_api_state_new_off_loop(api, req, ctx, sizeof(*u), upload_drop);
     u->api = api;
     u->repo = zn_api_state_strdup(u, repo);
     /* a mount that cannot be done, bad arguments included, is an ordinary session (spec) */

@@ -97,6 +97,11 @@ static zn_err_t load_index(zn_storage_t *st, const char *repo, json_t **out, st_
 
 zn_err_t st_index_get(zn_storage_t *st, st_repo_t *repo, json_t **out)
 {
+    return st_index_get_if(st, repo, false, out);
+}
+
+zn_err_t st_index_get_if(zn_storage_t *st, st_repo_t *repo, bool cached_only, json_t **out)
+{
     char key[PATH_MAX];
     st_version_t ver;
     zn_err_t err;
@@ -108,6 +113,10 @@ zn_err_t st_index_get(zn_storage_t *st, st_repo_t *repo, json_t **out)
     zn_mutex_lock(&repo->lock);
     if (repo->idx == NULL || !st_version_eq(&repo->idx_ver, &ver)) {
         json_t *idx;
+        if (cached_only) {
+            zn_mutex_unlock(&repo->lock);
+            return ZN_EAGAIN;
+        }
         if ((err = load_index(st, repo->name, &idx, &ver)) != ZN_OK) {
             zn_mutex_unlock(&repo->lock);
             return err;

@@ -167,6 +167,9 @@ void st_repo_free(void *repo);
 /* A new reference to the repository's current index (re-read when the file changed on
  * disk). The caller json_decref()s it and must not modify it. */
 zn_err_t st_index_get(zn_storage_t *st, st_repo_t *repo, json_t **out);
+/* The same; with cached_only, ZN_EAGAIN instead of reading index.json (its version is still
+ * checked: one stat, or a HEAD on S3). */
+zn_err_t st_index_get_if(zn_storage_t *st, st_repo_t *repo, bool cached_only, json_t **out);
 /* Read-modify-write under the repository's mutex (and the driver's repository lock, if it
  * has one): fn edits a private copy of the index as read with its version; when it returns
  * ZN_OK and sets *changed, the copy replaces index.json only if the version is unchanged

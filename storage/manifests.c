@@ -91,8 +91,23 @@ static void mcache_put(st_repo_t *r, const zn_digest_t *d, const char *bytes, si
     free(copy);
 }
 
+static zn_err_t manifest_get(zn_storage_t *st, const char *repo, const char *ref, bool want_bytes, bool cached_only,
+                             zn_storage_manifest_t *out);
+
 zn_err_t zn_storage_manifest_get(zn_storage_t *st, const char *repo, const char *ref, bool want_bytes,
                                  zn_storage_manifest_t *out)
+{
+    return manifest_get(st, repo, ref, want_bytes, false, out);
+}
+
+zn_err_t zn_storage_manifest_peek(zn_storage_t *st, const char *repo, const char *ref, bool want_bytes,
+                                  zn_storage_manifest_t *out)
+{
+    return manifest_get(st, repo, ref, want_bytes, true, out);
+}
+
+static zn_err_t manifest_get(zn_storage_t *st, const char *repo, const char *ref, bool want_bytes, bool cached_only,
+                             zn_storage_manifest_t *out)
 {
     char key[PATH_MAX];
     st_repo_t *r;
@@ -102,7 +117,7 @@ zn_err_t zn_storage_manifest_get(zn_storage_t *st, const char *repo, const char 
     zn_err_t err;
 
     memset(out, 0, sizeof(*out));
-    if ((err = st_repo_find(st, repo, &r)) != ZN_OK || (err = st_index_get(st, r, &idx)) != ZN_OK)
+    if ((err = st_repo_find(st, repo, &r)) != ZN_OK || (err = st_index_get_if(st, r, cached_only, &idx)) != ZN_OK)
         return err;
     json_t *desc = find_desc(idx, ref, NULL);
     const char *digest = st_desc_digest(desc), *mt = json_string_value(json_object_get(desc, "mediaType"));
@@ -118,6 +133,10 @@ zn_err_t zn_storage_manifest_get(zn_storage_t *st, const char *repo, const char 
     memcpy(out->media_type, mt, strlen(mt) + 1);
     if (mcache_get(r, &out->digest, want_bytes ? &out->bytes : NULL, &len)) {
         out->size = len;
+        goto done;
+    }
+    if (cached_only && want_bytes) {
+        err = ZN_EAGAIN;
         goto done;
     }
     if ((err = st_blob_key(key, repo, &out->digest)) != ZN_OK)

@@ -224,6 +224,11 @@ void zn_storage_manifest_release(zn_storage_manifest_t *m);
  * content too. ZN_ENOENT if the repository or the reference is unknown. */
 zn_err_t zn_storage_manifest_get(zn_storage_t *st, const char *repo, const char *ref, bool want_bytes,
                                  zn_storage_manifest_t *out);
+/* The same from memory only: ZN_EAGAIN where it would read index.json or the manifest's
+ * bytes from the store (it still checks index.json's version, and a HEAD may stat). For a
+ * loop thread that sends the misses to a pool. */
+zn_err_t zn_storage_manifest_peek(zn_storage_t *st, const char *repo, const char *ref, bool want_bytes,
+                                  zn_storage_manifest_t *out);
 
 /* Result of a manifest PUT. */
 typedef struct zn_storage_put {

@@ -103,6 +103,7 @@ class ZincServer:
             overrides,
         )
         self.proc = None
+        self.extra_env = {}  # added to the process's environment at start (e.g. an LD_PRELOAD shim)
         self.scheme = "https" if self.config["http"].get("tls") else "http"
         self.write_config()
 
@@ -123,6 +124,7 @@ class ZincServer:
         if SANITIZE:
             env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
             env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        env.update(self.extra_env)
         self.logf = open(self.log_path, "ab")
         cmd = [ZINC_BIN, "serve", self.config_path] if args is None else [ZINC_BIN] + args
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT, env=env, cwd=self.workdir)

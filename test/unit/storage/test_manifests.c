@@ -156,6 +156,40 @@ static void test_manifest_cache(void **state)
         free(imgs[i].manifest);
 }
 
+/* zn_storage_manifest_peek answers only from memory: ZN_EAGAIN where index.json changed on
+ * the store (another process wrote it) or the bytes are not cached, never a stale answer;
+ * after a real read the same lookup is a hit. */
+static void test_peek(void **state)
+{
+    t_store_t *t = *state;
+    struct img i = push_image(t, "p", "peek-layer");
+    zn_storage_put_t res;
+    zn_storage_manifest_t m;
+
+    assert_int_equal(put(t, "p", "v1", OCI_MT, i.manifest, &res), ZN_OK);
+    assert_int_equal(zn_storage_manifest_get(t->st, "p", "v1", true, &m), ZN_OK);
+    zn_storage_manifest_release(&m);
+    assert_int_equal(zn_storage_manifest_peek(t->st, "p", "v1", true, &m), ZN_OK);
+    assert_string_equal(m.bytes, i.manifest);
+    zn_storage_manifest_release(&m);
+    assert_int_equal(zn_storage_manifest_peek(t->st, "p", "nope", true, &m), ZN_ENOENT); /* the index is current */
+
+    /* another writer moves v1 away: the cached index is stale, so peek must not answer */
+    char *text = read_index(t, "p");
+    char *tagged = strstr(text, "\"v1\"");
+    assert_non_null(tagged);
+    tagged[2] = '2'; /* v1 -> v2 */
+    assert_int_equal(st_ops(t->st)->put(t->st->drv, "p/index.json", text, strlen(text), false), ZN_OK);
+    free(text);
+    assert_int_equal(zn_storage_manifest_peek(t->st, "p", "v2", true, &m), ZN_EAGAIN);
+    assert_int_equal(zn_storage_manifest_peek(t->st, "p", "v1", false, &m), ZN_EAGAIN);
+    assert_int_equal(zn_storage_manifest_get(t->st, "p", "v1", false, &m), ZN_ENOENT);
+    assert_int_equal(zn_storage_manifest_peek(t->st, "p", "v2", true, &m), ZN_OK); /* bytes cached by digest */
+    assert_string_equal(m.bytes, i.manifest);
+    zn_storage_manifest_release(&m);
+    free(i.manifest);
+}
+
 static void test_tags_list(void **state)
 {
     t_store_t *t = *state;
@@ -322,6 +356,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_get, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_tag_moves_and_deletes, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_manifest_cache, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_peek, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_tags_list, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_invalid, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_index_and_docker, t_setup, t_teardown),
