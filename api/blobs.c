@@ -24,9 +24,10 @@
  * section. On a store that may block (S3) every storage call goes through api/dispatch.c:
  * the open (with the repository check of a 404) is one storage stage, and each chunk is
  * another: zn_storage_blob_read, the hash update and, on a mismatch, the quarantine run on
- * the storage pool, and the send runs on the request's loop when the pool posts back; h2o
- * calls proceed for the next chunk once the send is done, so one read is in flight per
- * request and memory stays one chunk. A client that goes away mid-stream (RST_STREAM,
+ * the storage pool, and the send runs on the request's loop when the pool posts back. The
+ * chunks are 2 MiB there (a read is a ranged GET: a round trip whatever its size) and two
+ * of them alternate: chunk k+1 is read while h2o sends chunk k, and is sent once h2o calls
+ * proceed; so one read is in flight per request and memory stays two chunks. A client that goes away mid-stream (RST_STREAM,
  * closed socket) disposes the request: h2o calls stop, the read in flight finishes on its
  * pool thread, and dispatch drops the state (closing the blob) at the post-back instead of
  * calling back.
@@ -37,6 +38,9 @@
 #include "api/sync_int.h"
 
 #define READ_CHUNK (256u << 10)
+/* On a store that may block a read is a round trip (a ranged GET on S3, ~3 ms on RGW
+ * whatever its size up to a few MiB): 256 KiB reads capped a pull at ~90 MB/s. */
+#define ASYNC_READ_CHUNK (2u << 20)
 
 struct blob_gen {
     h2o_generator_t super;
@@ -185,8 +189,15 @@ struct ablob {
     zn_err_t err;
     zn_storage_blob_t *blob;
     const char *redirect;
-    uint64_t off, end;
-    char *buf;
+    uint64_t off, end; /* off: the next byte to send */
+    uint64_t read_off; /* the next byte to read (off + what is read but not yet sent) */
+    /* Two buffers, so that the next chunk is read while h2o sends this one: bufs[fill] is
+     * what the read in flight (or the finished one, `ready`) fills; the other is h2o's. */
+    char *bufs[2];
+    size_t chunk;
+    int fill;
+    bool want;  /* h2o is done with the last chunk sent (proceed came, or none sent yet) */
+    bool ready; /* the read into bufs[fill] has finished (got, err, bad_digest) */
     size_t got;
     zn_hash_t *hash;
     bool bad_digest;
@@ -199,22 +210,25 @@ static void ablob_drop(void *p)
     b->blob = NULL;
     zn_hash_free(b->hash);
     b->hash = NULL;
-    free(b->buf);
-    b->buf = NULL;
+    for (int i = 0; i < 2; i++) {
+        free(b->bufs[i]);
+        b->bufs[i] = NULL;
+    }
 }
 
 static void ablob_read_work(zn_api_t *api, zn_reqctx_t *ctx, void *p)
 {
     struct ablob *b = p;
-    uint64_t left = b->end - b->off;
-    size_t want = left < READ_CHUNK ? (size_t)left : READ_CHUNK;
+    uint64_t left = b->end - b->read_off;
+    size_t want = left < b->chunk ? (size_t)left : b->chunk;
+    char *buf = b->bufs[b->fill];
     (void)ctx;
     b->got = 0;
-    b->err = zn_storage_blob_read(b->blob, b->off, b->buf, want, &b->got);
+    b->err = zn_storage_blob_read(b->blob, b->read_off, buf, want, &b->got);
     if (b->err != ZN_OK || b->got == 0 || b->hash == NULL)
         return;
-    zn_hash_update(b->hash, b->buf, b->got);
-    if (b->off + b->got == b->end) {
+    zn_hash_update(b->hash, buf, b->got);
+    if (b->read_off + b->got == b->end) {
         zn_digest_t got;
         zn_hash_final(b->hash, &got);
         zn_hash_free(b->hash);
@@ -228,29 +242,47 @@ static void ablob_read_work(zn_api_t *api, zn_reqctx_t *ctx, void *p)
     }
 }
 
-static int ablob_read_back(h2o_req_t *req, void *p)
+static int ablob_read_back(h2o_req_t *req, void *p);
+
+/* Sends the chunk that is ready (h2o wants one), and starts reading the next one into the
+ * buffer h2o has just given back, before the send: the read overlaps the client's. */
+static void ablob_deliver(h2o_req_t *req, struct ablob *b)
 {
-    struct ablob *b = p;
+    b->want = false;
+    b->ready = false;
     if (b->err != ZN_OK || b->got == 0 || b->bad_digest) {
         if (!b->bad_digest)
             zn_log(ZN_LOG_ERROR, "blob read failed", ZN_LSTR("error", b->err != ZN_OK ? zn_err_str(b->err) : "short object"));
         ablob_drop(b);
         h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
-        return 0;
+        return;
     }
+    h2o_iovec_t vec = h2o_iovec_init(b->bufs[b->fill], b->got);
     b->off += (uint64_t)b->got;
-    h2o_iovec_t vec = h2o_iovec_init(b->buf, b->got);
+    b->read_off = b->off;
     h2o_send_state_t state = b->off == b->end ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS;
-    /* the buffer is h2o's until the next proceed; dispatch frees it with the state */
+    b->fill ^= 1;
+    if (state == H2O_SEND_STATE_IN_PROGRESS)
+        zn_api_state_run(b, ablob_read_work, ablob_read_back);
+    /* bufs[fill ^ 1] is h2o's until the next proceed; dispatch frees both with the state */
     h2o_send(req, &vec, 1, state);
+}
+
+static int ablob_read_back(h2o_req_t *req, void *p)
+{
+    struct ablob *b = p;
+    b->ready = true;
+    if (b->want)
+        ablob_deliver(req, b);
     return 0;
 }
 
 static void ablob_proceed(h2o_generator_t *self, h2o_req_t *req)
 {
     struct ablob *b = H2O_STRUCT_FROM_MEMBER(struct ablob, super, self);
-    (void)req;
-    zn_api_state_run(b, ablob_read_work, ablob_read_back);
+    b->want = true;
+    if (b->ready)
+        ablob_deliver(req, b);
 }
 
 static void ablob_stop(h2o_generator_t *self, h2o_req_t *req)
@@ -301,12 +333,16 @@ static int ablob_open_back(h2o_req_t *req, void *p)
     }
     b->super.proceed = ablob_proceed;
     b->super.stop = ablob_stop;
-    b->off = r.first;
+    b->off = b->read_off = r.first;
     b->end = r.last + 1;
-    b->buf = zn_malloc(READ_CHUNK);
+    b->chunk = b->end - b->off < ASYNC_READ_CHUNK ? (size_t)(b->end - b->off) : ASYNC_READ_CHUNK;
+    b->bufs[0] = zn_malloc(b->chunk);
+    if (b->chunk < b->end - b->off)
+        b->bufs[1] = zn_malloc(b->chunk); /* a second chunk will be read while the first is sent */
     if (b->range == NULL && b->api->cfg->zinc.verify_blob_reads)
         b->hash = zn_hash_new(b->d.algo);
     h2o_start_response(req, &b->super);
+    b->want = true; /* the first chunk goes out as soon as it is read */
     return zn_api_state_run(b, ablob_read_work, ablob_read_back);
 }
 

@@ -86,9 +86,24 @@ zn_err_t zn_storage_blob_quarantine(zn_storage_t *st, const char *repo, const zn
 {
     char src[PATH_MAX], dir[PATH_MAX], dst[PATH_MAX], rnd[17];
     zn_err_t err;
-    if (!zn_storage_name_valid(zn_slice(repo, strlen(repo))) || (err = st_blob_path(st, src, repo, d)) != ZN_OK)
+    if (!zn_storage_name_valid(zn_slice(repo, strlen(repo))))
         return ZN_EINVAL;
     st_random_hex(rnd, 8);
+    if (!(st_ops(st)->flags & ST_DRV_LINK)) {
+        /* an object store (S3): no rename, so copy to the quarantine key, then delete; the
+         * copy is not checked against d (these bytes are known not to match it) */
+        if ((err = st_blob_key(src, repo, d)) != ZN_OK ||
+            (err = st_path(dst, ".zinc/quarantine/%s-%s.%s", zn_digest_algo_name(d->algo), zn_digest_hex(d), rnd)) != ZN_OK)
+            return err;
+        if ((err = st_ops(st)->copy(st->drv, src, dst, NULL)) != ZN_OK && err != ZN_ETOOBIG)
+            return err;
+        if ((err = st_ops(st)->del(st->drv, src)) != ZN_OK) /* too big to copy: removed all the same */
+            return err;
+        zn_log(ZN_LOG_ERROR, "corrupt blob quarantined", ZN_LSTR("repo", repo), ZN_LSTR("digest", d->str), ZN_LSTR("key", dst));
+        return ZN_OK;
+    }
+    if ((err = st_blob_path(st, src, repo, d)) != ZN_OK)
+        return ZN_EINVAL;
     if ((err = st_path(dir, "%s/.zinc/quarantine", st->root)) != ZN_OK || (err = st_mkdirs(st, dir)) != ZN_OK ||
         (err = st_path(dst, "%s/%s-%s.%s", dir, zn_digest_algo_name(d->algo), zn_digest_hex(d), rnd)) != ZN_OK)
         return err;
