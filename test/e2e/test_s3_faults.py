@@ -241,3 +241,120 @@ def test_throttled_at_each_step_of_a_manifest_put(zp, proxy):
         assert k <= clean, "a PUT of %d S3 requests still refused after throttling from the %d-th" % (clean, k)
     tags = reg.get("/v2/lib/steps/tags/list").json()["tags"]
     assert sorted(tags) == sorted(["base"] + ["t%d" % i for i in range(k + 1)])
+
+
+def wait_for(what, fn, timeout=DEADLINE):
+    """Polls fn until it returns a true value (the event); the deadline only bounds a hang."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.02)
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def client_sockets(port):
+    """zinc's sockets of client connections (local port `port`) still open: ESTABLISHED or
+    CLOSE_WAIT (a socket in those states has a descriptor)."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            local, st = line.split()[1], line.split()[3]
+            if int(local.split(":")[1], 16) == port and st in ("01", "08"):
+                n += 1
+    return n
+
+
+def get_request(z, path):
+    s = socket.create_connection(("127.0.0.1", z.port))
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, z.hostport)).encode())
+    return s
+
+
+def test_client_gone_mid_get_leaves_no_descriptor(zp, proxy):
+    reg = Registry(zp.url)
+    data = os.urandom(6 << 20)
+    d = reg.push_blob("lib/gone", data)
+    path = "/v2/lib/gone/blobs/" + d
+    hexd = d.split(":")[1]
+    assert reg.get(path).content == data  # warm: the S3 connections it needs are open
+    wait_for("zinc to close the client sockets", lambda: client_sockets(zp.port) == 0)
+    pid = zp.proc.pid
+    base = fd_count(pid)
+
+    # 1. S3 holds a read past the first MiB; the client, having read what came before, goes
+    proxy.hold(lambda q: q.method == "GET" and q.path.endswith(hexd) and (q.range_start or 0) >= 1 << 20)
+    s = get_request(zp, path)
+    got = 0
+    while not proxy.held_now():
+        r, _, _ = select.select([s], [], [], 0.05)
+        if r:
+            chunk = s.recv(1 << 16)
+            assert chunk, "zinc ended the response early"
+            got += len(chunk)
+    assert got > 0
+    s.close()
+    assert requests.get(zp.url + "/v2/", timeout=DEADLINE).status_code == 200  # still serving meanwhile
+    proxy.release()
+    wait_for("descriptors back to %d" % base, lambda: fd_count(pid) == base)
+
+    # 2. the client stops reading after 512 KiB and resets the connection
+    s = get_request(zp, path)
+    got = 0
+    while got < 512 << 10:
+        chunk = s.recv(1 << 16)
+        assert chunk
+        got += len(chunk)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
+    s.close()
+    wait_for("descriptors back to %d" % base, lambda: fd_count(pid) == base)
+
+    r = reg.get(path)
+    assert r.status_code == 200 and r.content == data
+    assert zp.proc.poll() is None
+
+
+def log_has(z, message):
+    return lambda: any(l.get("message") == message for l in z.log_lines())
+
+
+def test_sigterm_while_s3_stalled_drains(zp, proxy):
+    """A request held at S3 when SIGTERM comes is answered within the grace period once S3
+    answers; zinc then exits 0."""
+    reg = Registry(zp.url)
+    layer, ld, _ = push_one(reg, "lib/term")
+    proxy.hold()
+    t, box = in_thread(lambda: requests.get("%s/v2/lib/term/blobs/%s" % (zp.url, ld), timeout=DEADLINE))
+    proxy.wait_held(1)
+    zp.proc.send_signal(signal.SIGTERM)
+    wait_for("shutting down", log_has(zp, "shutting down"))
+    proxy.release()
+    t.join(DEADLINE)
+    r = box.get("result")
+    assert r is not None and r.status_code == 200 and r.content == layer, box
+    assert zp.proc.wait(DEADLINE) == 0
+    assert zp.sanitizer_errors() == []
+
+
+def test_sigterm_with_s3_stalled_past_the_grace_period(zp, proxy):
+    """S3 answers only after the worker's loop has stopped for good (grace period over,
+    "stopped" logged): the storage job finishing then is dropped, not posted to the dead
+    loop, and zinc exits 0 with no sanitizer report."""
+    reg = Registry(zp.url)
+    _, ld, _ = push_one(reg, "lib/late")
+    proxy.hold()
+    t, box = in_thread(lambda: requests.get("%s/v2/lib/late/blobs/%s" % (zp.url, ld), timeout=DEADLINE))
+    proxy.wait_held(1)
+    zp.proc.send_signal(signal.SIGTERM)
+    wait_for("the grace period to end", log_has(zp, "stopped"))
+    assert zp.proc.poll() is None  # waiting for the storage thread
+    proxy.release()
+    assert zp.proc.wait(DEADLINE) == 0
+    assert zp.sanitizer_errors() == []
+    t.join(DEADLINE)
