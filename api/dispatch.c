@@ -8,7 +8,8 @@
  * zn_api_state_run calls work then back inline: the old code path, plus one branch.
  * On a store that may block the state is malloc'd with a small header, work runs on the
  * "storage" pool, and back runs when the pool posts back through an h2o multithread
- * message on the request's own loop.
+ * message on the request's own loop (its mailbox, below, which drops the job instead once
+ * the loop has stopped for good at shutdown).
  *
  * Cancellation. The request may be disposed (client gone, RST_STREAM) while a pool thread
  * is in work: the request's pool holds a small ref whose dispose hook clears job->req. The
