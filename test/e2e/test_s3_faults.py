@@ -44,9 +44,13 @@ def proxy():
 
 @pytest.fixture
 def zp(s3_zinc_factory, proxy):
-    """zinc with one worker, storing on S3 through the proxy."""
-    return s3_zinc_factory(endpoint=proxy.url, config_overrides={
+    """zinc with one worker, storing on S3 (a new bucket) through the proxy; returned once
+    its start-up S3 traffic (the dedupe index rebuild) is over, so that every S3 request
+    the proxy sees afterwards is a test's."""
+    z = s3_zinc_factory(endpoint=proxy.url, config_overrides={
         "http": {"workers": 1}, "extensions": {"metrics": {"enable": True}}})
+    wait_for("the dedupe index rebuild", log_has(z, "dedupe index rebuilt"))
+    return z
 
 
 def manifest_for(config_d, config_len, layers):
