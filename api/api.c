@@ -60,8 +60,10 @@ zn_err_t zn_api_new(const zn_config_t *cfg, zn_api_t **out, char *err, size_t er
     zn_api_t *api = zn_calloc(1, sizeof(*api));
     zn_err_t e;
     api->cfg = cfg;
+    zn_mutex_init(&api->loops_lock, "api.loops");
     *out = NULL;
     if ((e = zn_storage_open(cfg, &api->st, err, errlen)) != ZN_OK) {
+        zn_mutex_destroy(&api->loops_lock);
         free(api);
         return e;
     }
@@ -144,6 +146,8 @@ void zn_api_free(zn_api_t *api)
     zn_sync_free(api->sync); /* before the store it writes to */
     zn_pool_free(api->pool); /* its jobs write to storage */
     zn_pool_free(api->storage_pool);
+    zn_api_loops_free(api); /* after the pools: a job finishing late checks its loop's mailbox */
+    zn_mutex_destroy(&api->loops_lock);
     zn_storage_free(api->st);
     free(api);
 }

@@ -107,6 +107,10 @@ void zn_api_free(zn_api_t *api);
  * zn_api_free too. The server calls start once its workers run. */
 void zn_api_start(zn_api_t *api);
 void zn_api_stop(zn_api_t *api);
+/* A worker calls it on its loop thread as it stops for good (after its last loop run):
+ * pool jobs that finish later are dropped instead of being posted to a loop that never
+ * runs again (their requests are abandoned with the loop). */
+void zn_api_loop_close(zn_api_t *api, h2o_context_t *ctx);
 /* The store's local temp directory (<root>/.zinc/tmp, made and cleaned by storage) for
  * request-body buffers. Owned by the API, lives as long as it. */
 const char *zn_api_tmp_dir(zn_api_t *api);

@@ -33,13 +33,6 @@
 
 static const h2o_iovec_t ENV_STREAM = {H2O_STRLIT("zn.body")};
 
-/* One per worker thread: where pool threads post finished jobs back. */
-struct body_recv {
-    h2o_multithread_receiver_t r;
-    h2o_context_t *ctx;
-};
-static __thread struct body_recv tls_recv;
-
 struct body_ref {
     struct body_job *job; /* NULL once the job no longer needs the request */
 };
@@ -50,7 +43,7 @@ struct body_job {
     void (*on_back)(struct body_job *job); /* on the worker, once pj is done */
     zn_api_t *api;
     h2o_context_t *ctx;
-    struct body_recv *recv; /* the worker's receiver, set on the worker before submitting */
+    h2o_multithread_receiver_t *mb; /* the worker's mailbox (dispatch.c), set on the worker before submitting */
     h2o_req_t *req; /* NULL once the request is gone */
     struct body_ref *ref;
     h2o_timeout_entry_t kick;
@@ -74,12 +67,20 @@ struct body_job {
 
 /* ---- posting back to the worker ------------------------------------------------------------ */
 
+static void orphan_finish(struct body_job *job);
+
 static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
+    bool closed = zn_api_mailbox_closed(receiver);
     while (!h2o_linklist_is_empty(messages)) {
         h2o_multithread_message_t *msg = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
         h2o_linklist_unlink(&msg->link);
         struct body_job *job = H2O_STRUCT_FROM_MEMBER(struct body_job, msg, msg);
+        if (closed) { /* the loop has stopped for good: let go as if the client had gone */
+            job->in_flight = false;
+            orphan_finish(job);
+            continue;
+        }
         zn_thread_info_t *self = zn_thread_self();
         if (self != NULL)
             self->route = job->route;
@@ -89,26 +90,22 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
     }
 }
 
-static struct body_recv *recv_for(h2o_context_t *ctx)
-{
-    if (tls_recv.ctx != ctx) {
-        tls_recv.ctx = ctx;
-        h2o_multithread_register_receiver(ctx->queue, &tls_recv.r, on_messages);
-    }
-    return &tls_recv;
-}
-
 static void post_back(zn_pool_job_t *pj)
 {
     struct body_job *job = H2O_STRUCT_FROM_MEMBER(struct body_job, pj, pj);
-    h2o_multithread_send_message(&job->recv->r, &job->msg);
+    if (zn_api_mailbox_post(job->mb, &job->msg))
+        return;
+    /* the loop stopped for good while this ran (shutdown past the grace period): nothing
+     * else will touch the job, its request or its loop, so let go of it here */
+    job->in_flight = false;
+    orphan_finish(job);
 }
 
 /* Called on the worker: the receiver is the worker's thread-local one, and must exist
  * before a pool thread posts to it. */
 static void submit(struct body_job *job, void (*run)(zn_pool_job_t *), void (*on_back)(struct body_job *))
 {
-    job->recv = recv_for(job->ctx);
+    job->mb = zn_api_mailbox(job->api, job->ctx, ZN_API_MB_BODY, on_messages);
     job->msg = (h2o_multithread_message_t){{NULL, NULL}};
     job->pj.run = run;
     job->pj.done = post_back;

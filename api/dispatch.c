@@ -8,7 +8,8 @@
  * zn_api_state_run calls work then back inline: the old code path, plus one branch.
  * On a store that may block the state is malloc'd with a small header, work runs on the
  * "storage" pool, and back runs when the pool posts back through an h2o multithread
- * message on the request's own loop.
+ * message on the request's own loop (its mailbox, below, which drops the job instead once
+ * the loop has stopped for good at shutdown).
  *
  * Cancellation. The request may be disposed (client gone, RST_STREAM) while a pool thread
  * is in work: the request's pool holds a small ref whose dispose hook clears job->req. The
@@ -35,16 +36,10 @@ struct job_ref {
     struct zn_api_job *job; /* NULL once the job is freed */
 };
 
-struct disp_recv {
-    h2o_multithread_receiver_t r;
-    h2o_context_t *ctx;
-};
-static __thread struct disp_recv tls_recv;
-
 struct zn_api_job {
     zn_pool_job_t pj;
     h2o_multithread_message_t msg;
-    struct disp_recv *recv;
+    h2o_multithread_receiver_t *mb; /* the request's loop's mailbox */
     zn_api_t *api;
     struct zn_pool *pool; /* where work runs (async only) */
     h2o_req_t *req; /* NULL once the request is gone (async only) */
@@ -162,13 +157,13 @@ zn_reqctx_t *zn_api_state_ctx(void *state)
 
 static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
-    (void)receiver;
+    bool closed = zn_api_mailbox_closed(receiver);
     while (!h2o_linklist_is_empty(messages)) {
         h2o_multithread_message_t *msg = H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
         h2o_linklist_unlink(&msg->link);
         struct zn_api_job *job = H2O_STRUCT_FROM_MEMBER(struct zn_api_job, msg, msg);
         job->in_flight = false;
-        if (job->req == NULL) {
+        if (job->req == NULL || closed) { /* closed: the loop has stopped, its requests with it */
             job_free(job);
             continue;
         }
@@ -200,7 +195,15 @@ static void run_work(zn_pool_job_t *pj)
 static void post_back(zn_pool_job_t *pj)
 {
     struct zn_api_job *job = H2O_STRUCT_FROM_MEMBER(struct zn_api_job, pj, pj);
-    h2o_multithread_send_message(&job->recv->r, &job->msg); /* the job is the loop's again */
+    if (zn_api_mailbox_post(job->mb, &job->msg))
+        return; /* the job is the loop's again */
+    /* The loop stopped for good (shutdown, past the grace period) while this ran: nothing
+     * will deliver this or dispose the request, so drop the job here. The request's memory
+     * stays as it is (its loop is never run or freed again): the ref is not touched. */
+    job->in_flight = false;
+    job->ref = NULL;
+    job->req = NULL;
+    job_free(job);
 }
 
 int zn_api_state_run(void *state, zn_api_work_fn work, zn_api_back_fn back)
@@ -210,13 +213,8 @@ int zn_api_state_run(void *state, zn_api_work_fn work, zn_api_back_fn back)
         work(job->api, job->ctx, state);
         return back(job->req, state);
     }
-    h2o_context_t *hctx = job->req->conn->ctx;
-    if (tls_recv.ctx != hctx) {
-        tls_recv.ctx = hctx;
-        h2o_multithread_register_receiver(hctx->queue, &tls_recv.r, on_messages);
-    }
     zn_thread_info_t *self = zn_thread_self();
-    job->recv = &tls_recv;
+    job->mb = zn_api_mailbox(job->api, job->req->conn->ctx, ZN_API_MB_STORAGE, on_messages);
     job->msg = (h2o_multithread_message_t){{NULL, NULL}};
     job->work = work;
     job->back = back;
@@ -226,6 +224,109 @@ int zn_api_state_run(void *state, zn_api_work_fn work, zn_api_back_fn back)
     job->in_flight = true;
     zn_pool_submit(job->pool, &job->pj);
     return 0;
+}
+
+/* ---- mailboxes ------------------------------------------------------------------------------ */
+
+struct mailbox {
+    h2o_multithread_receiver_t r;
+    struct zn_api_loop *loop;
+    bool registered;
+};
+
+struct zn_api_loop {
+    struct zn_api_loop *next; /* api->loops */
+    zn_mutex_t lock;          /* guards closed against posting pool threads */
+    bool closed;
+    h2o_context_t *ctx;
+    struct mailbox box[ZN_API_MB_N];
+};
+
+/* This thread's loop record. The key is compared by value only (never dereferenced), so a
+ * record of an api freed since is never touched. */
+static __thread struct {
+    zn_api_t *api;
+    h2o_context_t *ctx;
+    struct zn_api_loop *loop;
+} tls_loop;
+
+h2o_multithread_receiver_t *zn_api_mailbox(zn_api_t *api, h2o_context_t *ctx, int kind, h2o_multithread_receiver_cb cb)
+{
+    if (tls_loop.api != api || tls_loop.ctx != ctx) {
+        struct zn_api_loop *l = zn_calloc(1, sizeof(*l));
+        zn_mutex_init(&l->lock, "api.loop mailbox");
+        l->ctx = ctx;
+        for (int i = 0; i < ZN_API_MB_N; i++)
+            l->box[i].loop = l;
+        zn_mutex_lock(&api->loops_lock);
+        l->next = api->loops;
+        api->loops = l;
+        zn_mutex_unlock(&api->loops_lock);
+        tls_loop.api = api;
+        tls_loop.ctx = ctx;
+        tls_loop.loop = l;
+    }
+    struct mailbox *b = &tls_loop.loop->box[kind];
+    if (!b->registered) {
+        h2o_multithread_register_receiver(ctx->queue, &b->r, cb);
+        b->registered = true;
+    }
+    return &b->r;
+}
+
+bool zn_api_mailbox_post(h2o_multithread_receiver_t *mb, h2o_multithread_message_t *msg)
+{
+    struct mailbox *b = H2O_STRUCT_FROM_MEMBER(struct mailbox, r, mb);
+    zn_mutex_lock(&b->loop->lock);
+    bool open = !b->loop->closed;
+    if (open)
+        h2o_multithread_send_message(mb, msg);
+    zn_mutex_unlock(&b->loop->lock);
+    return open;
+}
+
+bool zn_api_mailbox_closed(h2o_multithread_receiver_t *mb)
+{
+    return H2O_STRUCT_FROM_MEMBER(struct mailbox, r, mb)->loop->closed; /* set on this (the loop's) thread */
+}
+
+void zn_api_loop_close(zn_api_t *api, h2o_context_t *ctx)
+{
+    if (tls_loop.api != api || tls_loop.ctx != ctx)
+        return; /* nothing was ever posted to this loop */
+    struct zn_api_loop *l = tls_loop.loop;
+    zn_mutex_lock(&l->lock);
+    l->closed = true;
+    zn_mutex_unlock(&l->lock);
+    /* No pool thread sends any more (they check closed under the lock), so what was sent
+     * and not delivered can be taken off the receivers without the queue's lock; their
+     * callbacks drop it (zn_api_mailbox_closed). */
+    for (int i = 0; i < ZN_API_MB_N; i++) {
+        struct mailbox *b = &l->box[i];
+        if (!b->registered)
+            continue;
+        if (!h2o_linklist_is_empty(&b->r._messages)) {
+            h2o_linklist_t pending;
+            h2o_linklist_init_anchor(&pending);
+            h2o_linklist_insert_list(&pending, &b->r._messages);
+            b->r.cb(&b->r, &pending);
+        }
+        h2o_multithread_unregister_receiver(ctx->queue, &b->r);
+        b->registered = false;
+    }
+    tls_loop.api = NULL;
+    tls_loop.ctx = NULL;
+    tls_loop.loop = NULL;
+}
+
+void zn_api_loops_free(zn_api_t *api)
+{
+    while (api->loops != NULL) {
+        struct zn_api_loop *l = api->loops;
+        api->loops = l->next;
+        zn_mutex_destroy(&l->lock);
+        free(l);
+    }
 }
 
 /* ---- letting go of a session -------------------------------------------------------------------- */

@@ -21,6 +21,8 @@ struct zn_api {
     struct zn_pool *pool; /* background threads: body hashing/writing, fsync, re-hash */
     struct zn_sync *sync; /* the pull-through mirror (api/sync.c), NULL when not configured */
     struct zn_pool *storage_pool; /* "storage" threads for a store that may block, else NULL */
+    zn_mutex_t loops_lock;        /* guards loops */
+    struct zn_api_loop *loops;    /* every worker loop's mailboxes (dispatch.c), freed with the api */
 };
 
 /* The API's background pool (api.c). */
@@ -64,6 +66,23 @@ static inline bool zn_api_async(const zn_api_t *api)
 /* Closes (or cancels) a session without waiting: inline on the filesystem store, else on
  * the storage pool. For sessions whose request is gone or already answered. */
 void zn_api_upload_release(zn_api_t *api, zn_upload_t *up, bool cancel);
+
+/* ---- dispatch.c: where pool threads post results back to a worker loop ------------------
+ * A mailbox is one h2o multithread receiver on a worker's queue. It is heap memory owned by
+ * the api (not the worker thread's TLS, which dies with the thread) and outlives every
+ * pool job. Once the worker has stopped (zn_api_loop_close) nothing is delivered: post
+ * returns false and the pool thread drops the job itself; what was already posted but not
+ * yet delivered is handed to the mailbox's callback on the loop, with
+ * zn_api_mailbox_closed(receiver) true, to be dropped there. */
+enum { ZN_API_MB_STORAGE, ZN_API_MB_BODY, ZN_API_MB_N };
+/* This loop's mailbox of that kind (registered with cb on first use). Loop thread only. */
+h2o_multithread_receiver_t *zn_api_mailbox(zn_api_t *api, h2o_context_t *ctx, int kind, h2o_multithread_receiver_cb cb);
+/* From a pool thread: sends msg, or returns false when the loop is closed (msg not sent). */
+bool zn_api_mailbox_post(h2o_multithread_receiver_t *mb, h2o_multithread_message_t *msg);
+/* In the callback: the loop has stopped, drop what is delivered. */
+bool zn_api_mailbox_closed(h2o_multithread_receiver_t *mb);
+/* At zn_api_free, once every pool is joined. */
+void zn_api_loops_free(zn_api_t *api);
 
 /* ---- parse.c: pure parsers (unit-tested) ----------------------------------------------- */
 

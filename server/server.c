@@ -327,6 +327,9 @@ static void *worker_main(void *arg)
         h2o_evloop_run(w->loop, 100);
     if (has_connections(w))
         zn_log(ZN_LOG_WARN, "shutdown grace period over, closing connections", ZN_LINT("worker", w->index));
+    /* the loop never runs again: pool jobs still out (a request stalled at S3) are dropped
+     * when they finish, not posted to this loop (api/dispatch.c mailboxes) */
+    zn_api_loop_close(w->srv->api, &w->ctx);
     return NULL;
 }
 

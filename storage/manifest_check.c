@@ -115,7 +115,8 @@ static zn_err_t check_exists(struct check *c, const zn_digest_t *d, const char *
     zn_err_t err = zn_storage_blob_stat(c->st, c->repo, d, &size);
     if (err == ZN_ENOENT)
         return fail(c, ZN_ENOENT, "%s %s unknown to the repository", what, d->str);
-    return err == ZN_OK ? ZN_OK : fail(c, ZN_EIO, "cannot check %s %s", what, d->str);
+    /* busy stays busy (503 with Retry-After, not 500): the client may push again later */
+    return err == ZN_OK ? ZN_OK : fail(c, err == ZN_EAGAIN ? ZN_EAGAIN : ZN_EIO, "cannot check %s %s", what, d->str);
 }
 
 /* Checks every element of array `key`; children/blobs must exist unless foreign (urls). */

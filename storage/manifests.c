@@ -301,8 +301,11 @@ static zn_err_t put_tags(zn_storage_t *st, const char *repo, const char *const *
     zn_digest_of(by_digest != NULL ? by_digest->algo : ZN_DIGEST_SHA256, bytes, len, &res->digest);
     if (by_digest != NULL && !zn_digest_eq(by_digest, &res->digest))
         return ZN_EDIGEST;
-    if (st_repo_find(st, repo, &before) != ZN_OK)
+    if ((err = st_repo_find(st, repo, &before)) != ZN_OK) {
+        if (err != ZN_ENOENT)
+            return err;
         before = NULL;
+    }
     uint64_t epoch = before != NULL ? before->gc_epoch : 0;
     if ((err = put_check(&pc)) != ZN_OK)
         return err;

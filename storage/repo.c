@@ -97,7 +97,12 @@ static zn_err_t find(zn_storage_t *st, const char *name, uint64_t max_age, st_re
     }
     if (st_repo_key(key, name, "oci-layout") != ZN_OK)
         return ZN_EINVAL;
-    if (st_ops(st)->stat(st->drv, key, NULL, NULL) != ZN_OK)
+    zn_err_t err = st_ops(st)->stat(st->drv, key, NULL, NULL);
+    /* a backend that failed or is busy (S3 throttling past the retries) is not an absent
+     * repository: taken for one, a GET would be a 404 and a push would re-create the layout */
+    if (err == ZN_EIO || err == ZN_EAGAIN)
+        return err;
+    if (err != ZN_OK)
         return ZN_ENOENT;
 
     repo = zn_calloc(1, sizeof(*repo));
