@@ -275,6 +275,13 @@ def client_sockets(port):
     return n
 
 
+def back_to(pid, port, base):
+    """No client socket left and no more descriptors than at base. Not `== base`: the S3
+    client's idle keep-alive connections may be fewer by then (a server closed one), which
+    is no leak; a leaked client socket or object handle only ever adds."""
+    return lambda: client_sockets(port) == 0 and fd_count(pid) <= base
+
+
 def get_request(z, path):
     s = socket.create_connection(("127.0.0.1", z.port))
     s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, z.hostport)).encode())
@@ -306,7 +313,7 @@ def test_client_gone_mid_get_leaves_no_descriptor(zp, proxy):
     s.close()
     assert requests.get(zp.url + "/v2/", timeout=DEADLINE).status_code == 200  # still serving meanwhile
     proxy.release()
-    wait_for("descriptors back to %d" % base, lambda: fd_count(pid) == base)
+    wait_for("descriptors back to %d" % base, back_to(pid, zp.port, base))
 
     # 2. the client stops reading after 512 KiB and resets the connection
     s = get_request(zp, path)
@@ -317,7 +324,7 @@ def test_client_gone_mid_get_leaves_no_descriptor(zp, proxy):
         got += len(chunk)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
     s.close()
-    wait_for("descriptors back to %d" % base, lambda: fd_count(pid) == base)
+    wait_for("descriptors back to %d" % base, back_to(pid, zp.port, base))
 
     r = reg.get(path)
     assert r.status_code == 200 and r.content == data
