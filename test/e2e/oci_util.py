@@ -3,6 +3,7 @@ manifests and whole images pushed with plain HTTP requests, so tests control eve
 import hashlib
 import http.client
 import json
+import threading
 import urllib.parse
 
 import requests
@@ -104,3 +105,18 @@ class Registry:
         assert r.status_code == 201, r.text
         assert r.headers["Docker-Content-Digest"] == digest(body)
         return body, digest(body)
+
+
+def in_thread(fn):
+    """Runs fn in a thread; returns (thread, box) where box gets 'result' or 'error'."""
+    box = {}
+
+    def run():
+        try:
+            box["result"] = fn()
+        except Exception as e:  # noqa: BLE001 - handed to the test
+            box["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, box

@@ -7,14 +7,13 @@ answering while that open is held. Nothing here depends on timing: the hold last
 the test ends it."""
 import hashlib
 import os
-import threading
 import time
 
 import pytest
 import requests
 
 from conftest import SANITIZE, SLOW
-from oci_util import OCI_MANIFEST, Registry
+from oci_util import OCI_MANIFEST, Registry, in_thread
 
 SHIM = os.environ.get("ZINC_HOLD_SHIM", "")
 pytestmark = pytest.mark.skipif(not os.path.exists(SHIM), reason="hold shim not built: " + SHIM)
@@ -50,20 +49,6 @@ class Hold:
             time.sleep(0.01)
 
 
-def in_thread(fn):
-    out = {}
-
-    def run():
-        try:
-            out["r"] = fn()
-        except Exception as e:  # noqa: BLE001 - reported by the test
-            out["e"] = e
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t, out
-
-
 def answers_meanwhile(server):
     """The only worker answers a request that needs no disk while the held open waits."""
     r = requests.get(server.url + "/v2/", timeout=30 * SLOW)
@@ -84,8 +69,8 @@ def test_session_create_is_off_the_loop(zinc_factory, tmp_path):
     assert t.is_alive(), out  # the POST is still waiting on its open
     hold.release()
     t.join(60 * SLOW)
-    assert "e" not in out, out
-    r = out["r"]
+    assert "error" not in out, out
+    r = out["result"]
     assert r.status_code == 202, r.text
     loc = r.headers["Location"]
     # the session works: finish it
@@ -113,8 +98,8 @@ def test_manifest_cache_miss_is_off_the_loop(zinc_factory, tmp_path):
     assert t.is_alive(), out
     hold.release()
     t.join(60 * SLOW)
-    assert "e" not in out, out
-    r = out["r"]
+    assert "error" not in out, out
+    r = out["result"]
     assert r.status_code == 200 and r.content == body and r.headers["Docker-Content-Digest"] == md
     # now cached: a second GET is answered from memory, with no open of index.json at all
     os.unlink(hold.log)

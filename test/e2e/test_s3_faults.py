@@ -17,14 +17,13 @@ import select
 import signal
 import socket
 import sys
-import threading
 import time
 
 import pytest
 import requests
 
 from conftest import REPO, S3_ENV, SLOW
-from oci_util import OCI_MANIFEST, Registry, canon, digest, error_code
+from oci_util import OCI_MANIFEST, Registry, canon, digest, error_code, in_thread
 
 sys.path.insert(0, os.path.join(REPO, "test", "s3"))
 from s3proxy import S3Proxy  # noqa: E402
@@ -59,21 +58,6 @@ def manifest_for(config_d, config_len, layers):
                              "size": config_len},
                   "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n}
                              for d, n in layers]})
-
-
-def in_thread(fn):
-    """Runs fn in a thread; returns (thread, box) where box gets 'result' or 'error'."""
-    box = {}
-
-    def run():
-        try:
-            box["result"] = fn()
-        except Exception as e:  # noqa: BLE001 - handed to the test
-            box["error"] = e
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t, box
 
 
 def test_loop_not_blocked_by_stalled_s3(zp, proxy):
@@ -259,10 +243,6 @@ def wait_for(what, fn, timeout=DEADLINE):
         time.sleep(0.02)
 
 
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
 def client_sockets(port):
     """zinc's sockets of client connections (local port `port`) still open: ESTABLISHED or
     CLOSE_WAIT (a socket in those states has a descriptor)."""
@@ -275,11 +255,35 @@ def client_sockets(port):
     return n
 
 
-def back_to(pid, port, base):
-    """No client socket left and no more descriptors than at base. Not `== base`: the S3
-    client's idle keep-alive connections may be fewer by then (a server closed one), which
-    is no leak; a leaked client socket or object handle only ever adds."""
-    return lambda: client_sockets(port) == 0 and fd_count(pid) <= base
+def own_fds(pid, s3_port):
+    """zinc's descriptors but its connections to S3 (the proxy's port): the S3 client keeps
+    idle keep-alive connections, one per pooled handle, and how many depends on how many
+    requests overlapped, which is no leak."""
+    s3_inodes = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                rows = f.readlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if int(cols[2].rsplit(":", 1)[1], 16) == s3_port:
+                s3_inodes.add("socket:[%s]" % cols[9])
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) not in s3_inodes:
+                n += 1
+        except OSError:
+            pass  # closed meanwhile
+    return n
+
+
+def back_to(pid, port, s3_port, base):
+    """No client socket left and no more of zinc's own descriptors than at base: a leaked
+    client socket (CLOSE_WAIT), blob handle or file only ever adds."""
+    return lambda: client_sockets(port) == 0 and own_fds(pid, s3_port) <= base
 
 
 def get_request(z, path):
@@ -297,7 +301,7 @@ def test_client_gone_mid_get_leaves_no_descriptor(zp, proxy):
     assert reg.get(path).content == data  # warm: the S3 connections it needs are open
     wait_for("zinc to close the client sockets", lambda: client_sockets(zp.port) == 0)
     pid = zp.proc.pid
-    base = fd_count(pid)
+    base = own_fds(pid, proxy.port)
 
     # 1. S3 holds a read past the first MiB; the client, having read what came before, goes
     proxy.hold(lambda q: q.method == "GET" and q.path.endswith(hexd) and (q.range_start or 0) >= 1 << 20)
@@ -313,7 +317,7 @@ def test_client_gone_mid_get_leaves_no_descriptor(zp, proxy):
     s.close()
     assert requests.get(zp.url + "/v2/", timeout=DEADLINE).status_code == 200  # still serving meanwhile
     proxy.release()
-    wait_for("descriptors back to %d" % base, back_to(pid, zp.port, base))
+    wait_for("descriptors back to %d" % base, back_to(pid, zp.port, proxy.port, base))
 
     # 2. the client stops reading after 512 KiB and resets the connection
     s = get_request(zp, path)
@@ -324,7 +328,7 @@ def test_client_gone_mid_get_leaves_no_descriptor(zp, proxy):
         got += len(chunk)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
     s.close()
-    wait_for("descriptors back to %d" % base, back_to(pid, zp.port, base))
+    wait_for("descriptors back to %d" % base, back_to(pid, zp.port, proxy.port, base))
 
     r = reg.get(path)
     assert r.status_code == 200 and r.content == data
