@@ -30,7 +30,7 @@ struct zn_auth {
     zn_auth_htpasswd_t htpasswd; /* valid when enabled */
     zn_auth_cache_t cache;       /* valid when enabled */
     zn_auth_policy_t policy;
-    _Atomic uint64_t cache_hits, verified, refused; /* zn_auth_stats */
+    _Atomic uint64_t cache_hits, verified, refused, hashed; /* zn_auth_stats */
 };
 
 zn_err_t zn_auth_new(const zn_config_t *cfg, zn_auth_t **out, char *errbuf, size_t errlen)
@@ -127,6 +127,7 @@ static void verify_decoy(zn_auth_t *a, const zn_auth_creds_t *c)
     if (zn_auth_htpasswd_any_hash(&a->htpasswd, hash) == ZN_OK) {
         /* the result is ignored: this user does not exist whatever the hash says */
         (void)zn_auth_hash_verify(hash, c->pass, c->pass_len);
+        atomic_fetch_add_explicit(&a->hashed, 1, memory_order_relaxed);
         OPENSSL_cleanse(hash, sizeof(hash));
     }
 }
@@ -145,7 +146,9 @@ zn_auth_status_t zn_auth_verify(zn_auth_t *a, const zn_auth_creds_t *c)
         atomic_fetch_add_explicit(&a->refused, 1, memory_order_relaxed);
         return ZN_AUTH_FAILED;
     }
-    if (zn_auth_hash_verify(hash, c->pass, c->pass_len)) {
+    bool ok = zn_auth_hash_verify(hash, c->pass, c->pass_len);
+    atomic_fetch_add_explicit(&a->hashed, 1, memory_order_relaxed);
+    if (ok) {
         zn_auth_cache_mac(&a->cache, c->user, c->user_len, c->pass, c->pass_len, mac);
         zn_auth_cache_insert(&a->cache, mac, fp, gen, zn_now_mono_ns());
         st = ZN_AUTH_OK;
@@ -160,6 +163,7 @@ void zn_auth_stats(const zn_auth_t *a, zn_auth_stats_t *out)
     out->cache_hits = atomic_load_explicit(&a->cache_hits, memory_order_relaxed);
     out->verified = atomic_load_explicit(&a->verified, memory_order_relaxed);
     out->refused = atomic_load_explicit(&a->refused, memory_order_relaxed);
+    out->hashed = atomic_load_explicit(&a->hashed, memory_order_relaxed);
 }
 
 /* ---- authorization ---------------------------------------------------------------------------- */

@@ -109,6 +109,7 @@ zn_auth_status_t zn_auth_verify(zn_auth_t *a, const zn_auth_creds_t *c);
  * unknown user, which hashes a decoy). A success is cached, a failure never is. */
 typedef struct zn_auth_stats {
     uint64_t cache_hits, verified, refused;
+    uint64_t hashed; /* password hashes computed, the decoy of an unknown user included */
 } zn_auth_stats_t;
 void zn_auth_stats(const zn_auth_t *a, zn_auth_stats_t *out);
 
