@@ -23,6 +23,7 @@
 #define S3_MAX_HDRS 8
 
 typedef struct s3_pool s3_pool_t;
+typedef struct s3_known_set s3_known_set_t;
 
 typedef struct s3 {
     st_driver_t base;
@@ -35,6 +36,7 @@ typedef struct s3 {
     size_t part_size;
     unsigned page_size; /* max-keys of one list page (1000, tests lower it) */
     s3_pool_t *pool;    /* idle curl handles, so connections are reused */
+    s3_known_set_t *known; /* upload sessions as this process last left them (s3_append.c) */
 } s3_t;
 
 /* One request. The caller fills the first block; s3_do fills the second. */
@@ -101,6 +103,9 @@ zn_err_t s3_append_read(st_append_t *a, uint64_t off, void *buf, size_t len, siz
 zn_err_t s3_append_commit(st_append_t *a, const char *key, bool exclusive);
 zn_err_t s3_append_remove(st_append_t *a);
 void s3_append_close(st_append_t *a);
+/* The table of known upload sessions (s3_append.c), made and freed with the driver. */
+s3_known_set_t *s3_known_new(void);
+void s3_known_free(s3_known_set_t *k);
 /* Aborts the multipart upload open on key, if any (GC deletes a stale session by its key). */
 zn_err_t s3_upload_abort(s3_t *s, const char *key);
 /* The id of the multipart upload open on key into id ("" if none). */

@@ -8,6 +8,17 @@
  * full, so a tail recorded before the last part is a prefix of a part already sent: on
  * reopen it is dropped, never counted twice. That is what makes a crash between an
  * UploadPart and the next tail write safe (the session reopens at the parts' size).
+ *
+ * Reading a session back costs a GET of the tail plus ListMultipartUploads (and ListParts),
+ * answers with bodies, which RGW sends as headers and body in two segments without
+ * TCP_NODELAY: each waits out the client's delayed ACK (~40 ms). So the driver keeps, per
+ * session, what it last left in the tail object (`known`: the object's ETag, parts count
+ * and length, and the parts and upload id behind it). Opening a known session is one HEAD,
+ * a headers-only answer: if the object is still the one recorded, the state is taken from
+ * memory and the tail's bytes are fetched (GET If-Match) only when a write, read or commit
+ * needs them. A status query or a refused chunk thus reads no body at all. Any other
+ * writer (a replica, a handle sending a part, which drops the entry first) changes the
+ * object or the entry, and the next open reads everything back as before.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +30,7 @@
 #define UPLOAD_ID_MAX 512
 #define MAX_PARTS 10000
 #define BUF_MIN (64u << 10)
+#define KNOWN_MAX 4096 /* sessions remembered; a forgotten one is read back in full */
 
 typedef struct s3_part {
     uint64_t size;
@@ -34,6 +46,8 @@ typedef struct s3_app {
     uint64_t flushed; /* bytes in parts */
     char *buf;        /* the tail, at most part_size bytes */
     size_t blen, bcap;
+    bool loaded;    /* buf holds the tail's blen bytes (false: fetch them from the tail object first) */
+    char tail_etag[ST_VERSION_MAX + 1]; /* the tail object's version these fields follow ("": unknown) */
     bool dirty;     /* the tail object is behind buf */
     bool completed; /* the multipart upload was completed onto the session key */
     bool gone;      /* committed or removed: nothing to write back at close */
@@ -44,7 +58,151 @@ static s3_app_t *app_new(s3_t *s, const char *key)
     s3_app_t *a = zn_calloc(1, sizeof(*a));
     a->s = s;
     a->key = zn_strdup(key);
+    a->loaded = true;
     return a;
+}
+
+/* ---- known sessions --------------------------------------------------------------------------- */
+
+typedef struct s3_known {
+    /* the tail object this follows: ETag, x-amz-meta-zinc-parts, length */
+    char etag[ST_VERSION_MAX + 1];
+    uint64_t meta_parts, obj_len;
+    bool tail_kept; /* its bytes end the session (false: a prefix of a part sent later) */
+    char upload_id[UPLOAD_ID_MAX];
+    s3_part_t *parts;
+    size_t nparts;
+    uint64_t flushed;
+} s3_known_t;
+
+struct s3_known_set {
+    zn_mutex_t lock;
+    st_map_t map; /* session key -> s3_known_t* */
+};
+
+static void known_free_one(void *p)
+{
+    s3_known_t *k = p;
+    if (k != NULL)
+        free(k->parts);
+    free(k);
+}
+
+s3_known_set_t *s3_known_new(void)
+{
+    s3_known_set_t *k = zn_calloc(1, sizeof(*k));
+    zn_mutex_init(&k->lock, "s3 known upload sessions");
+    st_map_init(&k->map);
+    return k;
+}
+
+void s3_known_free(s3_known_set_t *k)
+{
+    if (k == NULL)
+        return;
+    st_map_release(&k->map, known_free_one);
+    zn_mutex_destroy(&k->lock);
+    free(k);
+}
+
+static void known_drop(s3_t *s, const char *key)
+{
+    zn_mutex_lock(&s->known->lock);
+    s3_known_t *k = st_map_del(&s->known->map, key);
+    zn_mutex_unlock(&s->known->lock);
+    known_free_one(k);
+}
+
+static bool first_key(void *data, const char *key, void *value)
+{
+    (void)value;
+    *(const char **)data = key;
+    return false;
+}
+
+/* Records a's state as following the tail object (etag, meta_parts, obj_len). */
+static void known_save(s3_app_t *a, const char *etag, uint64_t meta_parts, uint64_t obj_len, bool tail_kept)
+{
+    size_t el = strlen(etag);
+    if (el == 0 || el > ST_VERSION_MAX) {
+        known_drop(a->s, a->key);
+        return;
+    }
+    s3_known_t *k = zn_calloc(1, sizeof(*k));
+    memcpy(k->etag, etag, el + 1);
+    k->meta_parts = meta_parts;
+    k->obj_len = obj_len;
+    k->tail_kept = tail_kept;
+    memcpy(k->upload_id, a->upload_id, sizeof(k->upload_id));
+    if (a->nparts > 0) {
+        k->parts = zn_malloc(a->nparts * sizeof(k->parts[0]));
+        memcpy(k->parts, a->parts, a->nparts * sizeof(k->parts[0]));
+    }
+    k->nparts = a->nparts;
+    k->flushed = a->flushed;
+    s3_known_set_t *set = a->s->known;
+    zn_mutex_lock(&set->lock);
+    if (st_map_get(&set->map, a->key) == NULL && set->map.count >= KNOWN_MAX) {
+        const char *victim = NULL;
+        st_map_each(&set->map, first_key, &victim);
+        if (victim != NULL)
+            known_free_one(st_map_del(&set->map, victim));
+    }
+    s3_known_t *old = st_map_put(&set->map, a->key, k);
+    zn_mutex_unlock(&set->lock);
+    known_free_one(old);
+}
+
+/* Fills a from the known state if the tail object (h: a HEAD of it) is still the one it
+ * follows; the tail's bytes are left to ensure_tail. */
+static bool known_load(s3_app_t *a, const s3_req_t *h)
+{
+    bool hit = false;
+    if (!h->has_zinc_parts || !h->has_length || h->etag.len == 0)
+        return false;
+    s3_known_set_t *set = a->s->known;
+    zn_mutex_lock(&set->lock);
+    s3_known_t *k = st_map_get(&set->map, a->key);
+    if (k != NULL && strlen(k->etag) == h->etag.len && memcmp(k->etag, h->etag.v, h->etag.len) == 0 &&
+        k->meta_parts == h->zinc_parts && k->obj_len == h->length) {
+        memcpy(a->upload_id, k->upload_id, sizeof(a->upload_id));
+        if (k->nparts > 0) {
+            a->parts = zn_malloc(k->nparts * sizeof(a->parts[0]));
+            memcpy(a->parts, k->parts, k->nparts * sizeof(a->parts[0]));
+        }
+        a->nparts = a->cap = k->nparts;
+        a->flushed = k->flushed;
+        a->blen = k->tail_kept ? (size_t)k->obj_len : 0;
+        a->loaded = a->blen == 0;
+        memcpy(a->tail_etag, k->etag, sizeof(a->tail_etag));
+        hit = true;
+    }
+    zn_mutex_unlock(&set->lock);
+    return hit;
+}
+
+/* Makes buf hold the tail's bytes (after a known open): the very version the state follows. */
+static zn_err_t ensure_tail(s3_app_t *a)
+{
+    zn_buf_t b;
+    if (a->loaded)
+        return ZN_OK;
+    zn_buf_init(&b, a->s->part_size);
+    s3_req_t r = {.method = "GET", .key = a->key, .query = "", .out = &b};
+    s3_req_hdr(&r, "if-match", a->tail_etag); /* bare, as RGW compares it (s3_http.c) */
+    zn_err_t err = s3_do(a->s, &r);
+    if (err == ST_ECONFLICT || err == ZN_ETOOBIG || (err == ZN_OK && b.len != a->blen))
+        err = ZN_EIO; /* replaced since the open: this handle's state is stale */
+    if (err == ZN_OK && b.len > 0) {
+        size_t len;
+        free(a->buf);
+        a->buf = zn_buf_detach(&b, &len);
+        a->bcap = a->blen;
+    }
+    zn_buf_release(&b);
+    if (err == ZN_OK)
+        a->loaded = true;
+    return err;
 }
 
 static zn_err_t buf_reserve(s3_app_t *a, size_t need)
@@ -75,8 +233,14 @@ static zn_err_t tail_put(s3_app_t *a, bool exclusive)
     if (exclusive)
         s3_req_hdr(&r, "if-none-match", "*");
     zn_err_t err = s3_do(a->s, &r);
-    if (err == ZN_OK)
+    if (err == ZN_OK) {
         a->dirty = false;
+        memcpy(a->tail_etag, r.etag.v, r.etag.len);
+        a->tail_etag[r.etag.len] = '\0';
+        known_save(a, a->tail_etag, a->nparts, a->blen, true);
+    } else {
+        known_drop(a->s, a->key); /* the object may or may not be the new tail */
+    }
     return exclusive && err == ST_ECONFLICT ? ZN_EEXIST : err;
 }
 
@@ -110,6 +274,9 @@ static zn_err_t part_put(s3_app_t *a, size_t n)
     zn_err_t err;
     if (a->nparts == MAX_PARTS)
         return ZN_ETOOBIG;
+    /* from here until the next tail write, the tail object no longer tells the session's
+     * state (a crash now must reopen at the parts' size): nobody may trust the entry */
+    known_drop(a->s, a->key);
     if (a->upload_id[0] == '\0' && (err = mp_create(a)) != ZN_OK)
         return err;
     zn_buf_init(&q, 2048);
@@ -252,6 +419,7 @@ static zn_err_t list_parts(s3_app_t *a)
 
 zn_err_t s3_upload_abort(s3_t *s, const char *key)
 {
+    known_drop(s, key);
     s3_app_t *a = app_new(s, key);
     zn_err_t err = find_upload(a);
     if (err == ZN_OK && a->upload_id[0] != '\0') {
@@ -289,6 +457,18 @@ zn_err_t s3_append_open(st_driver_t *d, const char *key, st_append_t **out, uint
     if (!s3_key_ok(s, key))
         return ZN_EINVAL;
     s3_app_t *a = app_new(s, key);
+    /* a session this process left as it is now: one headers-only round trip */
+    s3_req_t h = {.method = "HEAD", .key = key, .query = ""};
+    if ((err = s3_do(s, &h)) != ZN_OK) {
+        a->gone = true;
+        s3_append_close((st_append_t *)a);
+        return err;
+    }
+    if ((!h.has_length || h.length <= s->part_size) && known_load(a, &h)) {
+        *size = a->flushed + a->blen;
+        *out = (st_append_t *)a;
+        return ZN_OK;
+    }
     zn_buf_init(&b, s->part_size);
     s3_req_t r = {.method = "GET", .key = key, .query = "", .out = &b};
     err = s3_do(s, &r);
@@ -318,6 +498,11 @@ zn_err_t s3_append_open(st_driver_t *d, const char *key, st_append_t **out, uint
             err = ZN_EIO; /* parts lost: the recorded tail follows parts that are gone */
         }
         /* fewer parts recorded than listed: the tail is a prefix of a part sent later */
+        if (err == ZN_OK && r.etag.len > 0) {
+            memcpy(a->tail_etag, r.etag.v, r.etag.len);
+            a->tail_etag[r.etag.len] = '\0';
+            known_save(a, a->tail_etag, r.zinc_parts, b.len, r.zinc_parts == a->nparts);
+        }
     }
     zn_buf_release(&b);
     if (err != ZN_OK) {
@@ -340,6 +525,8 @@ zn_err_t s3_append_write(st_append_t *_a, uint64_t off, const void *p, size_t n,
 
     if (a->gone || a->completed || off != a->flushed + a->blen)
         return ZN_EINVAL;
+    if (n > 0 && (err = ensure_tail(a)) != ZN_OK)
+        return err;
     while (n > 0) {
         size_t take = ps - a->blen < n ? ps - a->blen : n;
         if ((err = buf_reserve(a, a->blen + take)) != ZN_OK)
@@ -374,6 +561,9 @@ zn_err_t s3_append_read(st_append_t *_a, uint64_t off, void *buf, size_t len, si
     uint64_t rel = off - a->flushed;
     if (rel >= a->blen)
         return ZN_OK;
+    zn_err_t err = ensure_tail(a);
+    if (err != ZN_OK)
+        return err;
     size_t n = a->blen - (size_t)rel < len ? a->blen - (size_t)rel : len;
     memcpy(buf, a->buf + rel, n);
     *got = n;
@@ -423,6 +613,9 @@ zn_err_t s3_append_commit(st_append_t *_a, const char *key, bool exclusive)
 
     if (a->gone || !s3_key_ok(a->s, key))
         return ZN_EINVAL;
+    if ((err = ensure_tail(a)) != ZN_OK)
+        return err;
+    known_drop(a->s, a->key);
     if (a->nparts == 0 && !a->completed) {
         /* never filled a part: one conditional PUT, then the session object goes */
         err = s3_put_cond(a->s, key, a->buf, a->blen, exclusive ? "if-none-match" : NULL, "*", NULL);
@@ -458,6 +651,7 @@ zn_err_t s3_append_remove(st_append_t *_a)
 {
     s3_app_t *a = (s3_app_t *)_a;
     zn_err_t err = ZN_OK;
+    known_drop(a->s, a->key);
     if (a->upload_id[0] != '\0') {
         zn_buf_t q;
         zn_buf_init(&q, 2048);

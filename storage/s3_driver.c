@@ -477,6 +477,7 @@ static void d_free(st_driver_t *d)
 {
     s3_t *s = S(d);
     s3_pool_free(s->pool);
+    s3_known_free(s->known);
     free(s->base_url);
     free(s->host);
     free(s->bucket);
@@ -559,6 +560,7 @@ st_driver_t *st_s3_driver_new(const zn_config_s3_t *c, char *errbuf, size_t errl
     s->part_size = c->chunksize >= MIN_PART ? (size_t)c->chunksize : MIN_PART;
     s->page_size = 1000;
     s->pool = s3_pool_new();
+    s->known = s3_known_new();
     return &s->base;
 fail:
     if (snprintf(errbuf, errlen, "storage.storageDriver.regionendpoint: too long") < 0 && errlen > 0)

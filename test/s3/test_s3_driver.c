@@ -179,6 +179,71 @@ static void test_multipart_crash_window(void **state)
     free(data);
 }
 
+/* Two drivers on one bucket (two replicas). Each remembers the sessions it left, and opens
+ * them with a HEAD alone while the tail object is unchanged; a write by the other replica
+ * (tail or part) is seen at the next open, and a handle whose remembered tail was replaced
+ * meanwhile refuses to append (ZN_EIO) instead of writing over the other's bytes. */
+static void test_known_sessions_across_replicas(void **state)
+{
+    c_env_t *e = *state;
+    const size_t T1 = 1u << 20, T2 = 300u << 10, T3 = (4u << 20) + 7, N = T1 + T2 + T3;
+    char *data = malloc(N), *back = malloc(N), err[256];
+    st_append_t *a, *b;
+    uint64_t size;
+    bool torn = false;
+    size_t got;
+
+    st_driver_t *d2 = st_s3_driver_new(e->t->cfg.storage.driver, err, sizeof(err));
+    assert_non_null(d2);
+    fill(data, N, 13);
+    assert_int_equal(e->ops->append_create(e->d, UPLOAD_KEY, &a), ZN_OK);
+    assert_int_equal(e->ops->append_write(a, 0, data, T1 / 2, &torn), ZN_OK);
+    e->ops->append_close(a);
+    /* known to d: the tail's bytes come on demand, the append lands after them */
+    assert_int_equal(e->ops->append_open(e->d, UPLOAD_KEY, &a, &size), ZN_OK);
+    assert_int_equal(size, T1 / 2);
+    assert_int_equal(e->ops->append_write(a, size, data + size, T1 - size, &torn), ZN_OK);
+    e->ops->append_close(a);
+
+    /* d opens (known), then d2 appends and closes: d's stale handle must not append */
+    assert_int_equal(e->ops->append_open(e->d, UPLOAD_KEY, &a, &size), ZN_OK);
+    assert_int_equal(size, T1);
+    assert_int_equal(d2->ops->append_open(d2, UPLOAD_KEY, &b, &size), ZN_OK);
+    assert_int_equal(size, T1);
+    assert_int_equal(d2->ops->append_write(b, T1, data + T1, T2, &torn), ZN_OK);
+    d2->ops->append_close(b);
+    assert_int_equal(e->ops->append_write(a, T1, "zz", 2, &torn), ZN_EIO);
+    e->ops->append_close(a);
+
+    /* d sees d2's bytes at its next open, and reads them back */
+    assert_int_equal(e->ops->append_open(e->d, UPLOAD_KEY, &a, &size), ZN_OK);
+    assert_int_equal(size, T1 + T2);
+    assert_int_equal(e->ops->append_read(a, 0, back, T1 + T2, &got), ZN_OK);
+    assert_int_equal(got, T1 + T2);
+    assert_memory_equal(back, data, T1 + T2);
+    e->ops->append_close(a);
+
+    /* d2 (which knows the session now) sends a part; d follows again, then commits */
+    assert_int_equal(d2->ops->append_open(d2, UPLOAD_KEY, &b, &size), ZN_OK);
+    assert_int_equal(size, T1 + T2);
+    assert_int_equal(d2->ops->append_write(b, T1 + T2, data + T1 + T2, T3, &torn), ZN_OK);
+    d2->ops->append_close(b);
+    assert_int_equal(e->ops->append_open(e->d, UPLOAD_KEY, &a, &size), ZN_OK);
+    assert_int_equal(size, N);
+    assert_int_equal(e->ops->append_commit(a, e->blob_key, false), ZN_OK);
+    e->ops->append_close(a);
+    char *text;
+    size_t len;
+    assert_int_equal(e->ops->get(e->d, e->blob_key, N, &text, &len, NULL), ZN_OK);
+    assert_int_equal(len, N);
+    assert_memory_equal(text, data, N);
+    assert_int_equal(d2->ops->append_open(d2, UPLOAD_KEY, &b, &size), ZN_ENOENT);
+    free(text);
+    d2->ops->free(d2);
+    free(data);
+    free(back);
+}
+
 /* touch moves an object's modification time (GC ages blobs by it) and keeps its bytes.
  * S3 times have one-second resolution: touch until the server's clock has moved on. */
 static void test_touch(void **state)
@@ -625,6 +690,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_multipart_resume, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_multipart_crash_window, c_setup, c_teardown),
+        cmocka_unit_test_setup_teardown(test_known_sessions_across_replicas, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_session_delete_aborts, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_touch, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_range_reads, c_setup, c_teardown),
