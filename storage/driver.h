@@ -151,12 +151,19 @@ typedef struct st_driver_ops {
      * is cut back to off, or, when even that failed, *torn is set (its size is unknown
      * until the next append_open). */
     zn_err_t (*append_write)(st_append_t *a, uint64_t off, const void *p, size_t n, bool *torn);
-    /* Reads back [off, off+len) of the session (re-hashing after a restart). Known gap for
-     * S3: parts of an unfinished multipart upload cannot be read back; such a driver will
-     * return ZN_EUNSUPP and uploads.c must then keep the running hash state beside the
-     * session (distribution's _uploads/<id>/hashstates) - not built yet, the fs driver
-     * reads back. */
+    /* Reads back [off, off+len) of the session (re-hashing after a restart). S3 cannot read
+     * back the parts of an unfinished multipart upload (ZN_EUNSUPP): it keeps the running
+     * hash state with the session instead (append_state_*). */
     zn_err_t (*append_read)(st_append_t *a, uint64_t off, void *buf, size_t len, size_t *got);
+    /* Optional (NULL: the session is read back to rebuild its hash). Gives the driver the
+     * running SHA-256 state (zn_hash_export's text) of the session's first `covers` bytes; it
+     * is stored with the session at its next write-back (append_close) if covers is then the
+     * session's size, so that another process can resume the hash (Distribution keeps its
+     * _uploads/<id>/hashstates for the same reason). */
+    void (*append_state_set)(st_append_t *a, uint64_t covers, const char *state);
+    /* The state stored with the session as opened, if it covers exactly the size append_open
+     * gave: ZN_OK with the text in state[ZN_HASH_STATE_MAX]; ZN_ENOENT if none. */
+    zn_err_t (*append_state_get)(st_append_t *a, char *state);
     /* Optional (NULL: not offered). A reader of the session's bytes while they grow, for
      * another thread than the writer's: object_read is not clamped to a size (it returns what
      * is written so far), object_size is UINT64_MAX, and the reader stays valid after the

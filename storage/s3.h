@@ -63,6 +63,8 @@ typedef struct s3_req {
     unsigned retry_after; /* seconds, from Retry-After, 0 if none */
     uint64_t zinc_parts;  /* x-amz-meta-zinc-parts of a session's tail object (s3_append.c) */
     bool has_zinc_parts;
+    char zinc_sha256[ZN_HASH_STATE_MAX]; /* x-amz-meta-zinc-sha256: the hash state the tail follows */
+    bool has_zinc_sha256;
 } s3_req_t;
 
 /* Adds a header to sign and send (name lower-case). */
@@ -103,6 +105,8 @@ zn_err_t s3_append_read(st_append_t *a, uint64_t off, void *buf, size_t len, siz
 zn_err_t s3_append_commit(st_append_t *a, const char *key, bool exclusive);
 zn_err_t s3_append_remove(st_append_t *a);
 void s3_append_close(st_append_t *a);
+void s3_append_state_set(st_append_t *a, uint64_t covers, const char *state);
+zn_err_t s3_append_state_get(st_append_t *a, char *state);
 /* The table of known upload sessions (s3_append.c), made and freed with the driver. */
 s3_known_set_t *s3_known_new(void);
 void s3_known_free(s3_known_set_t *k);

@@ -9,6 +9,20 @@
  * reopen it is dropped, never counted twice. That is what makes a crash between an
  * UploadPart and the next tail write safe (the session reopens at the parts' size).
  *
+ * The tail object also carries x-amz-meta-zinc-sha256: the running SHA-256 state (digest.c's
+ * zn_hash_export text) of the session's bytes up to the tail's end, handed over by uploads.c
+ * (append_state_set). The parts of an unfinished multipart upload cannot be read back, so
+ * that state is what lets another replica, or this one after a restart, continue a session
+ * past its first part. When the tail object is older than the last part (a crash between
+ * an UploadPart and the tail write) by one part and carries a state, the session goes back
+ * to the tail rather than forward to the parts: the state covers exactly the tail's end, and
+ * the part after it is sent again under the same number, replacing the old one (the tail's
+ * bytes only grow, so the commit always sends it when the tail held any). Two or more parts
+ * past the tail would leave a stale part after the last one sent, and RGW refuses a
+ * completion that leaves out parts (InvalidPart, where AWS discards them): such a session
+ * opens at the parts' size as before, whose hash cannot be rebuilt (ZN_EUNSUPP: the client
+ * starts the blob again), and a commit that would leave a stale part is refused (ZN_EIO).
+ *
  * Reading a session back costs a GET of the tail plus ListMultipartUploads (and ListParts),
  * answers with bodies, which RGW sends as headers and body in two segments without
  * TCP_NODELAY: each waits out the client's delayed ACK (~40 ms). So the driver keeps, per
@@ -51,6 +65,10 @@ typedef struct s3_app {
     bool dirty;     /* the tail object is behind buf */
     bool completed; /* the multipart upload was completed onto the session key */
     bool gone;      /* committed or removed: nothing to write back at close */
+    char state[ZN_HASH_STATE_MAX]; /* a hash state of the first state_covers bytes (has_state) */
+    uint64_t state_covers;
+    bool has_state;
+    size_t listed; /* parts ListParts showed at open: the completion must cover them all */
 } s3_app_t;
 
 static s3_app_t *app_new(s3_t *s, const char *key)
@@ -62,6 +80,52 @@ static s3_app_t *app_new(s3_t *s, const char *key)
     return a;
 }
 
+/* ---- the hash state kept with the tail ------------------------------------------------------ */
+
+/* The byte count a zn_hash_export text starts with ("1:<count>:..."). */
+static bool state_count(const char *text, uint64_t *count)
+{
+    const char *c;
+    if (strncmp(text, "1:", 2) != 0 || (c = strchr(text + 2, ':')) == NULL)
+        return false;
+    return zn_parse_u64(zn_slice(text + 2, (size_t)(c - text - 2)), UINT64_MAX / 8, count) == ZN_OK;
+}
+
+/* Takes the state a tail object's response carried, if any. */
+static void state_take(s3_app_t *a, const s3_req_t *r)
+{
+    uint64_t n;
+    a->has_state = r->has_zinc_sha256 && state_count(r->zinc_sha256, &n);
+    if (a->has_state) {
+        memcpy(a->state, r->zinc_sha256, sizeof(a->state));
+        a->state_covers = n;
+    }
+}
+
+void s3_append_state_set(st_append_t *_a, uint64_t covers, const char *state)
+{
+    s3_app_t *a = (s3_app_t *)_a;
+    size_t n = strlen(state);
+    if (n >= sizeof(a->state))
+        return;
+    if (a->has_state && a->state_covers == covers && strcmp(a->state, state) == 0)
+        return; /* what the tail object holds already (a status query) */
+    memcpy(a->state, state, n + 1);
+    a->state_covers = covers;
+    a->has_state = true;
+    if (covers == a->flushed + a->blen)
+        a->dirty = true; /* written back at close */
+}
+
+zn_err_t s3_append_state_get(st_append_t *_a, char *state)
+{
+    s3_app_t *a = (s3_app_t *)_a;
+    if (!a->has_state || a->state_covers != a->flushed + a->blen)
+        return ZN_ENOENT;
+    memcpy(state, a->state, sizeof(a->state));
+    return ZN_OK;
+}
+
 /* ---- known sessions --------------------------------------------------------------------------- */
 
 typedef struct s3_known {
@@ -71,7 +135,7 @@ typedef struct s3_known {
     bool tail_kept; /* its bytes end the session (false: a prefix of a part sent later) */
     char upload_id[UPLOAD_ID_MAX];
     s3_part_t *parts;
-    size_t nparts;
+    size_t nparts, listed;
     uint64_t flushed;
 } s3_known_t;
 
@@ -139,6 +203,7 @@ static void known_save(s3_app_t *a, const char *etag, uint64_t meta_parts, uint6
         memcpy(k->parts, a->parts, a->nparts * sizeof(k->parts[0]));
     }
     k->nparts = a->nparts;
+    k->listed = a->listed > a->nparts ? a->listed : a->nparts;
     k->flushed = a->flushed;
     s3_known_set_t *set = a->s->known;
     zn_mutex_lock(&set->lock);
@@ -171,6 +236,7 @@ static bool known_load(s3_app_t *a, const s3_req_t *h)
             memcpy(a->parts, k->parts, k->nparts * sizeof(a->parts[0]));
         }
         a->nparts = a->cap = k->nparts;
+        a->listed = k->listed;
         a->flushed = k->flushed;
         a->blen = k->tail_kept ? (size_t)k->obj_len : 0;
         a->loaded = a->blen == 0;
@@ -230,6 +296,8 @@ static zn_err_t tail_put(s3_app_t *a, bool exclusive)
         return ZN_EINVAL;
     s3_req_t r = {.method = "PUT", .key = a->key, .query = "", .body = a->buf, .body_len = a->blen};
     s3_req_hdr(&r, "x-amz-meta-zinc-parts", n);
+    if (a->has_state && a->state_covers == a->flushed + a->blen)
+        s3_req_hdr(&r, "x-amz-meta-zinc-sha256", a->state);
     if (exclusive)
         s3_req_hdr(&r, "if-none-match", "*");
     zn_err_t err = s3_do(a->s, &r);
@@ -465,6 +533,7 @@ zn_err_t s3_append_open(st_driver_t *d, const char *key, st_append_t **out, uint
         return err;
     }
     if ((!h.has_length || h.length <= s->part_size) && known_load(a, &h)) {
+        state_take(a, &h);
         *size = a->flushed + a->blen;
         *out = (st_append_t *)a;
         return ZN_OK;
@@ -488,20 +557,38 @@ zn_err_t s3_append_open(st_driver_t *d, const char *key, st_append_t **out, uint
         err = list_parts(a);
     }
     if (err == ZN_OK && !a->completed) {
+        uint64_t covers = 0, upto = 0, obj_len = b.len;
+        bool kept = false;
+        a->listed = a->nparts;
+        state_take(a, &r);
         if (!r.has_zinc_parts) {
             err = ZN_EIO; /* not a session object this driver wrote */
-        } else if (r.zinc_parts == a->nparts && b.len > 0) {
+        } else if (r.zinc_parts > a->nparts) {
+            err = ZN_EIO; /* parts lost: the recorded tail follows parts that are gone */
+        } else if (r.zinc_parts == a->nparts) {
+            kept = true;
+        } else if (a->nparts == r.zinc_parts + 1 && a->has_state && state_count(a->state, &covers)) {
+            /* fewer parts recorded than listed: the tail is a prefix of part zinc_parts+1,
+             * sent later. The state follows the tail: back to it (header comment). */
+            for (size_t i = 0; i < r.zinc_parts; i++)
+                upto += a->parts[i].size;
+            if (covers == upto + b.len) {
+                a->nparts = (size_t)r.zinc_parts;
+                a->flushed = upto;
+                kept = true;
+            }
+        }
+        /* else fewer parts recorded than listed and no state: the session reopens at the
+         * parts' size (the tail's bytes are in them) */
+        if (kept && b.len > 0) {
             size_t len;
             a->blen = a->bcap = b.len;
             a->buf = zn_buf_detach(&b, &len);
-        } else if (r.zinc_parts > a->nparts) {
-            err = ZN_EIO; /* parts lost: the recorded tail follows parts that are gone */
         }
-        /* fewer parts recorded than listed: the tail is a prefix of a part sent later */
         if (err == ZN_OK && r.etag.len > 0) {
             memcpy(a->tail_etag, r.etag.v, r.etag.len);
             a->tail_etag[r.etag.len] = '\0';
-            known_save(a, a->tail_etag, r.zinc_parts, b.len, r.zinc_parts == a->nparts);
+            known_save(a, a->tail_etag, r.zinc_parts, obj_len, kept);
         }
     }
     zn_buf_release(&b);
@@ -636,6 +723,11 @@ zn_err_t s3_append_commit(st_append_t *_a, const char *key, bool exclusive)
             if ((err = part_put(a, a->blen)) != ZN_OK)
                 return err;
             a->blen = 0;
+        }
+        if (a->nparts < a->listed) {
+            zn_log(ZN_LOG_WARN, "s3: an upload session reopened before a part it had sent ends short of it; refused",
+                   ZN_LSTR("key", a->key));
+            return ZN_EIO; /* header comment: RGW would refuse the completion */
         }
         if ((err = mp_complete(a)) != ZN_OK)
             return err;

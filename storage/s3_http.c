@@ -262,6 +262,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *data)
             r->total = u;
     } else if (hdr_is(p, len, "x-amz-meta-zinc-parts", &v, &vn)) {
         r->has_zinc_parts = zn_parse_u64(zn_slice(v, vn), 100000, &r->zinc_parts) == ZN_OK;
+    } else if (hdr_is(p, len, "x-amz-meta-zinc-sha256", &v, &vn)) {
+        r->has_zinc_sha256 = vn < sizeof(r->zinc_sha256);
+        if (r->has_zinc_sha256) {
+            memcpy(r->zinc_sha256, v, vn);
+            r->zinc_sha256[vn] = '\0';
+        }
     } else if (hdr_is(p, len, "retry-after", &v, &vn)) {
         if (zn_parse_u64(zn_slice(v, vn), 3600, &u) == ZN_OK)
             r->retry_after = (unsigned)u;
@@ -411,6 +417,7 @@ static CURLcode attempt(s3_t *s, CURL *c, s3_req_t *r, const char *url, const ch
     r->code[0] = '\0';
     r->retry_after = 0;
     r->has_zinc_parts = false;
+    r->has_zinc_sha256 = false;
     if (r->out != NULL)
         r->out->len = 0;
     x->err.len = 0;

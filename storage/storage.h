@@ -86,6 +86,13 @@ void zn_hash_update(zn_hash_t *h, const void *p, size_t n);
 /* Writes the digest of everything fed so far; the hash can be finalised only once. */
 void zn_hash_final(zn_hash_t *h, zn_digest_t *out);
 void zn_hash_free(zn_hash_t *h);
+/* A SHA-256 hash's running state as text (NUL-terminated, < ZN_HASH_STATE_MAX), to be resumed
+ * by zn_hash_import in another process; *count is the bytes hashed so far. ZN_EUNSUPP for
+ * other algorithms. */
+#define ZN_HASH_STATE_MAX 256
+zn_err_t zn_hash_export(const zn_hash_t *h, char out[ZN_HASH_STATE_MAX], uint64_t *count);
+/* A SHA-256 hash resumed from zn_hash_export's text (len bytes); ZN_EINVAL if malformed. */
+zn_err_t zn_hash_import(const char *text, size_t len, zn_hash_t **out, uint64_t *count);
 /* Digest of a buffer in one call. */
 void zn_digest_of(zn_digest_algo_t algo, const void *p, size_t n, zn_digest_t *out);
 

@@ -5,8 +5,9 @@
  * plus, in memory, the running SHA-256 of its bytes. Appends write first and hash the
  * bytes only once they are all stored, so the hash always covers exactly the session's
  * content; a failed write is cut back. After a restart (or an eviction from the in-memory
- * table) the session is found by its object and the hash is rebuilt by re-reading it, so
- * the same session URL keeps working. A session is used by one request at a time (`busy`).
+ * table) the session is found by its object and the hash is resumed from the state the
+ * driver kept with it (S3, whose unfinished parts cannot be read: append_state_*) or rebuilt
+ * by re-reading it (the filesystem), so the same session URL keeps working, on any replica. A session is used by one request at a time (`busy`).
  * Finishing verifies the digest and publishes the file as the blob (blobs.c).
  */
 #include <assert.h>
@@ -213,12 +214,26 @@ void st_session_unclaim(zn_storage_t *st, st_session_t *s, bool forget)
     zn_mutex_unlock(&st->uploads_lock);
 }
 
-/* Rebuilds the hash from the stored bytes when it is unknown or the size changed. */
+/* Rebuilds the hash when it is unknown or the size changed: from the state kept with the
+ * session if it covers `size`, else from the stored bytes. */
 static zn_err_t session_sync(zn_storage_t *st, st_session_t *s, st_append_t *a, uint64_t size)
 {
+    char text[ZN_HASH_STATE_MAX];
+    uint64_t covers;
+    zn_hash_t *h;
     if (s->hash != NULL && s->size == size)
         return ZN_OK;
     zn_hash_free(s->hash);
+    s->hash = NULL;
+    if (st_ops(st)->append_state_get != NULL && st_ops(st)->append_state_get(a, text) == ZN_OK &&
+        zn_hash_import(text, strlen(text), &h, &covers) == ZN_OK) {
+        if (covers == size) {
+            s->hash = h;
+            s->size = size;
+            return ZN_OK;
+        }
+        zn_hash_free(h);
+    }
     s->hash = zn_hash_new(ZN_DIGEST_SHA256);
     s->size = 0;
     zn_err_t err = hash_session(st, a, size, s->hash);
@@ -288,6 +303,12 @@ zn_err_t zn_storage_upload_write(zn_upload_t *up, const void *p, size_t n)
 void zn_storage_upload_close(zn_upload_t *up)
 {
     zn_storage_t *st = up->st;
+    char text[ZN_HASH_STATE_MAX];
+    uint64_t covers;
+    /* the running hash goes with the session, for whichever process continues it */
+    if (st_ops(st)->append_state_set != NULL && up->s->hash != NULL && up->s->size != UINT64_MAX &&
+        zn_hash_export(up->s->hash, text, &covers) == ZN_OK && covers == up->s->size)
+        st_ops(st)->append_state_set(up->a, covers, text);
     st_ops(st)->append_close(up->a);
     zn_mutex_lock(&st->uploads_lock);
     up->s->busy = false;

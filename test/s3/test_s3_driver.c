@@ -540,26 +540,161 @@ static void test_upload_in_requests(void **state)
     free(data);
 }
 
-/* Known gap, pinned so it stays a clean refusal: after a restart, a session whose bytes
- * are partly in multipart parts cannot be re-hashed (parts of an unfinished upload are
- * unreadable; uploads.c does not keep its hash state beside the session yet), so
- * upload_open refuses it with ZN_EUNSUPP and nothing is published. */
-static void test_upload_restart_gap(void **state)
+static void restart_store(c_env_t *e)
 {
-    c_env_t *e = *state;
-    const size_t N = (5u << 20) + 1;
-    char *data = malloc(N), uuid[ZN_UUID_LEN + 1], err[256];
-    zn_upload_t *up;
-
-    fill(data, N, 17);
-    assert_int_equal(zn_storage_upload_start(e->t->st, "big", uuid, &up), ZN_OK);
-    assert_int_equal(zn_storage_upload_write(up, data, N), ZN_OK);
-    zn_storage_upload_close(up);
+    char err[256];
     zn_storage_free(e->t->st);
     assert_int_equal(zn_storage_open(&e->t->cfg, &e->t->st, err, sizeof(err)), ZN_OK);
     e->d = e->t->st->drv;
-    assert_int_equal(zn_storage_upload_open(e->t->st, "big", uuid, &up), ZN_EUNSUPP);
+}
+
+static void check_blob(zn_storage_t *st, const char *repo, const zn_digest_t *d, const char *data, size_t n)
+{
+    zn_storage_blob_t *b;
+    char *back = malloc(n);
+    size_t got;
+    assert_int_equal(zn_storage_blob_open(st, repo, d, &b), ZN_OK);
+    for (size_t off = 0; off < n; off += got) {
+        assert_int_equal(zn_storage_blob_read(b, off, back + off, 1u << 20, &got), ZN_OK);
+        assert_true(got > 0);
+    }
+    assert_memory_equal(back, data, n);
+    zn_storage_blob_close(b);
+    free(back);
+}
+
+/* An upload continued after a restart (or on another replica) past its first part: the
+ * hash state kept with the tail object resumes the digest, since the parts of an
+ * unfinished multipart upload cannot be read back. A wrong digest is still refused and
+ * nothing is published. */
+static void test_upload_restart_resumes(void **state)
+{
+    c_env_t *e = *state;
+    const size_t N1 = (5u << 20) + 1, N2 = 6u << 20, N3 = (1u << 20) + 3, N = N1 + N2 + N3;
+    char *data = malloc(N), uuid[ZN_UUID_LEN + 1], uuid2[ZN_UUID_LEN + 1];
+    zn_upload_t *up;
+    zn_digest_t d, wrong;
+
+    fill(data, N, 17);
+    zn_digest_of(ZN_DIGEST_SHA256, data, N, &d);
+    zn_digest_of(ZN_DIGEST_SHA256, data, N - 1, &wrong);
+    for (int pass = 0; pass < 2; pass++) {
+        char *id = pass == 0 ? uuid : uuid2;
+        assert_int_equal(zn_storage_upload_start(e->t->st, "big", id, &up), ZN_OK);
+        assert_int_equal(zn_storage_upload_write(up, data, N1), ZN_OK);
+        zn_storage_upload_close(up);
+        restart_store(e);
+        assert_int_equal(zn_storage_upload_open(e->t->st, "big", id, &up), ZN_OK);
+        assert_int_equal(zn_storage_upload_size(up), N1);
+        assert_int_equal(zn_storage_upload_write(up, data + N1, N2), ZN_OK);
+        zn_storage_upload_close(up);
+        restart_store(e);
+        assert_int_equal(zn_storage_upload_open(e->t->st, "big", id, &up), ZN_OK);
+        assert_int_equal(zn_storage_upload_size(up), N1 + N2);
+        assert_int_equal(zn_storage_upload_write(up, data + N1 + N2, N3), ZN_OK);
+        if (pass == 0) {
+            assert_int_equal(zn_storage_upload_finish(up, &wrong), ZN_EDIGEST);
+            zn_storage_blob_t *b;
+            assert_int_equal(zn_storage_blob_open(e->t->st, "big", &wrong, &b), ZN_ENOENT);
+            assert_int_equal(zn_storage_blob_open(e->t->st, "big", &d, &b), ZN_ENOENT);
+        } else {
+            assert_int_equal(zn_storage_upload_finish(up, &d), ZN_OK);
+        }
+    }
+    check_blob(e->t->st, "big", &d, data, N);
+    free(data);
+}
+
+/* Reads a session's tail object: its bytes and what its metadata says. */
+static void tail_get(c_env_t *e, const char *key, zn_buf_t *body, uint64_t *parts, char *sha)
+{
+    s3_req_t r = {.method = "GET", .key = key, .query = "", .out = body};
+    assert_int_equal(s3_do((s3_t *)e->d, &r), ZN_OK);
+    assert_true(r.has_zinc_parts && r.has_zinc_sha256);
+    *parts = r.zinc_parts;
+    memcpy(sha, r.zinc_sha256, ZN_HASH_STATE_MAX);
+}
+
+static void tail_put_raw(c_env_t *e, const char *key, const zn_buf_t *body, uint64_t parts, const char *sha)
+{
+    char n[24];
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)parts);
+    s3_req_t r = {.method = "PUT", .key = key, .query = "", .body = body->p, .body_len = body->len};
+    s3_req_hdr(&r, "x-amz-meta-zinc-parts", n);
+    s3_req_hdr(&r, "x-amz-meta-zinc-sha256", sha);
+    assert_int_equal(s3_do((s3_t *)e->d, &r), ZN_OK);
+}
+
+/* A crash between an UploadPart and the tail write, with the hash state: the tail object
+ * left (3 MiB, after 0 parts, its state) predates part 1. The session goes back to the tail
+ * and sends part 1 again; the blob is exactly the bytes the client sent after the 3 MiB it
+ * was told of. With two parts past the tail (RGW would refuse a completion leaving out the
+ * stale second one), or a tampered state, the session is refused cleanly (ZN_EUNSUPP: the
+ * parts cannot be re-read) and nothing is published. */
+static void test_upload_crash_window_with_state(void **state)
+{
+    c_env_t *e = *state;
+    const size_t T = 3u << 20, W = 4u << 20, R = 2u << 20, W2 = 8u << 20;
+    char *data = malloc(T + W2), uuid[ZN_UUID_LEN + 1], key[PATH_MAX], sha[ZN_HASH_STATE_MAX], id[512];
+    zn_upload_t *up;
+    zn_buf_t old;
+    uint64_t parts;
+    zn_digest_t d;
+
+    fill(data, T + W2, 23);
+    assert_int_equal(zn_storage_upload_start(e->t->st, "crash", uuid, &up), ZN_OK);
+    assert_int_equal(zn_storage_upload_write(up, data, T), ZN_OK);
+    zn_storage_upload_close(up);
+    snprintf(key, sizeof(key), "crash/.uploads/%s", uuid);
+    zn_buf_init(&old, 8u << 20);
+    tail_get(e, key, &old, &parts, sha);
+    assert_int_equal(parts, 0);
+    assert_int_equal(old.len, T);
+
+    assert_int_equal(zn_storage_upload_open(e->t->st, "crash", uuid, &up), ZN_OK);
+    assert_int_equal(zn_storage_upload_write(up, data + T, W), ZN_OK); /* part 1, 2 MiB tail */
+    zn_storage_upload_close(up);
+    tail_put_raw(e, key, &old, 0, sha); /* as if the process died before writing the tail */
+    restart_store(e);
+
+    assert_int_equal(zn_storage_upload_open(e->t->st, "crash", uuid, &up), ZN_OK);
+    assert_int_equal(zn_storage_upload_size(up), T);
+    assert_int_equal(zn_storage_upload_write(up, data + T, R), ZN_OK); /* part 1 again, exactly */
+    zn_digest_of(ZN_DIGEST_SHA256, data, T + R, &d);
+    assert_int_equal(zn_storage_upload_finish(up, &d), ZN_OK);
+    check_blob(e->t->st, "crash", &d, data, T + R);
+    assert_int_equal(s3_upload_find((s3_t *)e->d, key, id, sizeof(id)), ZN_OK);
+    assert_string_equal(id, ""); /* completed: no multipart upload left open */
+
+    /* two parts past the tail object: refused, not completed short */
+    assert_int_equal(zn_storage_upload_start(e->t->st, "crash", uuid, &up), ZN_OK);
+    assert_int_equal(zn_storage_upload_write(up, data, T), ZN_OK);
+    zn_storage_upload_close(up);
+    snprintf(key, sizeof(key), "crash/.uploads/%s", uuid);
+    old.len = 0;
+    tail_get(e, key, &old, &parts, sha);
+    assert_int_equal(zn_storage_upload_open(e->t->st, "crash", uuid, &up), ZN_OK);
+    assert_int_equal(zn_storage_upload_write(up, data + T, W2), ZN_OK); /* parts 1 and 2, 1 MiB tail */
+    zn_storage_upload_close(up);
+    tail_put_raw(e, key, &old, 0, sha);
+    restart_store(e);
+    assert_int_equal(zn_storage_upload_open(e->t->st, "crash", uuid, &up), ZN_EUNSUPP);
     assert_null(up);
+
+    /* a state that does not parse is ignored: past a part the session cannot go on */
+    assert_int_equal(zn_storage_upload_start(e->t->st, "crash", uuid, &up), ZN_OK);
+    assert_int_equal(zn_storage_upload_write(up, data, (5u << 20) + 9), ZN_OK);
+    zn_storage_upload_close(up);
+    snprintf(key, sizeof(key), "crash/.uploads/%s", uuid);
+    old.len = 0;
+    tail_get(e, key, &old, &parts, sha);
+    assert_int_equal(parts, 1);
+    sha[strlen(sha) - 1] = 'x';
+    tail_put_raw(e, key, &old, 1, sha);
+    restart_store(e);
+    assert_int_equal(zn_storage_upload_open(e->t->st, "crash", uuid, &up), ZN_EUNSUPP);
+    assert_null(up);
+    zn_buf_release(&old);
     free(data);
 }
 
@@ -699,7 +834,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_zot_layout, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_gc_and_catalog, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_upload_in_requests, c_setup, c_teardown),
-        cmocka_unit_test_setup_teardown(test_upload_restart_gap, c_setup, c_teardown),
+        cmocka_unit_test_setup_teardown(test_upload_restart_resumes, c_setup, c_teardown),
+        cmocka_unit_test_setup_teardown(test_upload_crash_window_with_state, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_redirect_url, c_setup, c_teardown),
     };
     return failed | cmocka_run_group_tests_name("s3", tests, NULL, NULL);
