@@ -34,6 +34,8 @@ typedef struct s3 {
     char *region, *access_key, *secret_key;
     bool skipverify;
     size_t part_size;
+    uint64_t copy_max;  /* larger objects are copied part by part (UploadPartCopy): S3_COPY_MAX, tests lower it */
+    uint64_t copy_part; /* the range each UploadPartCopy takes (at least size / 10000) */
     unsigned page_size; /* max-keys of one list page (1000, tests lower it) */
     s3_pool_t *pool;    /* idle curl handles, so connections are reused */
     s3_known_set_t *known; /* upload sessions as this process last left them (s3_append.c) */
@@ -94,9 +96,13 @@ bool s3_key_ok(const s3_t *s, const char *key);
 /* PUT bytes at key, with one condition header if hname is not NULL; the new ETag into *now. */
 zn_err_t s3_put_cond(s3_t *s, const char *key, const void *bytes, size_t len, const char *hname, const char *hval,
                      st_version_t *now);
-/* CopyObject from -> to in the bucket (with replace_meta: new metadata, so a new mtime).
- * S3 may answer 200 with an <Error> body: that is ZN_EIO. */
-zn_err_t s3_copy_object(s3_t *s, const char *from, const char *to, bool replace_meta);
+/* Copies from (size bytes) -> to in the bucket, server-side: CopyObject (with replace_meta:
+ * new metadata, so a new mtime), or above copy_max a multipart upload on `to` whose parts
+ * are UploadPartCopy ranges of from. S3 may answer 200 with an <Error> body: that is ZN_EIO. */
+zn_err_t s3_copy_object(s3_t *s, const char *from, const char *to, uint64_t size, bool replace_meta);
+/* The multipart half of s3_copy_object (s3_append.c); src is the x-amz-copy-source value. A
+ * failed copy aborts its upload: nothing is left behind. */
+zn_err_t s3_copy_parts(s3_t *s, const char *src, const char *to, uint64_t size);
 
 zn_err_t s3_append_create(st_driver_t *d, const char *key, st_append_t **out);
 zn_err_t s3_append_open(st_driver_t *d, const char *key, st_append_t **out, uint64_t *size);

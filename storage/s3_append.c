@@ -714,8 +714,6 @@ zn_err_t s3_append_commit(st_append_t *_a, const char *key, bool exclusive)
         (void)del_key(a->s, a->key); /* a left-over session object is GC's to sweep */
         return ZN_OK;
     }
-    if (a->flushed + a->blen > S3_COPY_MAX)
-        return ZN_ETOOBIG; /* the final copy would need UploadPartCopy: not built */
     if (exclusive && (err = s3_do(a->s, &r)) != ZN_ENOENT)
         return err == ZN_OK ? ZN_EEXIST : err;
     if (!a->completed) {
@@ -732,11 +730,89 @@ zn_err_t s3_append_commit(st_append_t *_a, const char *key, bool exclusive)
         if ((err = mp_complete(a)) != ZN_OK)
             return err;
     }
-    if ((err = s3_copy_object(a->s, a->key, key, false)) != ZN_OK)
+    if ((err = s3_copy_object(a->s, a->key, key, a->flushed + a->blen, false)) != ZN_OK)
         return err;
     a->gone = true;
     (void)del_key(a->s, a->key);
     return ZN_OK;
+}
+
+/* ---- copies past CopyObject's limit ----------------------------------------------------------- */
+
+static zn_err_t mp_abort(s3_app_t *a)
+{
+    zn_buf_t q;
+    zn_buf_init(&q, 2048);
+    zn_err_t err = upload_query(a, &q, "");
+    if (err == ZN_OK) {
+        s3_req_t r = {.method = "DELETE", .key = a->key, .query = q.p};
+        err = s3_do(a->s, &r);
+    }
+    zn_buf_release(&q);
+    return err;
+}
+
+/* One UploadPartCopy of src's bytes [off, off+n) as the next part of a's upload. */
+static zn_err_t part_copy(s3_app_t *a, const char *src, uint64_t off, uint64_t n)
+{
+    zn_buf_t q, b;
+    zn_slice_t v;
+    char range[64];
+    s3_part_t pt = {.size = n};
+    zn_err_t err = ZN_EINVAL;
+    if (a->nparts == MAX_PARTS)
+        return ZN_ETOOBIG;
+    zn_buf_init(&q, 2048);
+    zn_buf_init(&b, S3_ERRBODY_MAX);
+    int k = snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)off, (unsigned long long)(off + n - 1));
+    if (k < 0 || (size_t)k >= sizeof(range) || zn_buf_printf(&q, "partNumber=%zu", a->nparts + 1) != ZN_OK ||
+        upload_query(a, &q, "&") != ZN_OK)
+        goto done;
+    s3_req_t r = {.method = "PUT", .key = a->key, .query = q.p, .out = &b};
+    s3_req_hdr(&r, "x-amz-copy-source", src);
+    s3_req_hdr(&r, "x-amz-copy-source-range", range);
+    if ((err = s3_do(a->s, &r)) != ZN_OK)
+        goto done;
+    /* the part's ETag is in the body (<CopyPartResult>), which may also be a late <Error> */
+    const char *p = b.p;
+    if (p == NULL || memmem(b.p, b.len, "<Error>", 7) != NULL || !s3_xml_next(&p, b.p + b.len, "ETag", &v) ||
+        s3_xml_text(v, pt.etag, sizeof(pt.etag)) != ZN_OK) {
+        err = ZN_EIO;
+        goto done;
+    }
+    size_t el = strlen(pt.etag);
+    if (el >= 2 && pt.etag[0] == '"' && pt.etag[el - 1] == '"') {
+        memmove(pt.etag, pt.etag + 1, el - 2);
+        pt.etag[el - 2] = '\0';
+    }
+    if (a->nparts == a->cap) {
+        a->cap = a->cap > 0 ? a->cap * 2 : 16;
+        a->parts = zn_realloc(a->parts, a->cap * sizeof(a->parts[0]));
+    }
+    a->parts[a->nparts++] = pt;
+    a->flushed += n;
+done:
+    zn_buf_release(&q);
+    zn_buf_release(&b);
+    return err;
+}
+
+zn_err_t s3_copy_parts(s3_t *s, const char *src, const char *to, uint64_t size)
+{
+    uint64_t part = s->copy_part, min = (size + MAX_PARTS - 1) / MAX_PARTS;
+    if (part < min)
+        part = min;
+    s3_app_t *a = app_new(s, to);
+    a->gone = true; /* never a session: nothing to write back at close */
+    zn_err_t err = mp_create(a);
+    for (uint64_t off = 0; err == ZN_OK && off < size; off += part)
+        err = part_copy(a, src, off, size - off < part ? size - off : part);
+    if (err == ZN_OK)
+        err = mp_complete(a);
+    if (err != ZN_OK && a->upload_id[0] != '\0' && mp_abort(a) != ZN_OK)
+        zn_log(ZN_LOG_WARN, "s3: could not abort a failed multipart copy (left to the bucket lifecycle rules)", ZN_LSTR("key", to));
+    s3_append_close((st_append_t *)a);
+    return err;
 }
 
 zn_err_t s3_append_remove(st_append_t *_a)

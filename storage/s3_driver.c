@@ -23,8 +23,9 @@
  *    deleted. RGW ignores If-None-Match on CompleteMultipartUpload, hence the copy (with
  *    an existence check first when exclusive: a racing writer of the same content-addressed
  *    blob writes the same bytes, so the check-then-copy window loses nothing).
- *  - copy: server-side CopyObject (objects up to 5 GiB: larger ones would need
- *    UploadPartCopy, not built: ZN_ETOOBIG). The digest is checked against the source key
+ *  - copy: server-side CopyObject up to 5 GiB (its limit); larger objects are copied as a
+ *    multipart upload of UploadPartCopy ranges (1 GiB each, more past 10 TB so that 10,000
+ *    parts cover it), completed onto the target, aborted on failure. The digest is checked against the source key
  *    when it is a blob key (blobs/<algo>/<hex>), the bytes are not read.
  *  - list: ListObjectsV2 with prefix and delimiter '/', paginated by continuation token;
  *    unfinished multipart uploads are not objects and do not show (their tail objects do).
@@ -278,7 +279,7 @@ done:
 
 /* ---- copy, touch, mkdirs -------------------------------------------------------------------- */
 
-zn_err_t s3_copy_object(s3_t *s, const char *from, const char *to, bool replace_meta)
+zn_err_t s3_copy_object(s3_t *s, const char *from, const char *to, uint64_t size, bool replace_meta)
 {
     zn_buf_t src, b;
     zn_err_t err;
@@ -289,6 +290,10 @@ zn_err_t s3_copy_object(s3_t *s, const char *from, const char *to, bool replace_
         st_s3_uri_encode(&src, s->prefix, strlen(s->prefix), true) != ZN_OK ||
         st_s3_uri_encode(&src, from, strlen(from), true) != ZN_OK) {
         err = ZN_EINVAL;
+        goto done;
+    }
+    if (size > s->copy_max) {
+        err = s3_copy_parts(s, src.p, to, size);
         goto done;
     }
     s3_req_hdr(&r, "x-amz-copy-source", src.p);
@@ -326,9 +331,7 @@ static zn_err_t d_copy(st_driver_t *d, const char *from, const char *to, const z
         return ZN_EDIGEST;
     if ((err = d_stat(d, from, &size, NULL)) != ZN_OK)
         return err;
-    if (size > S3_COPY_MAX)
-        return ZN_ETOOBIG;
-    return s3_copy_object(s, from, to, false);
+    return s3_copy_object(s, from, to, size, false);
 }
 
 /* GC ages objects by their modification time: copying an object onto itself with new
@@ -336,8 +339,8 @@ static zn_err_t d_copy(st_driver_t *d, const char *from, const char *to, const z
 static void d_touch(st_driver_t *d, const char *key)
 {
     uint64_t size;
-    if (d_stat(d, key, &size, NULL) == ZN_OK && size <= S3_COPY_MAX)
-        (void)s3_copy_object(S(d), key, key, true);
+    if (d_stat(d, key, &size, NULL) == ZN_OK)
+        (void)s3_copy_object(S(d), key, key, size, true);
 }
 
 static zn_err_t d_mkdirs(st_driver_t *d, const char *prefix)
@@ -560,6 +563,8 @@ st_driver_t *st_s3_driver_new(const zn_config_s3_t *c, char *errbuf, size_t errl
     s->secret_key = zn_strdup(c->secretkey);
     s->skipverify = c->skipverify;
     s->part_size = c->chunksize >= MIN_PART ? (size_t)c->chunksize : MIN_PART;
+    s->copy_max = S3_COPY_MAX;
+    s->copy_part = 1ull << 30;
     s->page_size = 1000;
     s->pool = s3_pool_new();
     s->known = s3_known_new();

@@ -698,6 +698,65 @@ static void test_upload_crash_window_with_state(void **state)
     free(data);
 }
 
+/* Multipart uploads open anywhere in the bucket (ListMultipartUploads). */
+static int open_uploads(c_env_t *e)
+{
+    zn_buf_t b;
+    int n = 0;
+    zn_buf_init(&b, 1u << 20);
+    s3_req_t r = {.method = "GET", .key = NULL, .query = "uploads", .out = &b};
+    assert_int_equal(s3_do((s3_t *)e->d, &r), ZN_OK);
+    for (const char *p = b.p; p != NULL && (p = memmem(p, b.len - (size_t)(p - b.p), "<Upload>", 8)) != NULL; p += 8)
+        n++;
+    zn_buf_release(&b);
+    return n;
+}
+
+/* Objects past CopyObject's 5 GiB limit are copied with UploadPartCopy: with the limit
+ * lowered to 6 MiB (and 7 MiB copy parts), a 13 MiB push commits through a multipart copy,
+ * a cross-repository mount and GC's touch copy it the same way, the bytes stay exact, the
+ * mtime moves, and no multipart upload is left open. A copy that fails (its source gone)
+ * aborts its upload. */
+static void test_copy_past_copy_limit(void **state)
+{
+    c_env_t *e = *state;
+    s3_t *s = (s3_t *)e->d;
+    const size_t N = (13u << 20) + 7;
+    char *data = malloc(N), key[PATH_MAX];
+    zn_digest_t d;
+    uint64_t size, m1, m2;
+
+    s->copy_max = 6u << 20;
+    s->copy_part = 7u << 20;
+    fill(data, N, 31);
+    d = t_push_blob(e->t->st, "big/src", data, N);
+    check_blob(e->t->st, "big/src", &d, data, N);
+    /* the blob is the copy's two 7 MiB-range parts, not the session's three 5 MiB parts */
+    assert_int_equal(st_blob_key(key, "big/src", &d), ZN_OK);
+    s3_req_t h = {.method = "HEAD", .key = key, .query = ""};
+    assert_int_equal(s3_do(s, &h), ZN_OK);
+    assert_true(h.etag.len > 2 && memcmp(h.etag.v + h.etag.len - 2, "-2", 2) == 0);
+    assert_int_equal(zn_storage_blob_mount(e->t->st, "big/dst", "big/src", &d), ZN_OK);
+    check_blob(e->t->st, "big/dst", &d, data, N);
+    assert_int_equal(open_uploads(e), 0);
+
+    assert_int_equal(st_blob_key(key, "big/dst", &d), ZN_OK);
+    assert_int_equal(e->ops->stat(e->d, key, &size, &m1), ZN_OK);
+    assert_int_equal(size, N);
+    struct timespec ts = {1, 100000000}; /* S3 mtimes have 1 s resolution */
+    nanosleep(&ts, NULL);
+    e->ops->touch(e->d, key);
+    assert_int_equal(e->ops->stat(e->d, key, &size, &m2), ZN_OK);
+    assert_int_equal(size, N);
+    assert_true(m2 > m1);
+    check_blob(e->t->st, "big/dst", &d, data, N);
+
+    assert_int_equal(s3_copy_object(s, "big/none", "big/copy", N, false), ZN_ENOENT);
+    assert_int_equal(e->ops->stat(e->d, "big/copy", &size, NULL), ZN_ENOENT);
+    assert_int_equal(open_uploads(e), 0);
+    free(data);
+}
+
 /* Catalog, tags and GC run on S3: an orphan blob and a stale upload session go, the
  * tagged image's blobs stay, another repository is untouched. */
 static void test_gc_and_catalog(void **state)
@@ -837,6 +896,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upload_restart_resumes, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_upload_crash_window_with_state, c_setup, c_teardown),
         cmocka_unit_test_setup_teardown(test_redirect_url, c_setup, c_teardown),
+        cmocka_unit_test_setup_teardown(test_copy_past_copy_limit, c_setup, c_teardown),
     };
     return failed | cmocka_run_group_tests_name("s3", tests, NULL, NULL);
 }
