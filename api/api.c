@@ -105,6 +105,11 @@ void zn_api_stop(zn_api_t *api)
     zn_storage_stop(api->st);
 }
 
+void zn_api_stop_at(zn_api_t *api, uint64_t deadline_ns)
+{
+    zn_storage_stop_at(api->st, deadline_ns);
+}
+
 const char *zn_api_tmp_dir(zn_api_t *api)
 {
     return zn_storage_tmp_dir(api->st);

@@ -107,6 +107,9 @@ void zn_api_free(zn_api_t *api);
  * zn_api_free too. The server calls start once its workers run. */
 void zn_api_start(zn_api_t *api);
 void zn_api_stop(zn_api_t *api);
+/* Shutdown: storage calls still waiting on the backend at deadline_ns give up then
+ * (zn_storage_stop_at). Call before zn_api_stop, which waits for the GC thread. */
+void zn_api_stop_at(zn_api_t *api, uint64_t deadline_ns);
 /* A worker calls it on its loop thread as it stops for good (after its last loop run):
  * pool jobs that finish later are dropped instead of being posted to a loop that never
  * runs again (their requests are abandoned with the loop). */

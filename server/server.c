@@ -360,6 +360,9 @@ int zn_server_run(zn_server_t *srv)
     while (sigwait(&set, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
         ;
     zn_log(ZN_LOG_INFO, "shutting down", ZN_LSTR("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+    /* a storage call stalled at S3 (a request's job, GC) gives up when the workers' grace
+     * period ends, so that shutdown never waits on a backend that does not answer */
+    zn_api_stop_at(srv->api, zn_now_mono_ns() + ZN_SHUTDOWN_GRACE_NS);
     zn_api_stop(srv->api); /* prompt: a GC or scrub pass stops between files */
     for (int i = 0; i < srv->nworkers; i++) {
         while (!atomic_load(&srv->workers[i].started))

@@ -95,6 +95,10 @@ typedef struct st_driver_ops {
     const char *name;
     unsigned flags; /* ST_DRV_* */
     void (*free)(st_driver_t *d);
+    /* Optional. The process is shutting down: calls still in flight at deadline_ns (zn_now_mono_ns
+     * clock) end with ZN_EAGAIN instead of waiting on a stalled backend, and later ones fail at
+     * once. Any thread, any time. */
+    void (*stop_at)(st_driver_t *d, uint64_t deadline_ns);
 
     /* ---- whole objects ---- */
     /* Size and modification time (ns since the epoch). ZN_ENOENT if absent. */

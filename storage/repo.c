@@ -370,3 +370,9 @@ void zn_storage_stop(zn_storage_t *st)
 {
     st_maint_stop(st);
 }
+
+void zn_storage_stop_at(zn_storage_t *st, uint64_t deadline_ns)
+{
+    if (st_ops(st)->stop_at != NULL)
+        st_ops(st)->stop_at(st->drv, deadline_ns);
+}

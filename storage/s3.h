@@ -8,6 +8,7 @@
 #ifndef ZN_STORAGE_S3_H
 #define ZN_STORAGE_S3_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +40,7 @@ typedef struct s3 {
     unsigned page_size; /* max-keys of one list page (1000, tests lower it) */
     s3_pool_t *pool;    /* idle curl handles, so connections are reused */
     s3_known_set_t *known; /* upload sessions as this process last left them (s3_append.c) */
+    _Atomic uint64_t stop_at_ns; /* shutdown: requests give up at this time (0: never) */
 } s3_t;
 
 /* One request. The caller fills the first block; s3_do fills the second. */
@@ -78,6 +80,10 @@ void s3_req_hdr(s3_req_t *r, const char *name, const char *value);
  * after the retries: callers answer 503 + Retry-After), ZN_ETOOBIG (the body passed
  * out's max), ZN_EIO (anything else). r->status and r->code tell more. */
 zn_err_t s3_do(s3_t *s, s3_req_t *r);
+/* Shutdown (driver.h stop_at): transfers running at deadline_ns are aborted and answer
+ * ZN_EAGAIN (logged "s3 request aborted"), retries that would end past it are not made,
+ * and requests made after it fail at once. */
+void s3_stop_at(s3_t *s, uint64_t deadline_ns);
 
 /* A presigned GET URL for key, valid for expires seconds from now (redirectBlobURL), into
  * *url (the caller's). */

@@ -277,6 +277,11 @@ done:
     return err;
 }
 
+static void d_stop_at(st_driver_t *d, uint64_t deadline_ns)
+{
+    s3_stop_at(S(d), deadline_ns);
+}
+
 /* ---- copy, touch, mkdirs -------------------------------------------------------------------- */
 
 zn_err_t s3_copy_object(s3_t *s, const char *from, const char *to, uint64_t size, bool replace_meta)
@@ -495,6 +500,7 @@ static const st_driver_ops_t s3_ops = {
     .name = "s3",
     .flags = ST_DRV_MAY_BLOCK,
     .free = d_free,
+    .stop_at = d_stop_at,
     .stat = d_stat,
     .open = d_open,
     .get = d_get,

@@ -374,6 +374,27 @@ static zn_err_t map_status(const s3_req_t *r)
     }
 }
 
+void s3_stop_at(s3_t *s, uint64_t deadline_ns)
+{
+    atomic_store(&s->stop_at_ns, deadline_ns != 0 ? deadline_ns : 1);
+}
+
+static bool past_stop(s3_t *s)
+{
+    uint64_t t = atomic_load(&s->stop_at_ns);
+    return t != 0 && zn_now_mono_ns() >= t;
+}
+
+/* libcurl calls it often while bytes move and about once a second while a server stalls. */
+static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return past_stop(p) ? 1 : 0; /* nonzero: CURLE_ABORTED_BY_CALLBACK */
+}
+
 static CURLcode attempt(s3_t *s, CURL *c, s3_req_t *r, const char *url, const char *path, xfer_t *x)
 {
     char date[17], auth[ST_S3_AUTH_MAX], phash[65], line[1024];
@@ -433,6 +454,10 @@ static CURLcode attempt(s3_t *s, CURL *c, s3_req_t *r, const char *url, const ch
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    /* shutdown: a transfer still running at the stop deadline is aborted */
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     if (s->skipverify) {
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -511,7 +536,17 @@ zn_err_t s3_do(s3_t *s, s3_req_t *r)
     }
     for (unsigned i = 0; i < S3_ATTEMPTS; i++) {
         x.fd = &k->fd;
+        if (past_stop(s)) {
+            err = ZN_EAGAIN; /* shutting down, past the grace period: no new request */
+            goto done;
+        }
         CURLcode cc = attempt(s, k->c, r, url, path.p, &x);
+        if (cc == CURLE_ABORTED_BY_CALLBACK) {
+            zn_log(ZN_LOG_WARN, "s3 request aborted: shutting down and the grace period is over", ZN_LSTR("method", r->method),
+                   ZN_LSTR("key", r->key != NULL ? r->key : ""));
+            err = ZN_EAGAIN;
+            goto done;
+        }
         if (cc == CURLE_OK && r->status >= 200 && r->status <= 299) {
             err = ZN_OK;
             goto done;
@@ -530,8 +565,8 @@ zn_err_t s3_do(s3_t *s, s3_req_t *r)
         err = cc != CURLE_OK ? ZN_EIO : map_status(r);
         if (cc != CURLE_OK && again)
             err = ZN_EAGAIN; /* unreachable after every retry: as throttled, try later */
-        if (!again || i + 1 == S3_ATTEMPTS || r->retry_after > 2)
-            goto done;
+        if (!again || i + 1 == S3_ATTEMPTS || r->retry_after > 2 || atomic_load(&s->stop_at_ns) != 0)
+            goto done; /* (no retries once shutdown began: its grace period is shorter) */
         backoff(i, r->retry_after);
     }
 done:

@@ -112,6 +112,10 @@ void zn_storage_start(zn_storage_t *st);
 /* Stops them (a pass in progress ends between files) and waits; zn_storage_start may start
  * them again. zn_storage_free does it too. */
 void zn_storage_stop(zn_storage_t *st);
+/* Shutdown: backend calls (S3 requests) still running at deadline_ns, or started after it,
+ * give up (ZN_EAGAIN), so that no thread waits on a stalled backend past the grace period.
+ * Any thread; for the server's shutdown only (the store is not usable for writes after). */
+void zn_storage_stop_at(zn_storage_t *st, uint64_t deadline_ns);
 /* Stops the background threads (a pass in progress ends between files), waits for the
  * dedupe rebuild, frees everything. NULL is a no-op. */
 void zn_storage_free(zn_storage_t *st);

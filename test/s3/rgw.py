@@ -15,7 +15,14 @@ storage/s3_driver.c.
                                and exits with CMD's status (77 = skipped when Ceph is missing)
 
 Used as a module by pytest tests (test/e2e) too: Cluster().start() / .stop().
+
+No daemon outlives the fixture: `rgw.py run` stops the cluster (and passes the signal to
+CMD) on SIGTERM, SIGINT and SIGHUP, exiting 128 + the signal's number; and every daemon is
+started with PR_SET_PDEATHSIG (SIGKILL), so that even a SIGKILL of the process that started
+it (rgw.py, a pytest worker, a ctest timeout) takes the daemons with it. test/e2e's
+test_rgw_fixture.py checks both.
 """
+import ctypes
 import datetime
 import hashlib
 import hmac
@@ -32,6 +39,18 @@ import urllib.request
 import uuid
 
 SKIP = 77  # ctest SKIP_RETURN_CODE
+PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
+
+
+def _death_signal(sig):
+    """A preexec_fn: the child gets sig when the thread that started it dies."""
+    def set_it():
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+        if os.getppid() == 1:  # the parent died before prctl: act as the signal would have
+            os.kill(os.getpid(), int(sig))
+    return set_it
 BINARIES = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "monmaptool")
 REGION = "us-east-1"
 
@@ -165,7 +184,7 @@ rgw enable usage log = false
     def _launch(self, name, *args):
         out = open(os.path.join(self.dir, "log", name + ".out"), "ab")
         p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=self._cenv(),
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=_death_signal(signal.SIGKILL))
         out.close()
         self.procs[name] = (p, shutil.which(args[0]))
 
@@ -283,13 +302,39 @@ def main(argv):
         print("rgw fixture: skipped, missing %s (.ci/deps.sh test installs ceph-mon ceph-osd radosgw ceph-common)"
               % " ".join(miss), file=sys.stderr)
         return SKIP
+    stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    class Stop(BaseException):
+        def __init__(self, signum):
+            super().__init__(signum)
+            self.signum = signum
+
+    def on_signal(signum, frame):
+        raise Stop(signum)
+
+    for sig in stops:
+        signal.signal(sig, on_signal)
     c = Cluster()
+    child = None
     t0 = time.monotonic()
-    c.start()
     try:
+        c.start()
         print("rgw fixture: up in %.1f s at %s" % (time.monotonic() - t0, c.env["S3_ENDPOINT"]), file=sys.stderr)
-        return subprocess.call(argv, env=dict(os.environ, **c.env))
+        child = subprocess.Popen(argv, env=dict(os.environ, **c.env), preexec_fn=_death_signal(signal.SIGTERM))
+        return child.wait()
+    except Stop as e:
+        print("rgw fixture: %s, stopping" % signal.Signals(e.signum).name, file=sys.stderr)
+        if child is not None and child.poll() is None:
+            child.send_signal(e.signum)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        return 128 + e.signum
     finally:
+        for sig in stops:  # a second signal must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
         c.stop()
 
 
