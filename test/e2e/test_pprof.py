@@ -466,12 +466,19 @@ def test_heap_estimates_retained_request_bodies(server, gohome, tmp_path):
                       b"Content-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: %d\r\n\r\n" % (i, LENGTH))
             s.sendall(b"\0" * SENT)
             socks.append(s)
-        deadline = time.time() + 10 * SLOW
-        while malloc_in_use(server) - m0 < K * SENT and time.time() < deadline:
+        # the profile must see the same heap glibc reports: under load the workers are still
+        # reading the bodies for a while, so take it between two glibc readings that agree
+        # (all bodies in), not at the first reading past K * SENT
+        deadline = time.time() + 30 * SLOW
+        while True:
+            ma = malloc_in_use(server)
+            r = get(server, "heap")
+            m1 = malloc_in_use(server)
+            if m1 - m0 >= K * SENT and abs(m1 - ma) <= 0.01 * (m1 - m0):
+                break
+            assert time.time() < deadline, "the bodies never settled: %d then %d over %d" % (ma - m0, m1 - m0, m0)
             time.sleep(0.1)
-        r = get(server, "heap")
         e1 = (sample_totals(r.content) or [0, 0, 0, 0])[3]
-        m1 = malloc_in_use(server)
         path = save(tmp_path, "heap.pb.gz", r.content)
     finally:
         for s in socks:
