@@ -51,22 +51,13 @@ static void hex_encode(const uint8_t *in, size_t n, char *out)
     }
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* Strict lower-case hex of exactly 2*n characters into out[n]. */
 static bool hex_decode(const char *in, size_t inlen, uint8_t *out, size_t n)
 {
     if (inlen != 2 * n)
         return false;
     for (size_t i = 0; i < n; i++) {
-        int hi = hex_value(in[2 * i]), lo = hex_value(in[2 * i + 1]);
+        int hi = zn_hex_digit(in[2 * i], false), lo = zn_hex_digit(in[2 * i + 1], false);
         if (hi < 0 || lo < 0)
             return false;
         out[i] = (uint8_t)(hi << 4 | lo);

@@ -225,6 +225,17 @@ zn_err_t zn_parse_u64(zn_slice_t s, uint64_t max, uint64_t *out)
     return ZN_OK;
 }
 
+int zn_hex_digit(char c, bool any_case)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (any_case && c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 uint64_t zn_now_mono_ns(void)
 {
     struct timespec ts;

@@ -164,6 +164,10 @@ bool zn_errf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(
 /* Parse a decimal unsigned integer occupying all of s, at most max. */
 zn_err_t zn_parse_u64(zn_slice_t s, uint64_t max, uint64_t *out);
 
+/* The value of one hex digit, or -1: lower case only unless any_case (digests and tokens
+ * are lower case by spec; percent-encoding takes both). */
+int zn_hex_digit(char c, bool any_case);
+
 /* Monotonic and wall clocks in nanoseconds. */
 uint64_t zn_now_mono_ns(void);
 uint64_t zn_now_wall_ns(void);

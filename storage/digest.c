@@ -192,15 +192,6 @@ zn_err_t zn_hash_export(const zn_hash_t *h, char out[ZN_HASH_STATE_MAX], uint64_
     return ZN_OK;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 zn_err_t zn_hash_import(const char *text, size_t len, zn_hash_t **out, uint64_t *count)
 {
     uint64_t bytes;
@@ -219,7 +210,7 @@ zn_err_t zn_hash_import(const char *text, size_t len, zn_hash_t **out, uint64_t 
     for (int i = 0; i < 8; i++) {
         uint32_t w = 0;
         for (int k = 0; k < 8; k++) {
-            int v = hexval(p[i * 8 + k]);
+            int v = zn_hex_digit(p[i * 8 + k], false);
             if (v < 0) {
                 zn_hash_free(h);
                 return ZN_EINVAL;
@@ -231,7 +222,7 @@ zn_err_t zn_hash_import(const char *text, size_t len, zn_hash_t **out, uint64_t 
     p += 65;
     unsigned char *data = (unsigned char *)c->data;
     for (size_t i = 0; i < pending; i++) {
-        int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
+        int hi = zn_hex_digit(p[2 * i], false), lo = zn_hex_digit(p[2 * i + 1], false);
         if (hi < 0 || lo < 0) {
             zn_hash_free(h);
             return ZN_EINVAL;

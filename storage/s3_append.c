@@ -320,6 +320,40 @@ static zn_err_t upload_query(const s3_app_t *a, zn_buf_t *q, const char *before)
     return st_s3_uri_encode(q, a->upload_id, strlen(a->upload_id), false);
 }
 
+/* Appends a part S3 holds to a's list (etag may still carry its quotes). */
+static void parts_push(s3_app_t *a, const char *etag, size_t len, uint64_t size)
+{
+    if (len >= 2 && etag[0] == '"' && etag[len - 1] == '"') {
+        etag++;
+        len -= 2;
+    }
+    if (len > ST_VERSION_MAX)
+        len = ST_VERSION_MAX; /* both callers' sources are bounded by it already */
+    if (a->nparts == a->cap) {
+        a->cap = a->cap > 0 ? a->cap * 2 : 16;
+        a->parts = zn_realloc(a->parts, a->cap * sizeof(a->parts[0]));
+    }
+    s3_part_t *pt = &a->parts[a->nparts++];
+    pt->size = size;
+    memcpy(pt->etag, etag, len);
+    pt->etag[len] = '\0';
+    a->flushed += size;
+}
+
+/* AbortMultipartUpload of a's upload. */
+static zn_err_t mp_abort(s3_app_t *a)
+{
+    zn_buf_t q;
+    zn_buf_init(&q, 2048);
+    zn_err_t err = upload_query(a, &q, "");
+    if (err == ZN_OK) {
+        s3_req_t r = {.method = "DELETE", .key = a->key, .query = q.p};
+        err = s3_do(a->s, &r);
+    }
+    zn_buf_release(&q);
+    return err;
+}
+
 static zn_err_t mp_create(s3_app_t *a)
 {
     zn_buf_t b;
@@ -359,15 +393,7 @@ static zn_err_t part_put(s3_app_t *a, size_t n)
         err = ZN_EIO;
     if (err != ZN_OK)
         return err;
-    if (a->nparts == a->cap) {
-        a->cap = a->cap > 0 ? a->cap * 2 : 16;
-        a->parts = zn_realloc(a->parts, a->cap * sizeof(a->parts[0]));
-    }
-    s3_part_t *pt = &a->parts[a->nparts++];
-    pt->size = n;
-    memcpy(pt->etag, r.etag.v, r.etag.len);
-    pt->etag[r.etag.len] = '\0';
-    a->flushed += n;
+    parts_push(a, r.etag.v, r.etag.len, n);
     return ZN_OK;
 }
 
@@ -464,17 +490,7 @@ static zn_err_t list_parts(s3_app_t *a)
                 err = ZN_EIO;
                 break;
             }
-            size_t el = strlen(pt.etag);
-            if (el >= 2 && pt.etag[0] == '"' && pt.etag[el - 1] == '"') {
-                memmove(pt.etag, pt.etag + 1, el - 2);
-                pt.etag[el - 2] = '\0';
-            }
-            if (a->nparts == a->cap) {
-                a->cap = a->cap > 0 ? a->cap * 2 : 16;
-                a->parts = zn_realloc(a->parts, a->cap * sizeof(a->parts[0]));
-            }
-            a->parts[a->nparts++] = pt;
-            a->flushed += pt.size;
+            parts_push(a, pt.etag, strlen(pt.etag), pt.size);
             marker = u;
         }
         p = b.p;
@@ -490,15 +506,8 @@ zn_err_t s3_upload_abort(s3_t *s, const char *key)
     known_drop(s, key);
     s3_app_t *a = app_new(s, key);
     zn_err_t err = find_upload(a);
-    if (err == ZN_OK && a->upload_id[0] != '\0') {
-        zn_buf_t q;
-        zn_buf_init(&q, 2048);
-        if ((err = upload_query(a, &q, "")) == ZN_OK) {
-            s3_req_t r = {.method = "DELETE", .key = key, .query = q.p};
-            err = s3_do(s, &r);
-        }
-        zn_buf_release(&q);
-    }
+    if (err == ZN_OK && a->upload_id[0] != '\0')
+        err = mp_abort(a);
     a->gone = true;
     s3_append_close((st_append_t *)a);
     return err == ZN_ENOENT ? ZN_OK : err;
@@ -739,19 +748,6 @@ zn_err_t s3_append_commit(st_append_t *_a, const char *key, bool exclusive)
 
 /* ---- copies past CopyObject's limit ----------------------------------------------------------- */
 
-static zn_err_t mp_abort(s3_app_t *a)
-{
-    zn_buf_t q;
-    zn_buf_init(&q, 2048);
-    zn_err_t err = upload_query(a, &q, "");
-    if (err == ZN_OK) {
-        s3_req_t r = {.method = "DELETE", .key = a->key, .query = q.p};
-        err = s3_do(a->s, &r);
-    }
-    zn_buf_release(&q);
-    return err;
-}
-
 /* One UploadPartCopy of src's bytes [off, off+n) as the next part of a's upload. */
 static zn_err_t part_copy(s3_app_t *a, const char *src, uint64_t off, uint64_t n)
 {
@@ -780,17 +776,7 @@ static zn_err_t part_copy(s3_app_t *a, const char *src, uint64_t off, uint64_t n
         err = ZN_EIO;
         goto done;
     }
-    size_t el = strlen(pt.etag);
-    if (el >= 2 && pt.etag[0] == '"' && pt.etag[el - 1] == '"') {
-        memmove(pt.etag, pt.etag + 1, el - 2);
-        pt.etag[el - 2] = '\0';
-    }
-    if (a->nparts == a->cap) {
-        a->cap = a->cap > 0 ? a->cap * 2 : 16;
-        a->parts = zn_realloc(a->parts, a->cap * sizeof(a->parts[0]));
-    }
-    a->parts[a->nparts++] = pt;
-    a->flushed += n;
+    parts_push(a, pt.etag, strlen(pt.etag), n);
 done:
     zn_buf_release(&q);
     zn_buf_release(&b);
@@ -821,15 +807,7 @@ zn_err_t s3_append_remove(st_append_t *_a)
     zn_err_t err = ZN_OK;
     known_drop(a->s, a->key);
     if (a->upload_id[0] != '\0') {
-        zn_buf_t q;
-        zn_buf_init(&q, 2048);
-        if (upload_query(a, &q, "") != ZN_OK) {
-            zn_buf_release(&q);
-            return ZN_EINVAL;
-        }
-        s3_req_t r = {.method = "DELETE", .key = a->key, .query = q.p};
-        err = s3_do(a->s, &r);
-        zn_buf_release(&q);
+        err = mp_abort(a);
         if (err != ZN_OK && err != ZN_ENOENT)
             return err;
         a->upload_id[0] = '\0';

@@ -16,17 +16,6 @@
 
 /* ---- query parameters ----------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static zn_err_t decode(zn_slice_t v, unsigned flags, char *out, size_t outlen)
 {
     size_t n = 0;
@@ -34,7 +23,7 @@ static zn_err_t decode(zn_slice_t v, unsigned flags, char *out, size_t outlen)
         char c = v.p[i];
         if (c == '%') {
             int hi, lo;
-            if (v.n - i < 3 || (hi = hexval(v.p[i + 1])) < 0 || (lo = hexval(v.p[i + 2])) < 0)
+            if (v.n - i < 3 || (hi = zn_hex_digit(v.p[i + 1], true)) < 0 || (lo = zn_hex_digit(v.p[i + 2], true)) < 0)
                 return ZN_EINVAL;
             c = (char)(hi * 16 + lo);
             i += 2;

@@ -52,11 +52,33 @@ static void test_parse_u64(void **state)
     assert_true(v == UINT64_MAX);
 }
 
+static void test_hex_digit(void **state)
+{
+    (void)state;
+    static const char digits[] = "0123456789abcdef", upper[] = "ABCDEF";
+    for (int i = 0; i < 16; i++) {
+        assert_int_equal(zn_hex_digit(digits[i], false), i);
+        assert_int_equal(zn_hex_digit(digits[i], true), i);
+    }
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(zn_hex_digit(upper[i], false), -1);
+        assert_int_equal(zn_hex_digit(upper[i], true), 10 + i);
+    }
+    /* every other byte is no digit either way, including the ones that differ from a digit by
+     * one case bit (0x10-0x19, 0x41-0x46 | 0x20 ...) */
+    for (int c = -128; c < 128; c++) {
+        if (memchr(digits, c, 16) != NULL || memchr(upper, c, 6) != NULL)
+            continue;
+        assert_int_equal(zn_hex_digit((char)c, true), -1);
+        assert_int_equal(zn_hex_digit((char)c, false), -1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_max), cmocka_unit_test(test_errf),
-        cmocka_unit_test(test_parse_u64),
+        cmocka_unit_test(test_parse_u64), cmocka_unit_test(test_hex_digit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
