@@ -1,6 +1,9 @@
 # zinc: `make run` serves on 127.0.0.1:8080 with storage in ./data; `make test` runs every
 # test (unit + end-to-end, normal and ASan+UBSan builds). Both install missing packages.
 JOBS ?= $(shell nproc)
+# ctest entries at once in `make test`: two per core, as most e2e entries wait on timers and
+# sockets more than they compute (test/CMakeLists.txt counts the busiest ones as two).
+TEST_JOBS ?= $(shell echo $$(( $(JOBS) * 2 )))
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
 FUZZ_DIR ?= build-fuzz
@@ -61,9 +64,9 @@ run: build
 test: deps-test
 	@$(MAKE) --no-print-directory build build-asan WERROR=ON
 	@echo "=== ASan+UBSan build ==="
-	@cd $(ASAN_DIR) && ctest --output-on-failure -j$(JOBS) -E '^e2e_test_docker$$'; echo $$? > $(CURDIR)/$(ASAN_DIR)/.ctest-status
+	@cd $(ASAN_DIR) && ctest --output-on-failure -j$(TEST_JOBS) -E '^e2e_test_docker$$'; echo $$? > $(CURDIR)/$(ASAN_DIR)/.ctest-status
 	@echo "=== release build ==="
-	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS); rc=$$?; \
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(TEST_JOBS); rc=$$?; \
 	  asan=$$(cat $(CURDIR)/$(ASAN_DIR)/.ctest-status); \
 	  if [ "$$asan" != 0 ]; then echo "ASan+UBSan suite failed (see above)"; exit 1; fi; exit $$rc
 

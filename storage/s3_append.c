@@ -753,8 +753,7 @@ static zn_err_t part_copy(s3_app_t *a, const char *src, uint64_t off, uint64_t n
 {
     zn_buf_t q, b;
     zn_slice_t v;
-    char range[64];
-    s3_part_t pt = {.size = n};
+    char range[64], etag[ST_VERSION_MAX + 1];
     zn_err_t err = ZN_EINVAL;
     if (a->nparts == MAX_PARTS)
         return ZN_ETOOBIG;
@@ -772,11 +771,11 @@ static zn_err_t part_copy(s3_app_t *a, const char *src, uint64_t off, uint64_t n
     /* the part's ETag is in the body (<CopyPartResult>), which may also be a late <Error> */
     const char *p = b.p;
     if (p == NULL || memmem(b.p, b.len, "<Error>", 7) != NULL || !s3_xml_next(&p, b.p + b.len, "ETag", &v) ||
-        s3_xml_text(v, pt.etag, sizeof(pt.etag)) != ZN_OK) {
+        s3_xml_text(v, etag, sizeof(etag)) != ZN_OK) {
         err = ZN_EIO;
         goto done;
     }
-    parts_push(a, pt.etag, strlen(pt.etag), n);
+    parts_push(a, etag, strlen(etag), n);
 done:
     zn_buf_release(&q);
     zn_buf_release(&b);

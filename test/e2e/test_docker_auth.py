@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from conftest import SLOW
-from docker_fixture import DockerError, dockerd  # noqa: F401
+from docker_fixture import DockerError, bare_dockerd  # noqa: F401
 from test_auth import AUTHN, DENIED, PASSWORDS, REALM, assert_authn_401, auth_config, basic, htpasswd  # noqa: F401
 
 TOKEN_PATH = "/v2/_zinc/token"
@@ -210,7 +210,8 @@ def import_tiny_image(d, ref, tmp_path):
     return d.inspect(ref)["Id"]
 
 
-def test_docker_mixed_policies(dockerd, zinc_factory, htpasswd, tmp_path):  # noqa: F811
+def test_docker_mixed_policies(bare_dockerd, zinc_factory, htpasswd, tmp_path):  # noqa: F811
+    dockerd = bare_dockerd  # the image is one imported tar: no base image needed
     z = zinc_factory(auth_config(htpasswd, MIXED))
     pub, priv = "%s/public/app:v1" % z.hostport, "%s/private/app:v1" % z.hostport
     image_id = import_tiny_image(dockerd, pub, tmp_path)

@@ -248,13 +248,7 @@ def wait_for(what, fn, timeout=DEADLINE):
 def client_sockets(port):
     """zinc's sockets of client connections (local port `port`) still open: ESTABLISHED or
     CLOSE_WAIT (a socket in those states has a descriptor)."""
-    n = 0
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            local, st = line.split()[1], line.split()[3]
-            if int(local.split(":")[1], 16) == port and st in ("01", "08"):
-                n += 1
-    return n
+    return sum(1 for local, _, st in tcp_rows().values() if local == port and st in ("01", "08"))
 
 
 def tcp_rows():
