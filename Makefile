@@ -2,7 +2,7 @@
 # test (unit + end-to-end, normal and ASan+UBSan builds). Both install missing packages.
 JOBS ?= $(shell nproc)
 # ctest entries at once in `make test`: two per core, as most e2e entries wait on timers and
-# sockets more than they compute (test/CMakeLists.txt counts the busiest ones as two).
+# sockets more than they compute (test/CMakeLists.txt starts the longest first).
 TEST_JOBS ?= $(shell echo $$(( $(JOBS) * 2 )))
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
