@@ -267,6 +267,9 @@ def loaded(tmp_path_factory):
         path = os.path.join(d, "t.out")
         with open(path, "wb") as f:
             f.write(r.content)
+        # the tests read the trace file, not the server: the load has done its job, and
+        # left running it would only take CPU from the rest of a parallel `make test`
+        load.stop()
         yield srv, path, load
     finally:
         load.stop()
@@ -414,6 +417,8 @@ def contended(tmp_path_factory):
             while "zn_pprof_sym_lookup" not in requests.get(srv.url + PPROF + name + "?debug=1", timeout=30).text:
                 assert time.time() < deadline, "no contention recorded in the %s profile" % name
                 time.sleep(0.5)
+        # the profiles are cumulative: what the load recorded stays in them without it
+        load.stop()
         yield srv
     finally:
         load.stop()
