@@ -19,6 +19,7 @@
  * After a storage error the rest of the body is read and dropped, so the client receives
  * the error once it has sent everything instead of a reset mid-body (disk full).
  */
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "api/internal.h"
@@ -30,6 +31,10 @@
  * (a queue push and an eventfd wake-up) costs nothing next to hashing and writing it. */
 #define BATCH (1u << 20)
 #define INLINE_MAX (64u << 10) /* smaller entities are written on the loop: a handoff costs more */
+/* From this size on a piece is hashed and written by two pool threads at once (the halves of
+ * zn_storage_upload_piece_*): SHA-256 and the page-cache copy under pwrite are each about
+ * half of a push's CPU, so one after the other on one thread they set its pace. */
+#define SPLIT_MIN (128u << 10)
 
 static const h2o_iovec_t ENV_STREAM = {H2O_STRLIT("zn.body")};
 
@@ -39,6 +44,9 @@ struct body_ref {
 
 struct body_job {
     zn_pool_job_t pj;
+    zn_pool_job_t pj_hash; /* a split piece: pj writes, pj_hash hashes */
+    atomic_int halves;     /* halves of a split piece still running */
+    zn_upload_piece_t piece;
     h2o_multithread_message_t msg;
     void (*on_back)(struct body_job *job); /* on the worker, once pj is done */
     zn_api_t *api;
@@ -103,7 +111,7 @@ static void post_back(zn_pool_job_t *pj)
 
 /* Called on the worker: the receiver is the worker's thread-local one, and must exist
  * before a pool thread posts to it. */
-static void submit(struct body_job *job, void (*run)(zn_pool_job_t *), void (*on_back)(struct body_job *))
+static void prepare(struct body_job *job, void (*run)(zn_pool_job_t *), void (*on_back)(struct body_job *))
 {
     job->mb = zn_api_mailbox(job->api, job->ctx, ZN_API_MB_BODY, on_messages);
     job->msg = (h2o_multithread_message_t){{NULL, NULL}};
@@ -111,6 +119,11 @@ static void submit(struct body_job *job, void (*run)(zn_pool_job_t *), void (*on
     job->pj.done = post_back;
     job->on_back = on_back;
     job->in_flight = true;
+}
+
+static void submit(struct body_job *job, void (*run)(zn_pool_job_t *), void (*on_back)(struct body_job *))
+{
+    prepare(job, run, on_back);
     zn_pool_submit(zn_api_pool(job->api), &job->pj);
 }
 
@@ -197,6 +210,67 @@ static void run_write(zn_pool_job_t *pj)
         self->route = NULL;
 }
 
+static void half_done(struct body_job *job)
+{
+    if (atomic_fetch_sub_explicit(&job->halves, 1, memory_order_acq_rel) != 1)
+        return;
+    /* both halves are done (and visible, acq_rel): settle the session here, before anything
+     * on the worker (or an orphaned job's release) can look at it */
+    job->err = zn_storage_upload_piece_end(job->up, &job->piece);
+    post_back(&job->pj);
+}
+
+static void route_in(struct body_job *job, bool on)
+{
+    zn_thread_info_t *self = zn_thread_self();
+    if (self != NULL)
+        self->route = on ? job->route : NULL;
+}
+
+static void run_data(zn_pool_job_t *pj)
+{
+    struct body_job *job = H2O_STRUCT_FROM_MEMBER(struct body_job, pj, pj);
+    route_in(job, true);
+    zn_storage_upload_piece_data(job->up, &job->piece);
+    route_in(job, false);
+}
+
+static void data_done(zn_pool_job_t *pj)
+{
+    half_done(H2O_STRUCT_FROM_MEMBER(struct body_job, pj, pj));
+}
+
+static void run_hash(zn_pool_job_t *pj)
+{
+    struct body_job *job = H2O_STRUCT_FROM_MEMBER(struct body_job, pj_hash, pj);
+    route_in(job, true);
+    zn_storage_upload_piece_hash(job->up, &job->piece);
+    route_in(job, false);
+}
+
+static void hash_done(zn_pool_job_t *pj)
+{
+    half_done(H2O_STRUCT_FROM_MEMBER(struct body_job, pj_hash, pj));
+}
+
+/* Hands work_p/work_len to the pool: split in two halves when big enough and the session
+ * takes it, else one job doing both in turn (also when the size limit is passed: run_write
+ * then reports it). */
+static void submit_work(struct body_job *job, void (*on_back)(struct body_job *))
+{
+    if (job->err != ZN_OK || job->work_len < SPLIT_MIN ||
+        (job->err = zn_storage_upload_piece_begin(job->up, &job->piece, job->work_p, job->work_len)) != ZN_OK) {
+        submit(job, run_write, on_back);
+        return;
+    }
+    prepare(job, run_data, on_back);
+    job->pj.done = data_done;
+    job->pj_hash = (zn_pool_job_t){.run = run_hash, .done = hash_done};
+    atomic_store_explicit(&job->halves, 2, memory_order_relaxed); /* published by the submits */
+    zn_pool_submit(zn_api_pool(job->api), &job->pj);
+    zn_pool_submit(zn_api_pool(job->api), &job->pj_hash);
+}
+
 /* ---- req->entity source ---------------------------------------------------------------------- */
 
 static void entity_next(struct body_job *job);
@@ -221,7 +295,7 @@ static void entity_next(struct body_job *job)
     job->work_p = job->req->entity.base + job->off;
     job->work_len = len - job->off < SLICE ? len - job->off : SLICE;
     job->off += job->work_len;
-    submit(job, run_write, entity_back);
+    submit_work(job, entity_back);
 }
 
 /* ---- stream source --------------------------------------------------------------------------- */
@@ -259,7 +333,7 @@ static void stream_submit(struct body_job *job)
     job->work_len = job->fill_len;
     job->fill ^= 1;
     job->fill_len = 0;
-    submit(job, run_write, stream_back);
+    submit_work(job, stream_back);
 }
 
 static size_t stream_data(void *arg, const char *p, size_t n)

@@ -153,6 +153,23 @@ void zn_hash_final(zn_hash_t *h, zn_digest_t *out)
     out->len = (size_t)(p - out->str);
 }
 
+zn_hash_t *zn_hash_copy(zn_hash_t *dst, const zn_hash_t *src)
+{
+    if (dst != NULL && dst->algo != src->algo) {
+        zn_hash_free(dst);
+        dst = NULL;
+    }
+    if (dst == NULL)
+        dst = zn_hash_new(src->algo);
+    if (src->algo == ZN_DIGEST_SHA256) {
+        dst->sha256 = src->sha256;
+    } else if (EVP_MD_CTX_copy_ex(dst->ctx, src->ctx) != 1) {
+        zn_log(ZN_LOG_FATAL, "EVP digest copy failed");
+        abort();
+    }
+    return dst;
+}
+
 void zn_hash_free(zn_hash_t *h)
 {
     if (h == NULL)

@@ -86,6 +86,9 @@ void zn_hash_update(zn_hash_t *h, const void *p, size_t n);
 /* Writes the digest of everything fed so far; the hash can be finalised only once. */
 void zn_hash_final(zn_hash_t *h, zn_digest_t *out);
 void zn_hash_free(zn_hash_t *h);
+/* Makes dst (reused when it has src's algorithm, else freed; NULL makes a new one) the same
+ * state as src and returns it: a snapshot to go back to. */
+zn_hash_t *zn_hash_copy(zn_hash_t *dst, const zn_hash_t *src);
 /* A SHA-256 hash's running state as text (NUL-terminated, < ZN_HASH_STATE_MAX), to be resumed
  * by zn_hash_import in another process; *count is the bytes hashed so far. ZN_EUNSUPP for
  * other algorithms. */
@@ -203,6 +206,24 @@ uint64_t zn_storage_upload_size(const zn_upload_t *up);
 /* Appends n bytes (and hashes them). All or nothing: on error the session keeps its former
  * size. ZN_ETOOBIG past storage.maxBlobSize, ZN_EIO on a write error. */
 zn_err_t zn_storage_upload_write(zn_upload_t *up, const void *p, size_t n);
+/* zn_storage_upload_write in two halves that may run at the same time on two threads, so
+ * hashing a piece overlaps writing it (api/body.c). _piece_begin (ZN_ETOOBIG past the limit;
+ * then nothing else is called) remembers the hash; then _piece_data (the bytes, at the
+ * session's size) and _piece_hash, each exactly once, in any order or concurrently, and
+ * nothing else on the session meanwhile; then _piece_end, once both have returned: the
+ * session grows by n, or on a write error keeps its former size and hash (all or nothing as
+ * above) and the error is returned. */
+typedef struct zn_upload_piece {
+    const void *p;
+    size_t n;
+    uint64_t off; /* set by _piece_begin */
+    zn_err_t err; /* set by _piece_data */
+    bool torn;
+} zn_upload_piece_t;
+zn_err_t zn_storage_upload_piece_begin(zn_upload_t *up, zn_upload_piece_t *piece, const void *p, size_t n);
+void zn_storage_upload_piece_data(zn_upload_t *up, zn_upload_piece_t *piece);
+void zn_storage_upload_piece_hash(zn_upload_t *up, const zn_upload_piece_t *piece);
+zn_err_t zn_storage_upload_piece_end(zn_upload_t *up, zn_upload_piece_t *piece);
 /* A reader that follows the session while it grows, for other threads than the writer's
  * (the mirror streams a blob being fetched to its clients): zn_storage_blob_read returns the
  * bytes written so far (got 0 at the current end), zn_storage_blob_size is UINT64_MAX, and the

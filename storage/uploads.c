@@ -31,6 +31,7 @@ struct zn_upload {
     zn_storage_t *st;
     st_session_t *s;
     st_append_t *a;
+    zn_hash_t *undo; /* the running hash before the piece in progress (zn_storage_upload_piece_*) */
     char repo[ZN_REPO_NAME_MAX + 1];
 };
 
@@ -105,8 +106,15 @@ static zn_upload_t *upload_new(zn_storage_t *st, st_session_t *s, const char *re
     up->st = st;
     up->s = s;
     up->a = a;
+    up->undo = NULL;
     memcpy(up->repo, repo, strlen(repo) + 1);
     return up;
+}
+
+static void upload_free(zn_upload_t *up)
+{
+    zn_hash_free(up->undo);
+    free(up);
 }
 
 /* Creates the session object; when GC removed the (empty, idle) repository since it was
@@ -300,6 +308,42 @@ zn_err_t zn_storage_upload_write(zn_upload_t *up, const void *p, size_t n)
     return ZN_OK;
 }
 
+zn_err_t zn_storage_upload_piece_begin(zn_upload_t *up, zn_upload_piece_t *piece, const void *p, size_t n)
+{
+    uint64_t max = up->st->cfg->storage.max_blob_size, off = up->s->size;
+
+    if (max != 0 && (n > max || off > max - n))
+        return ZN_ETOOBIG;
+    *piece = (zn_upload_piece_t){.p = p, .n = n, .off = off, .err = ZN_OK};
+    up->undo = zn_hash_copy(up->undo, up->s->hash);
+    return ZN_OK;
+}
+
+void zn_storage_upload_piece_data(zn_upload_t *up, zn_upload_piece_t *piece)
+{
+    piece->torn = false;
+    piece->err = st_ops(up->st)->append_write(up->a, piece->off, piece->p, piece->n, &piece->torn);
+}
+
+void zn_storage_upload_piece_hash(zn_upload_t *up, const zn_upload_piece_t *piece)
+{
+    zn_hash_update(up->s->hash, piece->p, piece->n);
+}
+
+zn_err_t zn_storage_upload_piece_end(zn_upload_t *up, zn_upload_piece_t *piece)
+{
+    if (piece->err == ZN_OK) {
+        up->s->size = piece->off + piece->n;
+        return ZN_OK;
+    }
+    zn_hash_t *h = up->s->hash; /* back to the hash of the bytes before the piece */
+    up->s->hash = up->undo;
+    up->undo = h;
+    if (piece->torn)
+        up->s->size = UINT64_MAX; /* as in zn_storage_upload_write: re-hashed on next open */
+    return piece->err;
+}
+
 void zn_storage_upload_close(zn_upload_t *up)
 {
     zn_storage_t *st = up->st;
@@ -314,7 +358,7 @@ void zn_storage_upload_close(zn_upload_t *up)
     up->s->busy = false;
     up->s->used_ns = zn_now_mono_ns();
     zn_mutex_unlock(&st->uploads_lock);
-    free(up);
+    upload_free(up);
 }
 
 /* The digest of the session's content with d's algorithm. Consumes the running hash. */
@@ -349,7 +393,7 @@ done:
         st_ops(up->st)->append_remove(up->a);
     st_ops(up->st)->append_close(up->a);
     sessions_remove(up->st, up->s);
-    free(up);
+    upload_free(up);
     return err;
 }
 
@@ -358,7 +402,7 @@ zn_err_t zn_storage_upload_cancel(zn_upload_t *up)
     zn_err_t err = st_ops(up->st)->append_remove(up->a);
     st_ops(up->st)->append_close(up->a);
     sessions_remove(up->st, up->s);
-    free(up);
+    upload_free(up);
     return err;
 }
 
